@@ -1,0 +1,101 @@
+//! Who the client is: virtual users from a Dovecot-format passwd-file today; system
+//! accounts and PAM come with their own issue and plug in beside `passwd_file`.
+
+pub mod passwd_file;
+
+use std::path::{Path, PathBuf};
+
+/// An authenticated mail user: who to run as and where the mail is.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    /// Identity to switch to after login (None: keep the process's own).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Root of the user's Maildir.
+    pub mail_root: PathBuf,
+}
+
+#[derive(Debug)]
+pub enum AuthError {
+    /// Unknown user or wrong password: the client sees one answer for both.
+    Rejected(&'static str),
+    /// The user database could not be read; logged, client told to try later.
+    Unavailable(String),
+}
+
+/// Expand a mail location (`~/Maildir`, `/var/vmail/%u`, `maildir:~/Maildir:LAYOUT=...`).
+pub fn expand_mail_location(location: &str, user: &str, home: Option<&str>) -> Option<PathBuf> {
+    let loc = location.strip_prefix("maildir:").unwrap_or(location);
+    // Dovecot's extra `:KEY=VALUE` parameters are not ours; keep the path part.
+    let loc = loc.split(':').next().unwrap_or(loc);
+    let mut out = String::new();
+    let mut chars = loc.chars().peekable();
+    if loc.starts_with('~') {
+        out.push_str(home.filter(|h| !h.is_empty())?);
+        chars.next();
+    }
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some('u') => out.push_str(user),
+                Some('n') => out.push_str(user.split('@').next().unwrap_or(user)),
+                Some('d') => out.push_str(user.split_once('@').map(|x| x.1).unwrap_or("")),
+                Some('h') => out.push_str(home?),
+                Some('%') => out.push('%'),
+                _ => return None,
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    let p = PathBuf::from(out);
+    p.is_absolute().then_some(p)
+}
+
+/// A user name a client may send: printable, no path or field separators.
+pub fn valid_user_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .iter()
+            .all(|&c| c > b' ' && c < 0x7f && c != b':' && c != b'/' && c != b'%')
+        && name[0] != b'.'
+        && name[0] != b'-'
+}
+
+/// Compare two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() != b.len()) as u8;
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+/// The account a non-root imapd started from a shell or `ssh host imapd` serves (PREAUTH).
+pub fn invoking_user() -> Option<User> {
+    let uid = crate::sys::euid();
+    let (name, home) = crate::sys::user_of_uid(uid)?;
+    let mail_root = expand_mail_location(crate::config::MAIL_LOCATION, &name, Some(&home))?;
+    Some(User {
+        name,
+        uid: None,
+        gid: None,
+        mail_root,
+    })
+}
+
+pub fn authenticate(users_file: &Path, user: &[u8], password: &[u8]) -> Result<User, AuthError> {
+    passwd_file::authenticate(users_file, user, password)
+}
+
+/// Switch the whole process to a system account (daemon `--user`, the demo as root).
+pub fn become_account(name: &str) -> std::io::Result<()> {
+    let (uid, gid, _) = crate::sys::lookup_user(name)
+        .ok_or_else(|| std::io::Error::other(format!("no such account {name:?}")))?;
+    if crate::sys::euid() == uid {
+        return Ok(());
+    }
+    crate::sys::drop_privileges(uid, gid)
+}

@@ -1,0 +1,156 @@
+//! Compile-time configuration, in the spirit of UW imapd's `make lnx`:
+//! every path, limit and policy is a constant here, each overridable by an
+//! environment variable of the same name at build time, e.g.
+//! `IMAP_USERS_FILE=/etc/dovecot/users cargo build --release`.
+//! There is no runtime configuration file; README lists every setting.
+
+/// Parse a decimal number at compile time (build-time overrides are strings).
+const fn parse_num(s: &str) -> u64 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut n: u64 = 0;
+    assert!(!b.is_empty(), "empty numeric setting");
+    while i < b.len() {
+        assert!(
+            b[i] >= b'0' && b[i] <= b'9',
+            "numeric setting must be decimal digits"
+        );
+        n = n * 10 + (b[i] - b'0') as u64;
+        i += 1;
+    }
+    n
+}
+
+macro_rules! text_setting {
+    ($(#[$doc:meta])* $name:ident = $default:expr) => {
+        $(#[$doc])*
+        pub const $name: &str = match option_env!(concat!("IMAP_", stringify!($name))) {
+            Some(v) => v,
+            None => $default,
+        };
+    };
+}
+
+macro_rules! num_setting {
+    ($(#[$doc:meta])* $name:ident : $ty:ty = $default:expr) => {
+        $(#[$doc])*
+        pub const $name: $ty = match option_env!(concat!("IMAP_", stringify!($name))) {
+            Some(v) => parse_num(v) as $ty,
+            None => $default,
+        };
+    };
+}
+
+text_setting!(
+    /// Dovecot-format passwd-file of virtual users (`--users FILE` overrides at run time).
+    USERS_FILE = "/etc/imap/passwd"
+);
+text_setting!(
+    /// Default mail location: `~` is the user's home, `%u` the user name, `%%` a percent
+    /// sign. A `maildir:` prefix is accepted as in Dovecot. Per-user override: the
+    /// passwd-file extra field `userdb_mail=` (or `mail=`).
+    MAIL_LOCATION = "~/Maildir"
+);
+text_setting!(
+    /// Syslog socket; log lines are RFC 3164 datagrams, facility below.
+    LOG_SOCKET = "/dev/log"
+);
+text_setting!(
+    /// Syslog ident of the IMAP server.
+    LOG_IDENT = "imapd"
+);
+text_setting!(
+    /// Syslog facility: mail, daemon, auth, authpriv, local0..local7, user.
+    LOG_FACILITY = "mail"
+);
+num_setting!(
+    /// Longest command line, in octets, before the connection is closed with BYE.
+    /// RFC 7162 section 4 asks for at least 8192.
+    MAX_LINE: usize = 65536
+);
+num_setting!(
+    /// Largest literal accepted inside a command other than APPEND (a password, a
+    /// search string, a mailbox name).
+    MAX_LITERAL: usize = 65536
+);
+num_setting!(
+    /// Largest message APPEND accepts (advertised as APPENDLIMIT, RFC 7889).
+    APPEND_LIMIT: u64 = 268_435_456
+);
+num_setting!(
+    /// Seconds of silence before an unauthenticated connection is closed.
+    LOGIN_TIMEOUT_SECS: u64 = 120
+);
+num_setting!(
+    /// Seconds of silence before an authenticated session is logged out
+    /// (RFC 3501 5.4: at least 30 minutes; IDLE counts as activity every 29 minutes).
+    AUTOLOGOUT_SECS: u64 = 1800
+);
+num_setting!(
+    /// How often a selected mailbox is checked for changes while in IDLE.
+    IDLE_POLL_MS: u64 = 250
+);
+num_setting!(
+    /// Delay before the answer to a failed login; the same for an unknown user
+    /// and a wrong password.
+    AUTH_FAIL_DELAY_MS: u64 = 1000
+);
+num_setting!(
+    /// Failed logins allowed on one connection before BYE.
+    MAX_AUTH_FAILURES: u32 = 3
+);
+num_setting!(
+    /// Deepest nesting of parenthesised/NOT/OR search keys accepted.
+    MAX_SEARCH_DEPTH: usize = 64
+);
+num_setting!(
+    /// Deepest MIME nesting parsed for BODYSTRUCTURE and sections; deeper parts are
+    /// treated as opaque leaves.
+    MAX_MIME_DEPTH: usize = 32
+);
+num_setting!(
+    /// Most MIME parts parsed in one message; the rest are treated as one opaque leaf.
+    MAX_MIME_PARTS: usize = 5000
+);
+num_setting!(
+    /// Daemon mode: most simultaneous connections; more are greeted with BYE.
+    MAX_CONNECTIONS: usize = 20000
+);
+num_setting!(
+    /// Seconds after which a dot-lock (dovecot-uidlist.lock) left by a dead process is broken.
+    DOTLOCK_STALE_SECS: u64 = 120
+);
+num_setting!(
+    /// Output buffered for one connection before its command pauses until the client reads.
+    OUTPUT_HIGH_WATER: usize = 262_144
+);
+
+/// Every setting with its value, for `imapd --settings` and README.
+pub fn all() -> Vec<(&'static str, String)> {
+    vec![
+        ("IMAP_USERS_FILE", USERS_FILE.to_string()),
+        ("IMAP_MAIL_LOCATION", MAIL_LOCATION.to_string()),
+        ("IMAP_LOG_SOCKET", LOG_SOCKET.to_string()),
+        ("IMAP_LOG_IDENT", LOG_IDENT.to_string()),
+        ("IMAP_LOG_FACILITY", LOG_FACILITY.to_string()),
+        ("IMAP_MAX_LINE", MAX_LINE.to_string()),
+        ("IMAP_MAX_LITERAL", MAX_LITERAL.to_string()),
+        ("IMAP_APPEND_LIMIT", APPEND_LIMIT.to_string()),
+        ("IMAP_LOGIN_TIMEOUT_SECS", LOGIN_TIMEOUT_SECS.to_string()),
+        ("IMAP_AUTOLOGOUT_SECS", AUTOLOGOUT_SECS.to_string()),
+        ("IMAP_IDLE_POLL_MS", IDLE_POLL_MS.to_string()),
+        ("IMAP_AUTH_FAIL_DELAY_MS", AUTH_FAIL_DELAY_MS.to_string()),
+        ("IMAP_MAX_AUTH_FAILURES", MAX_AUTH_FAILURES.to_string()),
+        ("IMAP_MAX_SEARCH_DEPTH", MAX_SEARCH_DEPTH.to_string()),
+        ("IMAP_MAX_MIME_DEPTH", MAX_MIME_DEPTH.to_string()),
+        ("IMAP_MAX_MIME_PARTS", MAX_MIME_PARTS.to_string()),
+        ("IMAP_MAX_CONNECTIONS", MAX_CONNECTIONS.to_string()),
+        ("IMAP_DOTLOCK_STALE_SECS", DOTLOCK_STALE_SECS.to_string()),
+        ("IMAP_OUTPUT_HIGH_WATER", OUTPUT_HIGH_WATER.to_string()),
+    ]
+}
+
+const _: () = assert!(
+    MAX_LINE >= 8192,
+    "RFC 7162 section 4: command lines of at least 8192 octets"
+);

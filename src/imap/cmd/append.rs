@@ -1,0 +1,141 @@
+//! APPEND (RFC 3501 6.3.11, LITERAL+ RFC 7888, APPENDUID RFC 4315, APPENDLIMIT RFC
+//! 7889). The message literal goes straight into the store's tmp/ file as it arrives,
+//! so a 100 MB upload costs no memory and never stalls other clients.
+
+use super::super::parser::{AppendArgs, Flag};
+use super::super::session::{Frame, PendingAppend, Session};
+use crate::config;
+use crate::store::{Flags, MailboxName};
+
+/// System flags and keyword names of a flag list (\Recent cannot be set, RFC 3501 2.3.2).
+pub(super) fn split_flags(flags: &[Flag]) -> (Flags, Vec<String>) {
+    let mut f = Flags::default();
+    let mut keywords = Vec::new();
+    for flag in flags {
+        match flag {
+            Flag::System(b) => f.system |= b,
+            Flag::Recent => {}
+            Flag::Keyword(k) => {
+                if !keywords.iter().any(|x: &String| x.eq_ignore_ascii_case(k)) {
+                    keywords.push(k.clone());
+                }
+            }
+        }
+    }
+    (f, keywords)
+}
+
+impl Session {
+    /// The line that announced APPEND's message literal has arrived.
+    pub(in crate::imap) fn begin_append(
+        &mut self,
+        tag: String,
+        args: AppendArgs,
+        size: u64,
+        sync: bool,
+    ) {
+        let refuse = |s: &mut Session, error: String| {
+            if sync {
+                // The client waits for "+" and will not send the message.
+                s.out(&format!("{tag} {error}\r\n"));
+            } else if size > config::APPEND_LIMIT {
+                // RFC 7888 4: too large a non-synchronizing literal ends the connection.
+                s.protocol_error("non-synchronizing APPEND over the limit");
+                s.out("* BYE [TOOBIG] Message too large\r\n");
+                s.close("literal too large");
+            } else {
+                // The client sends the message anyway: swallow it, then answer.
+                s.append = Some(PendingAppend {
+                    tag: tag.clone(),
+                    args: args.clone(),
+                    sink: None,
+                    error: Some(error),
+                });
+                s.set_frame(Frame::Message { remaining: size });
+            }
+        };
+        if self.user.is_none() {
+            return refuse(self, "BAD APPEND not allowed now: Log in first".into());
+        }
+        if size > config::APPEND_LIMIT {
+            return refuse(
+                self,
+                format!(
+                    "NO [TOOBIG] Message larger than APPENDLIMIT {}",
+                    config::APPEND_LIMIT
+                ),
+            );
+        }
+        let name = match MailboxName::parse(&args.mailbox) {
+            Ok(n) => n,
+            Err(why) => return refuse(self, format!("NO [CANNOT] Invalid mailbox name: {why}")),
+        };
+        let store = self.store.as_mut().expect("authenticated");
+        if !store.exists(&name) {
+            return refuse(self, "NO [TRYCREATE] Mailbox does not exist".into());
+        }
+        match store.append(&name) {
+            Ok(sink) => {
+                self.append = Some(PendingAppend {
+                    tag: tag.clone(),
+                    args,
+                    sink: Some(sink),
+                    error: None,
+                });
+                if sync {
+                    self.out("+ Ready for literal data\r\n");
+                }
+                self.set_frame(Frame::Message { remaining: size });
+            }
+            Err(e) => {
+                let text = format!(
+                    "NO [{}] {}",
+                    e.code().unwrap_or("SERVERBUG"),
+                    e.client_text()
+                );
+                crate::log::error(&format!(
+                    "append failed user={} peer={} error={e}",
+                    self.user_name(),
+                    self.peer
+                ));
+                refuse(self, text)
+            }
+        }
+    }
+
+    /// The line after the message literal: empty ends the APPEND.
+    pub(in crate::imap) fn finish_append(&mut self, line: Vec<u8>) {
+        let pending = self.append.take().expect("append in progress");
+        let tag = pending.tag;
+        if !line.is_empty() {
+            if let Some(s) = pending.sink {
+                s.abort();
+            }
+            self.take_command_buffer();
+            return self.bad(
+                &tag,
+                "Unexpected data after the APPEND message (MULTIAPPEND is not supported)",
+            );
+        }
+        if let Some(error) = pending.error {
+            self.out(&format!("{tag} {error}\r\n"));
+            return;
+        }
+        let sink = pending.sink.expect("sink present without error");
+        let (flags, keywords) = split_flags(&pending.args.flags);
+        match sink.commit(
+            flags,
+            &keywords,
+            pending.args.date.or(Some(crate::util::date::now())),
+        ) {
+            Ok((uidvalidity, uid)) => {
+                self.report_updates(true);
+                self.ok(
+                    &tag,
+                    &format!("[APPENDUID {uidvalidity} {uid}] APPEND completed"),
+                );
+            }
+            Err(e) => self.store_error(&tag, &e),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! EXPUNGE (RFC 3501 6.4.3), UID EXPUNGE (RFC 4315), CLOSE (6.4.2), UNSELECT (RFC 3691).
+
+use super::super::parser::SeqSet;
+use super::super::session::Session;
+use crate::store::Flags;
+
+impl Session {
+    /// Indexes of \Deleted messages (within `only`, if given).
+    fn deleted_indexes(&self, only: Option<&[usize]>) -> Vec<usize> {
+        let view = self.mailbox.as_ref().expect("selected").view();
+        let all: Vec<usize> = match only {
+            Some(v) => v.to_vec(),
+            None => (0..view.len()).collect(),
+        };
+        all.into_iter()
+            .filter(|&i| view.entries[i].flags.has(Flags::DELETED) && !view.entries[i].expunged)
+            .collect()
+    }
+
+    pub(super) fn cmd_expunge(&mut self, tag: &str, set: Option<SeqSet>) {
+        if self.mailbox.as_ref().expect("selected").readonly() {
+            return self.no(tag, "[READ-ONLY] Mailbox is read-only");
+        }
+        let only = match &set {
+            Some(s) => match self.resolve_set(s, true) {
+                Ok(v) => Some(v),
+                Err(e) => return self.bad(tag, &e),
+            },
+            None => None,
+        };
+        let doomed = self.deleted_indexes(only.as_deref());
+        if let Err(e) = self.mailbox.as_mut().expect("selected").expunge(&doomed) {
+            return self.store_error(tag, &e);
+        }
+        self.complete(tag, true, "EXPUNGE completed");
+    }
+
+    pub(super) fn cmd_close(&mut self, tag: &str, expunge: bool) {
+        let mut mailbox = self.mailbox.take().expect("selected");
+        if expunge && !mailbox.readonly() {
+            self.mailbox = Some(mailbox);
+            let doomed = self.deleted_indexes(None);
+            mailbox = self.mailbox.take().expect("selected");
+            // CLOSE expunges silently (RFC 3501 6.4.2).
+            if let Err(e) = mailbox.expunge(&doomed) {
+                mailbox.flush();
+                return self.store_error(tag, &e);
+            }
+        }
+        mailbox.flush();
+        self.ok(
+            tag,
+            if expunge {
+                "CLOSE completed"
+            } else {
+                "UNSELECT completed"
+            },
+        );
+    }
+}

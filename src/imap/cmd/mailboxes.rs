@@ -1,0 +1,269 @@
+//! Mailbox commands: SELECT, EXAMINE (RFC 3501 6.3.1-2), CREATE, DELETE, RENAME
+//! (6.3.3-5), SUBSCRIBE, UNSUBSCRIBE (6.3.6-7), LIST, LSUB (6.3.8-9), STATUS (6.3.10).
+//! Every name passes through `MailboxName::parse`, the store's single gate.
+
+use super::super::parser::StatusAtt;
+use super::super::response;
+use super::super::session::Session;
+use crate::store::names::list_match;
+use crate::store::{Flags, MailboxName, StoreError};
+
+impl Session {
+    /// Validate a client's mailbox name, answering NO if it is not acceptable.
+    pub(super) fn mailbox_name(&mut self, tag: &str, raw: &[u8]) -> Option<MailboxName> {
+        match MailboxName::parse(raw) {
+            Ok(n) => Some(n),
+            Err(why) => {
+                crate::log::notice(&format!(
+                    "mailbox name refused user={} peer={} name={:?} reason={why}",
+                    self.user_name(),
+                    self.peer,
+                    String::from_utf8_lossy(raw)
+                ));
+                self.no(tag, &format!("[CANNOT] Invalid mailbox name: {why}"));
+                None
+            }
+        }
+    }
+
+    pub(super) fn cmd_select(&mut self, tag: &str, raw: &[u8], readonly: bool) {
+        // Selecting, even a failed SELECT, leaves the previous mailbox (RFC 3501 6.3.1).
+        if let Some(mut old) = self.mailbox.take() {
+            old.flush();
+            self.out("* OK [CLOSED] Previous mailbox closed\r\n");
+        }
+        let Some(name) = self.mailbox_name(tag, raw) else {
+            return;
+        };
+        let store = self.store.as_mut().expect("authenticated");
+        let mailbox = match store.open(&name, readonly) {
+            Ok(m) => m,
+            Err(e) => return self.store_error(tag, &e),
+        };
+        let view = mailbox.view();
+        let mut text = Vec::new();
+        let mut flags = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft".to_vec();
+        for k in mailbox.keywords().iter().filter(|k| !k.is_empty()) {
+            flags.push(b' ');
+            flags.extend_from_slice(k.as_bytes());
+        }
+        text.extend_from_slice(b"* FLAGS (");
+        text.extend_from_slice(&flags);
+        text.extend_from_slice(b")\r\n");
+        if readonly {
+            text.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+        } else {
+            let room = mailbox.keywords().iter().filter(|k| !k.is_empty()).count() < 26;
+            text.extend_from_slice(b"* OK [PERMANENTFLAGS (");
+            text.extend_from_slice(&flags);
+            if room {
+                text.extend_from_slice(b" \\*");
+            }
+            text.extend_from_slice(b")] Flags permitted\r\n");
+        }
+        text.extend_from_slice(
+            format!(
+                "* {} EXISTS\r\n* {} RECENT\r\n",
+                view.len(),
+                view.recent_count()
+            )
+            .as_bytes(),
+        );
+        if let Some(i) = view.entries.iter().position(|e| !e.flags.has(Flags::SEEN)) {
+            text.extend_from_slice(format!("* OK [UNSEEN {}] First unseen\r\n", i + 1).as_bytes());
+        }
+        text.extend_from_slice(
+            format!(
+                "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] Predicted next UID\r\n",
+                mailbox.uidvalidity(),
+                mailbox.uidnext()
+            )
+            .as_bytes(),
+        );
+        self.out_bytes(&text);
+        self.mailbox = Some(mailbox);
+        let mode = if readonly { "READ-ONLY" } else { "READ-WRITE" };
+        self.ok(
+            tag,
+            &format!(
+                "[{mode}] {} completed",
+                if readonly { "EXAMINE" } else { "SELECT" }
+            ),
+        );
+    }
+
+    pub(super) fn cmd_create(&mut self, tag: &str, raw: &[u8]) {
+        // A trailing delimiter declares a future hierarchy (RFC 3501 6.3.3); Maildir++
+        // needs no directory for it, so it is dropped.
+        let raw = raw.strip_suffix(b".").unwrap_or(raw);
+        let Some(name) = self.mailbox_name(tag, raw) else {
+            return;
+        };
+        let r = self.store.as_mut().expect("authenticated").create(&name);
+        match r {
+            Ok(()) => self.ok(tag, "CREATE completed"),
+            Err(e) => self.store_error(tag, &e),
+        }
+    }
+
+    pub(super) fn cmd_delete(&mut self, tag: &str, raw: &[u8]) {
+        let Some(name) = self.mailbox_name(tag, raw) else {
+            return;
+        };
+        if self
+            .mailbox
+            .as_ref()
+            .is_some_and(|m| m.name() == name.as_str())
+        {
+            return self.no(
+                tag,
+                "[INUSE] The mailbox is selected; select another or CLOSE first",
+            );
+        }
+        let r = self.store.as_mut().expect("authenticated").delete(&name);
+        match r {
+            Ok(()) => self.ok(tag, "DELETE completed"),
+            Err(e) => self.store_error(tag, &e),
+        }
+    }
+
+    pub(super) fn cmd_rename(&mut self, tag: &str, from: &[u8], to: &[u8]) {
+        let Some(from) = self.mailbox_name(tag, from) else {
+            return;
+        };
+        let Some(to) = self.mailbox_name(tag, to) else {
+            return;
+        };
+        if !from.is_inbox()
+            && self
+                .mailbox
+                .as_ref()
+                .is_some_and(|m| m.name() == from.as_str())
+        {
+            return self.no(
+                tag,
+                "[INUSE] The mailbox is selected; select another or CLOSE first",
+            );
+        }
+        let r = self
+            .store
+            .as_mut()
+            .expect("authenticated")
+            .rename(&from, &to);
+        match r {
+            Ok(()) => self.complete(tag, true, "RENAME completed"),
+            Err(e) => self.store_error(tag, &e),
+        }
+    }
+
+    pub(super) fn cmd_subscribe(&mut self, tag: &str, raw: &[u8], subscribe: bool) {
+        let Some(name) = self.mailbox_name(tag, raw) else {
+            return;
+        };
+        let store = self.store.as_mut().expect("authenticated");
+        if subscribe && !store.exists(&name) {
+            return self.no(tag, "[NONEXISTENT] Mailbox does not exist");
+        }
+        match store.set_subscribed(name.as_str(), subscribe) {
+            Ok(()) => self.ok(
+                tag,
+                if subscribe {
+                    "SUBSCRIBE completed"
+                } else {
+                    "UNSUBSCRIBE completed"
+                },
+            ),
+            Err(e) => self.store_error(tag, &e),
+        }
+    }
+
+    pub(super) fn cmd_list(&mut self, tag: &str, reference: &[u8], pattern: &[u8], lsub: bool) {
+        let cmd = if lsub { "LSUB" } else { "LIST" };
+        if pattern.is_empty() {
+            // RFC 3501 6.3.8: the hierarchy delimiter and root.
+            if !lsub {
+                self.out("* LIST (\\Noselect) \".\" \"\"\r\n");
+            }
+            return self.ok(tag, &format!("{cmd} completed"));
+        }
+        let mut full = reference.to_vec();
+        full.extend_from_slice(pattern);
+        // INBOX is case-insensitive, in patterns too.
+        if full.len() >= 5
+            && full[..5].eq_ignore_ascii_case(b"INBOX")
+            && full
+                .get(5)
+                .is_none_or(|&c| c == b'.' || c == b'*' || c == b'%')
+        {
+            full[..5].copy_from_slice(b"INBOX");
+        }
+        let store = self.store.as_mut().expect("authenticated");
+        let all = match store.list() {
+            Ok(l) => l,
+            Err(e) => return self.store_error(tag, &e),
+        };
+        let mut text = Vec::new();
+        if lsub {
+            let subs = match store.subscriptions() {
+                Ok(s) => s,
+                Err(e) => return self.store_error(tag, &e),
+            };
+            for name in subs.iter().filter(|n| list_match(&full, n.as_bytes())) {
+                let exists = all.iter().any(|e| &e.name == name && !e.noselect);
+                text.extend_from_slice(if exists {
+                    b"* LSUB () \".\" "
+                } else {
+                    b"* LSUB (\\Noselect) \".\" "
+                });
+                response::mailbox(&mut text, name);
+                text.extend_from_slice(b"\r\n");
+            }
+        } else {
+            for e in all.iter().filter(|e| list_match(&full, e.name.as_bytes())) {
+                let mut attrs = Vec::new();
+                if e.noselect {
+                    attrs.push("\\Noselect");
+                }
+                attrs.push(if e.has_children {
+                    "\\HasChildren"
+                } else {
+                    "\\HasNoChildren"
+                });
+                text.extend_from_slice(format!("* LIST ({}) \".\" ", attrs.join(" ")).as_bytes());
+                response::mailbox(&mut text, &e.name);
+                text.extend_from_slice(b"\r\n");
+            }
+        }
+        self.out_bytes(&text);
+        self.ok(tag, &format!("{cmd} completed"));
+    }
+
+    pub(super) fn cmd_status(&mut self, tag: &str, raw: &[u8], atts: &[StatusAtt]) {
+        let Some(name) = self.mailbox_name(tag, raw) else {
+            return;
+        };
+        let st = match self.store.as_mut().expect("authenticated").status(&name) {
+            Ok(s) => s,
+            Err(StoreError::NoSuchMailbox) => {
+                return self.no(tag, "[NONEXISTENT] Mailbox does not exist");
+            }
+            Err(e) => return self.store_error(tag, &e),
+        };
+        let items: Vec<String> = atts
+            .iter()
+            .map(|a| match a {
+                StatusAtt::Messages => format!("MESSAGES {}", st.messages),
+                StatusAtt::Recent => format!("RECENT {}", st.recent),
+                StatusAtt::UidNext => format!("UIDNEXT {}", st.uidnext),
+                StatusAtt::UidValidity => format!("UIDVALIDITY {}", st.uidvalidity),
+                StatusAtt::Unseen => format!("UNSEEN {}", st.unseen),
+                StatusAtt::Size => format!("SIZE {}", st.size),
+            })
+            .collect();
+        let mut text = b"* STATUS ".to_vec();
+        response::mailbox(&mut text, name.as_str());
+        text.extend_from_slice(format!(" ({})\r\n", items.join(" ")).as_bytes());
+        self.out_bytes(&text);
+        self.complete(tag, true, "STATUS completed");
+    }
+}

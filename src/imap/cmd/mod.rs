@@ -1,0 +1,249 @@
+//! IMAP commands, one file per family, as Dovecot's cmd-*.c. `execute` checks the
+//! state each command is valid in (RFC 3501 6) and hands over; commands that may run
+//! long (FETCH, SEARCH) become a `Job` that `Session::step` advances in bounded slices.
+
+mod append;
+mod auth;
+mod copy;
+mod expunge;
+mod fetch;
+mod idle;
+mod mailboxes;
+mod search;
+mod store;
+
+use super::parser::{Command, SeqSet};
+use super::response;
+use super::session::Session;
+use crate::store::{StoreError, Update};
+
+pub use fetch::FetchJob;
+pub use search::SearchJob;
+
+/// A command in progress across several steps.
+pub enum Job {
+    Fetch(FetchJob),
+    Search(SearchJob),
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Needs {
+    Any,
+    NotAuthenticated,
+    Authenticated,
+    Selected,
+}
+
+fn needs(cmd: &Command) -> Needs {
+    use Command::*;
+    match cmd {
+        Capability | Noop | Logout | Id => Needs::Any,
+        Login(..) | Authenticate(..) | StartTls => Needs::NotAuthenticated,
+        Select(_) | Examine(_) | Create(_) | Delete(_) | Rename(..) | Subscribe(_)
+        | Unsubscribe(_) | List(..) | Lsub(..) | Status(..) | Append(_) | Namespace | Idle => {
+            Needs::Authenticated
+        }
+        Check
+        | Close
+        | Unselect
+        | Expunge
+        | UidExpunge(_)
+        | Search { .. }
+        | Fetch { .. }
+        | Store { .. }
+        | Copy { .. }
+        | Move { .. } => Needs::Selected,
+    }
+}
+
+impl Session {
+    pub(super) fn execute(&mut self, tag: &str, cmd: Command) {
+        let ok_state = match needs(&cmd) {
+            Needs::Any => true,
+            Needs::NotAuthenticated => self.user.is_none(),
+            Needs::Authenticated => self.user.is_some(),
+            Needs::Selected => self.mailbox.is_some(),
+        };
+        if !ok_state {
+            let why = match needs(&cmd) {
+                Needs::NotAuthenticated => "Already logged in",
+                Needs::Authenticated => "Log in first",
+                _ if self.user.is_none() => "Log in first",
+                _ => "Select a mailbox first",
+            };
+            return self.bad(tag, &format!("{} not allowed now: {why}", cmd.name()));
+        }
+        // Expunges may not be announced during FETCH, STORE and SEARCH by sequence
+        // number (RFC 3501 7.4.1); the UID forms may.
+        let report_expunges = !matches!(
+            cmd,
+            Command::Fetch { uid: false, .. }
+                | Command::Store { uid: false, .. }
+                | Command::Search { uid: false, .. }
+        );
+        match cmd {
+            Command::Capability => {
+                let caps = self.capabilities();
+                self.out(&format!("* CAPABILITY {caps}\r\n"));
+                self.ok(tag, "CAPABILITY completed");
+            }
+            Command::Noop | Command::Check => {
+                self.report_updates(true);
+                self.ok(tag, "Done");
+            }
+            Command::Id => {
+                self.out("* ID (\"name\" \"imapd\")\r\n");
+                self.ok(tag, "ID completed");
+            }
+            Command::Logout => {
+                self.out("* BYE Logging out\r\n");
+                self.ok(tag, "LOGOUT completed");
+                self.logout_reason = Some("LOGOUT");
+                self.close("LOGOUT");
+            }
+            Command::StartTls => self.bad(tag, "STARTTLS is not available on this server"),
+            Command::Login(user, pass) => self.cmd_login(tag, &user, &pass),
+            Command::Authenticate(mech, initial) => self.cmd_authenticate(tag, &mech, initial),
+            Command::Namespace => {
+                self.out("* NAMESPACE ((\"\" \".\")) NIL NIL\r\n");
+                self.ok(tag, "NAMESPACE completed");
+            }
+            Command::Select(m) => self.cmd_select(tag, &m, false),
+            Command::Examine(m) => self.cmd_select(tag, &m, true),
+            Command::Create(m) => self.cmd_create(tag, &m),
+            Command::Delete(m) => self.cmd_delete(tag, &m),
+            Command::Rename(a, b) => self.cmd_rename(tag, &a, &b),
+            Command::Subscribe(m) => self.cmd_subscribe(tag, &m, true),
+            Command::Unsubscribe(m) => self.cmd_subscribe(tag, &m, false),
+            Command::List(r, p) => self.cmd_list(tag, &r, &p, false),
+            Command::Lsub(r, p) => self.cmd_list(tag, &r, &p, true),
+            Command::Status(m, atts) => self.cmd_status(tag, &m, &atts),
+            Command::Append(_) => self.bad(tag, "APPEND needs a message literal"),
+            Command::Idle => self.cmd_idle(tag),
+            Command::Close => self.cmd_close(tag, true),
+            Command::Unselect => self.cmd_close(tag, false),
+            Command::Expunge => self.cmd_expunge(tag, None),
+            Command::UidExpunge(set) => self.cmd_expunge(tag, Some(set)),
+            Command::Search { uid, key } => self.cmd_search(tag, uid, key),
+            Command::Fetch { uid, set, atts } => self.cmd_fetch(tag, uid, &set, atts),
+            Command::Store {
+                uid,
+                set,
+                mode,
+                silent,
+                flags,
+            } => self.cmd_store(tag, uid, &set, mode, silent, &flags, report_expunges),
+            Command::Copy { uid, set, mailbox } => self.cmd_copy(tag, uid, &set, &mailbox, false),
+            Command::Move { uid, set, mailbox } => self.cmd_copy(tag, uid, &set, &mailbox, true),
+        }
+        if let Some(m) = self.mailbox.as_mut() {
+            m.flush();
+        }
+    }
+
+    pub(super) fn run_job(&mut self, job: Job) {
+        match job {
+            Job::Fetch(j) => self.run_fetch(j),
+            Job::Search(j) => self.run_search(j),
+        }
+    }
+
+    pub(super) fn ok(&mut self, tag: &str, text: &str) {
+        self.out(&format!("{tag} OK {text}\r\n"));
+    }
+
+    pub(super) fn no(&mut self, tag: &str, text: &str) {
+        self.out(&format!("{tag} NO {text}\r\n"));
+    }
+
+    /// A store failure as a tagged NO with its response code, logged if it is ours.
+    pub(super) fn store_error(&mut self, tag: &str, e: &StoreError) {
+        if e.is_server_side() {
+            crate::log::error(&format!(
+                "store error user={} peer={} error={e}",
+                self.user_name(),
+                self.peer
+            ));
+        }
+        let text = match e.code() {
+            Some(code) => format!("[{code}] {}", e.client_text()),
+            None => e.client_text(),
+        };
+        self.no(tag, &text);
+    }
+
+    /// Sync the selected mailbox and send what changed (EXISTS, RECENT, EXPUNGE, FETCH).
+    pub(super) fn report_updates(&mut self, report_expunges: bool) {
+        let Some(m) = self.mailbox.as_mut() else {
+            return;
+        };
+        let updates = match m.sync(report_expunges) {
+            Ok(u) => u,
+            Err(e) => {
+                crate::log::error(&format!(
+                    "sync failed user={} peer={} error={e}",
+                    self.user_name(),
+                    self.peer
+                ));
+                return;
+            }
+        };
+        let mut text = Vec::new();
+        for u in updates {
+            match u {
+                Update::Expunge(n) => {
+                    text.extend_from_slice(format!("* {n} EXPUNGE\r\n").as_bytes())
+                }
+                Update::Exists(n) => text.extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes()),
+                Update::Recent(n) => text.extend_from_slice(format!("* {n} RECENT\r\n").as_bytes()),
+                Update::Flags(n) => {
+                    let e = &m.view().entries[n as usize - 1];
+                    text.extend_from_slice(format!("* {n} FETCH (UID {} FLAGS ", e.uid).as_bytes());
+                    response::flag_list(&mut text, e.flags, e.recent, m.keywords());
+                    text.extend_from_slice(b")\r\n");
+                }
+            }
+        }
+        self.out_bytes(&text);
+    }
+
+    /// Message indexes named by a sequence set (or UID set), ascending, each once.
+    /// Numbers beyond the mailbox are clamped for ranges (`1:4294967295`) and refused alone.
+    pub(super) fn resolve_set(&self, set: &SeqSet, uid: bool) -> Result<Vec<usize>, String> {
+        let view = self.mailbox.as_ref().expect("selected").view();
+        let n = view.len();
+        let mut out = Vec::new();
+        if uid {
+            let Some(max_uid) = view.entries.last().map(|e| e.uid) else {
+                return Ok(out);
+            };
+            for &(a, b) in &set.0 {
+                let a = if a == u32::MAX { max_uid } else { a };
+                let b = if b == u32::MAX { max_uid } else { b };
+                let (lo, hi) = (a.min(b), a.max(b));
+                let start = view.entries.partition_point(|e| e.uid < lo);
+                let end = view.entries.partition_point(|e| e.uid <= hi);
+                out.extend(start..end);
+            }
+        } else {
+            for &(a, b) in &set.0 {
+                let star = |x: u32| if x == u32::MAX { n as u32 } else { x };
+                let (a, b) = (star(a), star(b));
+                let (lo, hi) = (a.min(b), a.max(b));
+                if lo as usize > n || (lo == hi && hi as usize > n) || n == 0 {
+                    return Err("Invalid message sequence number".into());
+                }
+                out.extend((lo as usize - 1)..(hi as usize).min(n));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Tagged completion for a command on the selected mailbox, after its updates.
+    pub(super) fn complete(&mut self, tag: &str, report_expunges: bool, text: &str) {
+        self.report_updates(report_expunges);
+        self.ok(tag, text);
+    }
+}

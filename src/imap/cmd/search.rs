@@ -1,0 +1,61 @@
+//! SEARCH and UID SEARCH (RFC 3501 6.4.4, 6.4.8), run as a job in slices so a search
+//! over 100,000 messages never blocks other clients of the daemon.
+
+use super::super::parser::SearchKey;
+use super::super::search::{Candidate, matches_or_skip};
+use super::super::session::Session;
+use super::Job;
+
+pub struct SearchJob {
+    tag: String,
+    uid: bool,
+    key: SearchKey,
+    pos: usize,
+    found: Vec<u32>,
+}
+
+/// Messages examined per step: small enough to keep other clients' latency low.
+const SLICE: usize = 200;
+
+impl Session {
+    pub(super) fn cmd_search(&mut self, tag: &str, uid: bool, key: SearchKey) {
+        self.job = Some(Job::Search(SearchJob {
+            tag: tag.to_string(),
+            uid,
+            key,
+            pos: 0,
+            found: Vec::new(),
+        }));
+    }
+
+    pub(in crate::imap) fn run_search(&mut self, mut job: SearchJob) {
+        let m = self.mailbox.as_mut().expect("selected");
+        let n = m.view().len();
+        let end = (job.pos + SLICE).min(n);
+        for index in job.pos..end {
+            let uid = m.view().entries[index].uid;
+            let mut c = Candidate::new(m.as_mut(), index);
+            match matches_or_skip(&job.key, &mut c) {
+                Ok(true) => job.found.push(if job.uid { uid } else { index as u32 + 1 }),
+                Ok(false) => {}
+                Err(e) => return self.store_error(&job.tag, &e),
+            }
+        }
+        job.pos = end;
+        if job.pos < n {
+            self.job = Some(Job::Search(job));
+            return;
+        }
+        let mut line = String::from("* SEARCH");
+        for v in &job.found {
+            line.push(' ');
+            line.push_str(&v.to_string());
+        }
+        line.push_str("\r\n");
+        self.out(&line);
+        self.complete(&job.tag, job.uid, "SEARCH completed");
+        if let Some(m) = self.mailbox.as_mut() {
+            m.flush();
+        }
+    }
+}

@@ -1,0 +1,1155 @@
+//! RFC 3501 section 9 command grammar (with RFC 7888 LITERAL+, 2177 IDLE, 4315 UID
+//! EXPUNGE, 6851 MOVE, 3691 UNSELECT, 2342 NAMESPACE, 2971 ID, 4616 SASL-IR).
+//! Input is one complete command with literals inline (`{n}\r\n` + n octets), as the
+//! framer assembles it, without the final CRLF. APPEND's message literal is not in the
+//! buffer: the framer streams it to the store and the parser reads only its arguments.
+
+use crate::store::Flags;
+
+#[derive(Debug)]
+pub struct ParseError(pub String);
+
+type R<T> = Result<T, ParseError>;
+
+fn err<T>(msg: impl Into<String>) -> R<T> {
+    Err(ParseError(msg.into()))
+}
+
+/// A sequence set: ranges of numbers, `*` as u32::MAX (RFC 3501 9 `sequence-set`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqSet(pub Vec<(u32, u32)>);
+
+/// A flag in STORE, APPEND or SEARCH KEYWORD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flag {
+    System(u8),
+    Recent,
+    Keyword(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusAtt {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Size,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    Header,
+    HeaderFields(Vec<String>),
+    HeaderFieldsNot(Vec<String>),
+    Text,
+    Mime,
+}
+
+/// BODY[<section>]: part numbers, then what of that part.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Section {
+    pub part: Vec<u32>,
+    pub text: Option<SectionText>,
+}
+
+impl Section {
+    /// The section spec as echoed in the response (`1.2.HEADER.FIELDS (FROM TO)`).
+    pub fn spec(&self) -> String {
+        let mut s: Vec<String> = self.part.iter().map(|p| p.to_string()).collect();
+        match &self.text {
+            None => {}
+            Some(SectionText::Header) => s.push("HEADER".into()),
+            Some(SectionText::Text) => s.push("TEXT".into()),
+            Some(SectionText::Mime) => s.push("MIME".into()),
+            Some(SectionText::HeaderFields(f)) => {
+                s.push(format!("HEADER.FIELDS ({})", f.join(" ")))
+            }
+            Some(SectionText::HeaderFieldsNot(f)) => {
+                s.push(format!("HEADER.FIELDS.NOT ({})", f.join(" ")))
+            }
+        }
+        s.join(".")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchAtt {
+    Envelope,
+    Flags,
+    InternalDate,
+    Rfc822,
+    Rfc822Header,
+    Rfc822Size,
+    Rfc822Text,
+    /// BODY without a section: the non-extensible BODYSTRUCTURE.
+    Body,
+    BodyStructure,
+    Uid,
+    Section {
+        peek: bool,
+        section: Section,
+        partial: Option<(u32, u32)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    And(Vec<SearchKey>),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    Not(Box<SearchKey>),
+    Flag(u8, bool),
+    Keyword(String, bool),
+    Recent(bool),
+    New,
+    Old,
+    /// Header field contains value (From, To, Cc, Bcc, Subject and HEADER).
+    Header(String, Vec<u8>),
+    Body(Vec<u8>),
+    Text(Vec<u8>),
+    Before(i64),
+    On(i64),
+    Since(i64),
+    SentBefore(i64),
+    SentOn(i64),
+    SentSince(i64),
+    Larger(u64),
+    Smaller(u64),
+    Uid(SeqSet),
+    Seq(SeqSet),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    Replace,
+    Add,
+    Remove,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    Capability,
+    Noop,
+    Logout,
+    Id,
+    Namespace,
+    StartTls,
+    Login(Vec<u8>, Vec<u8>),
+    Authenticate(String, Option<Vec<u8>>),
+    Select(Vec<u8>),
+    Examine(Vec<u8>),
+    Create(Vec<u8>),
+    Delete(Vec<u8>),
+    Rename(Vec<u8>, Vec<u8>),
+    Subscribe(Vec<u8>),
+    Unsubscribe(Vec<u8>),
+    List(Vec<u8>, Vec<u8>),
+    Lsub(Vec<u8>, Vec<u8>),
+    Status(Vec<u8>, Vec<StatusAtt>),
+    Append(AppendArgs),
+    Check,
+    Close,
+    Unselect,
+    Expunge,
+    UidExpunge(SeqSet),
+    Idle,
+    Search {
+        uid: bool,
+        key: SearchKey,
+    },
+    Fetch {
+        uid: bool,
+        set: SeqSet,
+        atts: Vec<FetchAtt>,
+    },
+    Store {
+        uid: bool,
+        set: SeqSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<Flag>,
+    },
+    Copy {
+        uid: bool,
+        set: SeqSet,
+        mailbox: Vec<u8>,
+    },
+    Move {
+        uid: bool,
+        set: SeqSet,
+        mailbox: Vec<u8>,
+    },
+}
+
+impl Command {
+    /// The name as logged and as shown in completion texts.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Capability => "CAPABILITY",
+            Command::Noop => "NOOP",
+            Command::Logout => "LOGOUT",
+            Command::Id => "ID",
+            Command::Namespace => "NAMESPACE",
+            Command::StartTls => "STARTTLS",
+            Command::Login(..) => "LOGIN",
+            Command::Authenticate(..) => "AUTHENTICATE",
+            Command::Select(_) => "SELECT",
+            Command::Examine(_) => "EXAMINE",
+            Command::Create(_) => "CREATE",
+            Command::Delete(_) => "DELETE",
+            Command::Rename(..) => "RENAME",
+            Command::Subscribe(_) => "SUBSCRIBE",
+            Command::Unsubscribe(_) => "UNSUBSCRIBE",
+            Command::List(..) => "LIST",
+            Command::Lsub(..) => "LSUB",
+            Command::Status(..) => "STATUS",
+            Command::Append(_) => "APPEND",
+            Command::Check => "CHECK",
+            Command::Close => "CLOSE",
+            Command::Unselect => "UNSELECT",
+            Command::Expunge => "EXPUNGE",
+            Command::UidExpunge(_) => "UID EXPUNGE",
+            Command::Idle => "IDLE",
+            Command::Search { .. } => "SEARCH",
+            Command::Fetch { .. } => "FETCH",
+            Command::Store { .. } => "STORE",
+            Command::Copy { .. } => "COPY",
+            Command::Move { .. } => "MOVE",
+        }
+    }
+}
+
+/// APPEND's arguments before the message literal.
+#[derive(Debug, Clone)]
+pub struct AppendArgs {
+    pub mailbox: Vec<u8>,
+    pub flags: Vec<Flag>,
+    pub date: Option<i64>,
+}
+
+pub struct Parser<'a> {
+    b: &'a [u8],
+    pub i: usize,
+    depth: usize,
+}
+
+fn is_atom_char(c: u8) -> bool {
+    c > b' ' && c < 0x7f && !matches!(c, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+}
+
+impl<'a> Parser<'a> {
+    pub fn new(b: &'a [u8]) -> Self {
+        Parser { b, i: 0, depth: 0 }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn at_end(&self) -> bool {
+        self.i >= self.b.len()
+    }
+
+    fn expect(&mut self, c: u8) -> R<()> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            err(format!("expected '{}'", c as char))
+        }
+    }
+
+    fn sp(&mut self) -> R<()> {
+        self.expect(b' ')
+            .map_err(|_| ParseError("missing argument (expected a space)".into()))
+    }
+
+    fn end(&self) -> R<()> {
+        if self.at_end() {
+            Ok(())
+        } else {
+            err("unexpected extra arguments")
+        }
+    }
+
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.i;
+        while self.peek().is_some_and(&f) {
+            self.i += 1;
+        }
+        &self.b[start..self.i]
+    }
+
+    pub fn tag(&mut self) -> R<String> {
+        let t = self.take_while(|c| is_atom_char(c) && c != b'+');
+        if t.is_empty() {
+            return err("missing or invalid tag");
+        }
+        Ok(String::from_utf8_lossy(t).into_owned())
+    }
+
+    pub fn atom(&mut self) -> R<&'a [u8]> {
+        let a = self.take_while(is_atom_char);
+        if a.is_empty() {
+            err("expected an atom")
+        } else {
+            Ok(a)
+        }
+    }
+
+    fn keyword(&mut self, kw: &str) -> bool {
+        let end = self.i + kw.len();
+        if end <= self.b.len() && self.b[self.i..end].eq_ignore_ascii_case(kw.as_bytes()) {
+            let next = self.b.get(end).copied();
+            if next.is_none_or(|c| !is_atom_char(c) || matches!(c, b'[' | b'.'))
+                || kw.ends_with('[')
+            {
+                self.i = end;
+                return true;
+            }
+        }
+        false
+    }
+
+    fn number(&mut self) -> R<u64> {
+        let d = self.take_while(|c| c.is_ascii_digit());
+        if d.is_empty() || d.len() > 19 {
+            return err("expected a number");
+        }
+        Ok(std::str::from_utf8(d)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap_or(u64::MAX))
+    }
+
+    fn number32(&mut self) -> R<u32> {
+        let n = self.number()?;
+        u32::try_from(n).map_err(|_| ParseError("number out of range".into()))
+    }
+
+    fn nz_number(&mut self) -> R<u32> {
+        let n = self.number32()?;
+        if n == 0 {
+            err("zero is not a valid message number")
+        } else {
+            Ok(n)
+        }
+    }
+
+    /// `{n}` or `{n+}` + CRLF + n octets.
+    fn literal(&mut self) -> R<Vec<u8>> {
+        self.expect(b'{')?;
+        let n = self.number()? as usize;
+        if self.peek() == Some(b'+') {
+            self.i += 1;
+        }
+        self.expect(b'}')?;
+        if self.peek() == Some(b'\r') {
+            self.i += 1;
+        }
+        self.expect(b'\n')?;
+        let end = self
+            .i
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| ParseError("truncated literal".into()))?;
+        let v = self.b[self.i..end].to_vec();
+        self.i = end;
+        Ok(v)
+    }
+
+    fn quoted(&mut self) -> R<Vec<u8>> {
+        self.expect(b'"')?;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None => return err("unterminated quoted string"),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => {
+                            out.push(c);
+                            self.i += 1;
+                        }
+                        _ => return err("invalid escape in quoted string"),
+                    }
+                }
+                Some(b'\r' | b'\n' | 0) => return err("CR, LF or NUL in quoted string"),
+                Some(c) => {
+                    out.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+    }
+
+    pub fn string(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{') => self.literal(),
+            _ => err("expected a string"),
+        }
+    }
+
+    pub fn astring(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') | Some(b'{') => self.string(),
+            _ => {
+                let a = self.take_while(|c| is_atom_char(c) || c == b']');
+                if a.is_empty() {
+                    err("expected a string or atom")
+                } else {
+                    Ok(a.to_vec())
+                }
+            }
+        }
+    }
+
+    /// list-mailbox: astring or list-chars including `%` and `*`.
+    fn list_mailbox(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') | Some(b'{') => self.string(),
+            _ => {
+                let a = self.take_while(|c| is_atom_char(c) || matches!(c, b'%' | b'*' | b']'));
+                if a.is_empty() {
+                    err("expected a mailbox pattern")
+                } else {
+                    Ok(a.to_vec())
+                }
+            }
+        }
+    }
+
+    pub fn seq_set(&mut self) -> R<SeqSet> {
+        let mut ranges = Vec::new();
+        loop {
+            let a = self.seq_number()?;
+            let b = if self.peek() == Some(b':') {
+                self.i += 1;
+                self.seq_number()?
+            } else {
+                a
+            };
+            ranges.push((a.min(b), a.max(b)));
+            if self.peek() == Some(b',') {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+        Ok(SeqSet(ranges))
+    }
+
+    fn seq_number(&mut self) -> R<u32> {
+        if self.peek() == Some(b'*') {
+            self.i += 1;
+            Ok(u32::MAX)
+        } else {
+            self.nz_number()
+                .map_err(|_| ParseError("invalid sequence set".into()))
+        }
+    }
+
+    fn flag(&mut self) -> R<Flag> {
+        if self.peek() == Some(b'\\') {
+            self.i += 1;
+            let a = self.atom()?;
+            let name = String::from_utf8_lossy(a).to_ascii_lowercase();
+            return Ok(match name.as_str() {
+                "seen" => Flag::System(Flags::SEEN),
+                "answered" => Flag::System(Flags::ANSWERED),
+                "flagged" => Flag::System(Flags::FLAGGED),
+                "deleted" => Flag::System(Flags::DELETED),
+                "draft" => Flag::System(Flags::DRAFT),
+                "recent" => Flag::Recent,
+                _ => {
+                    return err(format!(
+                        "unknown system flag \\{}",
+                        String::from_utf8_lossy(a)
+                    ));
+                }
+            });
+        }
+        Ok(Flag::Keyword(
+            String::from_utf8_lossy(self.atom()?).into_owned(),
+        ))
+    }
+
+    fn flag_list(&mut self) -> R<Vec<Flag>> {
+        self.expect(b'(')?;
+        let mut v = Vec::new();
+        if self.peek() == Some(b')') {
+            self.i += 1;
+            return Ok(v);
+        }
+        loop {
+            v.push(self.flag()?);
+            match self.peek() {
+                Some(b' ') => self.i += 1,
+                Some(b')') => {
+                    self.i += 1;
+                    return Ok(v);
+                }
+                _ => return err("malformed flag list"),
+            }
+        }
+    }
+
+    fn date(&mut self) -> R<i64> {
+        let quoted = self.peek() == Some(b'"');
+        if quoted {
+            self.i += 1;
+        }
+        let d = self.take_while(|c| c.is_ascii_alphanumeric() || c == b'-');
+        let days = crate::util::date::parse_imap_date(d)
+            .ok_or_else(|| ParseError("invalid date".into()))?;
+        if quoted {
+            self.expect(b'"')?;
+        }
+        Ok(days)
+    }
+
+    fn header_list(&mut self) -> R<Vec<String>> {
+        self.expect(b'(')?;
+        let mut v = Vec::new();
+        loop {
+            let h = self.astring()?;
+            if h.is_empty() || h.iter().any(|&c| c <= b' ' || c == b':' || c >= 0x7f) {
+                return err("invalid header field name");
+            }
+            v.push(String::from_utf8_lossy(&h).into_owned());
+            match self.peek() {
+                Some(b' ') => self.i += 1,
+                Some(b')') => {
+                    self.i += 1;
+                    return Ok(v);
+                }
+                _ => return err("malformed header list"),
+            }
+        }
+    }
+
+    fn section(&mut self) -> R<Section> {
+        self.expect(b'[')?;
+        let mut s = Section::default();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(s);
+        }
+        loop {
+            if self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                let n = self.nz_number()?;
+                s.part.push(n);
+                if s.part.len() > 64 {
+                    return err("section nesting too deep");
+                }
+                if self.peek() == Some(b'.') {
+                    self.i += 1;
+                    continue;
+                }
+                break;
+            }
+            if self.keyword("HEADER.FIELDS.NOT") {
+                self.sp()?;
+                s.text = Some(SectionText::HeaderFieldsNot(self.header_list()?));
+            } else if self.keyword("HEADER.FIELDS") {
+                self.sp()?;
+                s.text = Some(SectionText::HeaderFields(self.header_list()?));
+            } else if self.keyword("HEADER") {
+                s.text = Some(SectionText::Header);
+            } else if self.keyword("TEXT") {
+                s.text = Some(SectionText::Text);
+            } else if self.keyword("MIME") && !s.part.is_empty() {
+                s.text = Some(SectionText::Mime);
+            } else {
+                return err("invalid section");
+            }
+            break;
+        }
+        self.expect(b']')?;
+        Ok(s)
+    }
+
+    fn fetch_att(&mut self, out: &mut Vec<FetchAtt>) -> R<()> {
+        use FetchAtt::*;
+        let att = if self.keyword("ENVELOPE") {
+            Envelope
+        } else if self.keyword("FLAGS") {
+            Flags
+        } else if self.keyword("INTERNALDATE") {
+            InternalDate
+        } else if self.keyword("RFC822.HEADER") {
+            Rfc822Header
+        } else if self.keyword("RFC822.SIZE") {
+            Rfc822Size
+        } else if self.keyword("RFC822.TEXT") {
+            Rfc822Text
+        } else if self.keyword("RFC822") {
+            Rfc822
+        } else if self.keyword("BODYSTRUCTURE") {
+            BodyStructure
+        } else if self.keyword("UID") {
+            Uid
+        } else if self.keyword("BODY.PEEK") || self.keyword("BINARY.PEEK") {
+            let section = self.section()?;
+            Section {
+                peek: true,
+                section,
+                partial: self.partial()?,
+            }
+        } else if self.keyword("BODY") {
+            if self.peek() == Some(b'[') {
+                let section = self.section()?;
+                Section {
+                    peek: false,
+                    section,
+                    partial: self.partial()?,
+                }
+            } else {
+                Body
+            }
+        } else if self.keyword("ALL") {
+            out.extend([Flags, InternalDate, Rfc822Size, Envelope]);
+            return Ok(());
+        } else if self.keyword("FAST") {
+            out.extend([Flags, InternalDate, Rfc822Size]);
+            return Ok(());
+        } else if self.keyword("FULL") {
+            out.extend([Flags, InternalDate, Rfc822Size, Envelope, Body]);
+            return Ok(());
+        } else {
+            return err("unknown FETCH attribute");
+        };
+        out.push(att);
+        Ok(())
+    }
+
+    fn partial(&mut self) -> R<Option<(u32, u32)>> {
+        if self.peek() != Some(b'<') {
+            return Ok(None);
+        }
+        self.i += 1;
+        let start = self.number32()?;
+        self.expect(b'.')?;
+        let len = self.nz_number()?;
+        self.expect(b'>')?;
+        Ok(Some((start, len)))
+    }
+
+    fn search_key(&mut self) -> R<SearchKey> {
+        use SearchKey as K;
+        self.depth += 1;
+        if self.depth > crate::config::MAX_SEARCH_DEPTH {
+            return err("search criteria nested too deeply");
+        }
+        let k = if self.peek() == Some(b'(') {
+            self.i += 1;
+            let mut v = vec![self.search_key()?];
+            while self.peek() == Some(b' ') {
+                self.i += 1;
+                v.push(self.search_key()?);
+            }
+            self.expect(b')')?;
+            K::And(v)
+        } else if self.peek().is_some_and(|c| c.is_ascii_digit() || c == b'*') {
+            K::Seq(self.seq_set()?)
+        } else {
+            let word = String::from_utf8_lossy(self.atom()?).to_ascii_uppercase();
+            let arg = |p: &mut Self| -> R<Vec<u8>> {
+                p.sp()?;
+                p.astring()
+            };
+            match word.as_str() {
+                "ALL" => K::All,
+                "ANSWERED" => K::Flag(Flags::ANSWERED, true),
+                "DELETED" => K::Flag(Flags::DELETED, true),
+                "DRAFT" => K::Flag(Flags::DRAFT, true),
+                "FLAGGED" => K::Flag(Flags::FLAGGED, true),
+                "SEEN" => K::Flag(Flags::SEEN, true),
+                "UNANSWERED" => K::Flag(Flags::ANSWERED, false),
+                "UNDELETED" => K::Flag(Flags::DELETED, false),
+                "UNDRAFT" => K::Flag(Flags::DRAFT, false),
+                "UNFLAGGED" => K::Flag(Flags::FLAGGED, false),
+                "UNSEEN" => K::Flag(Flags::SEEN, false),
+                "RECENT" => K::Recent(true),
+                "NEW" => K::New,
+                "OLD" => K::Old,
+                "KEYWORD" | "UNKEYWORD" => {
+                    self.sp()?;
+                    let kw = String::from_utf8_lossy(self.atom()?).into_owned();
+                    K::Keyword(kw, word == "KEYWORD")
+                }
+                "BCC" | "CC" | "FROM" | "SUBJECT" | "TO" => {
+                    let v = arg(self)?;
+                    K::Header(word.clone(), v)
+                }
+                "HEADER" => {
+                    let name = arg(self)?;
+                    let v = arg(self)?;
+                    K::Header(String::from_utf8_lossy(&name).to_ascii_uppercase(), v)
+                }
+                "BODY" => K::Body(arg(self)?),
+                "TEXT" => K::Text(arg(self)?),
+                "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
+                    self.sp()?;
+                    let d = self.date()?;
+                    match word.as_str() {
+                        "BEFORE" => K::Before(d),
+                        "ON" => K::On(d),
+                        "SINCE" => K::Since(d),
+                        "SENTBEFORE" => K::SentBefore(d),
+                        "SENTON" => K::SentOn(d),
+                        _ => K::SentSince(d),
+                    }
+                }
+                "LARGER" | "SMALLER" => {
+                    self.sp()?;
+                    let n = self.number()?;
+                    if word == "LARGER" {
+                        K::Larger(n)
+                    } else {
+                        K::Smaller(n)
+                    }
+                }
+                "UID" => {
+                    self.sp()?;
+                    K::Uid(self.seq_set()?)
+                }
+                "NOT" => {
+                    self.sp()?;
+                    K::Not(Box::new(self.search_key()?))
+                }
+                "OR" => {
+                    self.sp()?;
+                    let a = self.search_key()?;
+                    self.sp()?;
+                    let b = self.search_key()?;
+                    K::Or(Box::new(a), Box::new(b))
+                }
+                _ => return err(format!("unknown search key {word}")),
+            }
+        };
+        self.depth -= 1;
+        Ok(k)
+    }
+
+    fn status_atts(&mut self) -> R<Vec<StatusAtt>> {
+        self.expect(b'(')?;
+        let mut v = Vec::new();
+        loop {
+            let a = String::from_utf8_lossy(self.atom()?).to_ascii_uppercase();
+            v.push(match a.as_str() {
+                "MESSAGES" => StatusAtt::Messages,
+                "RECENT" => StatusAtt::Recent,
+                "UIDNEXT" => StatusAtt::UidNext,
+                "UIDVALIDITY" => StatusAtt::UidValidity,
+                "UNSEEN" => StatusAtt::Unseen,
+                "SIZE" => StatusAtt::Size,
+                _ => return err(format!("unknown STATUS item {a}")),
+            });
+            match self.peek() {
+                Some(b' ') => self.i += 1,
+                Some(b')') => {
+                    self.i += 1;
+                    return Ok(v);
+                }
+                _ => return err("malformed STATUS item list"),
+            }
+        }
+    }
+
+    /// APPEND arguments up to the message literal: `mailbox [SP flags] [SP date-time] SP`.
+    pub fn append_args(&mut self) -> R<AppendArgs> {
+        let mailbox = self.astring()?;
+        self.sp()?;
+        let mut flags = Vec::new();
+        let mut date = None;
+        if self.peek() == Some(b'(') {
+            flags = self.flag_list()?;
+            self.sp()?;
+        }
+        if self.peek() == Some(b'"') {
+            let d = self.quoted()?;
+            date = Some(
+                crate::util::date::parse_imap_datetime(&d)
+                    .ok_or_else(|| ParseError("invalid date-time".into()))?,
+            );
+            self.sp()?;
+        }
+        Ok(AppendArgs {
+            mailbox,
+            flags,
+            date,
+        })
+    }
+
+    /// Everything after the tag.
+    pub fn command(&mut self) -> R<Command> {
+        self.sp()?;
+        let word = String::from_utf8_lossy(self.atom()?).to_ascii_uppercase();
+        let mut uid = false;
+        let word = if word == "UID" {
+            uid = true;
+            self.sp()?;
+            String::from_utf8_lossy(self.atom()?).to_ascii_uppercase()
+        } else {
+            word
+        };
+        let cmd = match (uid, word.as_str()) {
+            (false, "CAPABILITY") => Command::Capability,
+            (false, "NOOP") => Command::Noop,
+            (false, "LOGOUT") => Command::Logout,
+            (false, "STARTTLS") => Command::StartTls,
+            (false, "NAMESPACE") => Command::Namespace,
+            (false, "CHECK") => Command::Check,
+            (false, "CLOSE") => Command::Close,
+            (false, "UNSELECT") => Command::Unselect,
+            (false, "EXPUNGE") => Command::Expunge,
+            (false, "IDLE") => Command::Idle,
+            (false, "ID") => {
+                // RFC 2971: we accept and ignore the client's parameters.
+                self.sp()?;
+                self.i = self.b.len();
+                Command::Id
+            }
+            (false, "LOGIN") => {
+                self.sp()?;
+                let u = self.astring()?;
+                self.sp()?;
+                let p = self.astring()?;
+                Command::Login(u, p)
+            }
+            (false, "AUTHENTICATE") => {
+                self.sp()?;
+                let mech = String::from_utf8_lossy(self.atom()?).to_ascii_uppercase();
+                let initial = if self.peek() == Some(b' ') {
+                    self.i += 1;
+                    // RFC 4959 SASL-IR: base64 or "=" for empty.
+                    Some(
+                        self.take_while(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=')
+                        })
+                        .to_vec(),
+                    )
+                } else {
+                    None
+                };
+                Command::Authenticate(mech, initial)
+            }
+            (false, "SELECT" | "EXAMINE" | "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE") => {
+                self.sp()?;
+                let m = self.astring()?;
+                match word.as_str() {
+                    "SELECT" => Command::Select(m),
+                    "EXAMINE" => Command::Examine(m),
+                    "CREATE" => Command::Create(m),
+                    "DELETE" => Command::Delete(m),
+                    "SUBSCRIBE" => Command::Subscribe(m),
+                    _ => Command::Unsubscribe(m),
+                }
+            }
+            (false, "RENAME") => {
+                self.sp()?;
+                let a = self.astring()?;
+                self.sp()?;
+                let b = self.astring()?;
+                Command::Rename(a, b)
+            }
+            (false, "LIST" | "LSUB") => {
+                self.sp()?;
+                let r = self.astring().or_else(|_| {
+                    if self.peek() == Some(b' ') {
+                        Ok(Vec::new())
+                    } else {
+                        err("bad reference")
+                    }
+                })?;
+                self.sp()?;
+                let p = self.list_mailbox()?;
+                if word == "LIST" {
+                    Command::List(r, p)
+                } else {
+                    Command::Lsub(r, p)
+                }
+            }
+            (false, "STATUS") => {
+                self.sp()?;
+                let m = self.astring()?;
+                self.sp()?;
+                Command::Status(m, self.status_atts()?)
+            }
+            (false, "APPEND") => {
+                self.sp()?;
+                Command::Append(self.append_args()?)
+            }
+            (_, "SEARCH") => {
+                self.sp()?;
+                let save = self.i;
+                if self.keyword("CHARSET") {
+                    self.sp()?;
+                    let cs = self.astring()?;
+                    let cs = String::from_utf8_lossy(&cs).to_ascii_uppercase();
+                    if cs != "UTF-8" && cs != "US-ASCII" {
+                        return err("[BADCHARSET (UTF-8 US-ASCII)] charset not supported");
+                    }
+                    self.sp()?;
+                } else {
+                    self.i = save;
+                }
+                let mut keys = vec![self.search_key()?];
+                while self.peek() == Some(b' ') {
+                    self.i += 1;
+                    keys.push(self.search_key()?);
+                }
+                Command::Search {
+                    uid,
+                    key: if keys.len() == 1 {
+                        keys.pop().unwrap()
+                    } else {
+                        SearchKey::And(keys)
+                    },
+                }
+            }
+            (_, "FETCH") => {
+                self.sp()?;
+                let set = self.seq_set()?;
+                self.sp()?;
+                let mut atts = Vec::new();
+                if self.peek() == Some(b'(') {
+                    self.i += 1;
+                    loop {
+                        self.fetch_att(&mut atts)?;
+                        match self.peek() {
+                            Some(b' ') => self.i += 1,
+                            Some(b')') => {
+                                self.i += 1;
+                                break;
+                            }
+                            _ => return err("malformed FETCH attribute list"),
+                        }
+                    }
+                } else {
+                    self.fetch_att(&mut atts)?;
+                }
+                Command::Fetch { uid, set, atts }
+            }
+            (_, "STORE") => {
+                self.sp()?;
+                let set = self.seq_set()?;
+                self.sp()?;
+                let item = String::from_utf8_lossy(self.take_while(|c| is_atom_char(c)))
+                    .to_ascii_uppercase();
+                let (mode, rest) = match item.as_bytes().first() {
+                    Some(b'+') => (StoreMode::Add, &item[1..]),
+                    Some(b'-') => (StoreMode::Remove, &item[1..]),
+                    _ => (StoreMode::Replace, &item[..]),
+                };
+                let silent = match rest {
+                    "FLAGS" => false,
+                    "FLAGS.SILENT" => true,
+                    _ => return err("expected FLAGS, +FLAGS or -FLAGS (optionally .SILENT)"),
+                };
+                self.sp()?;
+                let flags = if self.peek() == Some(b'(') {
+                    self.flag_list()?
+                } else {
+                    let mut v = vec![self.flag()?];
+                    while self.peek() == Some(b' ') {
+                        self.i += 1;
+                        v.push(self.flag()?);
+                    }
+                    v
+                };
+                Command::Store {
+                    uid,
+                    set,
+                    mode,
+                    silent,
+                    flags,
+                }
+            }
+            (_, "COPY" | "MOVE") => {
+                self.sp()?;
+                let set = self.seq_set()?;
+                self.sp()?;
+                let mailbox = self.astring()?;
+                if word == "COPY" {
+                    Command::Copy { uid, set, mailbox }
+                } else {
+                    Command::Move { uid, set, mailbox }
+                }
+            }
+            (true, "EXPUNGE") => {
+                self.sp()?;
+                Command::UidExpunge(self.seq_set()?)
+            }
+            _ => {
+                return err(format!(
+                    "unknown command {}{word}",
+                    if uid { "UID " } else { "" }
+                ));
+            }
+        };
+        self.end()?;
+        Ok(cmd)
+    }
+}
+
+/// Parse one whole command: (tag, command). The tag is returned even when the rest is
+/// malformed, so the BAD can be tagged.
+pub fn parse(line: &[u8]) -> (Option<String>, R<Command>) {
+    let mut p = Parser::new(line);
+    let tag = match p.tag() {
+        Ok(t) => t,
+        Err(e) => return (None, Err(e)),
+    };
+    (Some(tag), p.command())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(s: &str) -> Command {
+        let (tag, c) = parse(s.as_bytes());
+        assert!(tag.is_some());
+        c.unwrap_or_else(|e| panic!("{s}: {}", e.0))
+    }
+
+    fn bad(s: &[u8]) {
+        let (_, c) = parse(s);
+        assert!(c.is_err(), "{:?} parsed", String::from_utf8_lossy(s));
+    }
+
+    #[test]
+    fn basic_commands() {
+        assert!(matches!(cmd("a1 CAPABILITY"), Command::Capability));
+        match cmd("a LOGIN \"fred\" {5}\r\nfoo\"b") {
+            Command::Login(u, p) => {
+                assert_eq!(u, b"fred");
+                assert_eq!(p, b"foo\"b");
+            }
+            _ => panic!(),
+        }
+        match cmd("a LIST \"\" %") {
+            Command::List(r, p) => {
+                assert!(r.is_empty());
+                assert_eq!(p, b"%");
+            }
+            _ => panic!(),
+        }
+        assert!(matches!(
+            cmd("a uid fetch 1:* (FLAGS)"),
+            Command::Fetch { uid: true, .. }
+        ));
+    }
+
+    #[test]
+    fn fetch_attributes() {
+        match cmd(
+            "a FETCH 2:4,7 (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From Subject)]<10.20> BODY[] RFC822.SIZE)",
+        ) {
+            Command::Fetch { set, atts, .. } => {
+                assert_eq!(set, SeqSet(vec![(2, 4), (7, 7)]));
+                assert_eq!(atts.len(), 4);
+                match &atts[1] {
+                    FetchAtt::Section {
+                        peek: true,
+                        section,
+                        partial: Some((10, 20)),
+                    } => {
+                        assert_eq!(section.part, vec![1, 2]);
+                        assert_eq!(section.spec(), "1.2.HEADER.FIELDS (From Subject)");
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            _ => panic!(),
+        }
+        match cmd("a FETCH 1 FULL") {
+            Command::Fetch { atts, .. } => assert_eq!(atts.len(), 5),
+            _ => panic!(),
+        }
+        bad(b"a FETCH 1 (BODY[HEADER.FIELDS ()])");
+        bad(b"a FETCH 1 (BODY[MIME])");
+        bad(b"a FETCH 0 FLAGS");
+        bad(b"a FETCH 1 (FLAGS");
+    }
+
+    #[test]
+    fn search_keys() {
+        match cmd("a SEARCH CHARSET UTF-8 OR (FROM \"smith\" UNSEEN) NOT SINCE 1-Feb-1994 1:3,*") {
+            Command::Search {
+                key: SearchKey::And(v),
+                ..
+            } => {
+                assert_eq!(v.len(), 2);
+                assert!(matches!(v[0], SearchKey::Or(..)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let deep = format!("a SEARCH {}ALL{}", "(".repeat(500), ")".repeat(500));
+        bad(deep.as_bytes());
+        let nots = format!("a SEARCH {}ALL", "NOT ".repeat(500));
+        bad(nots.as_bytes());
+        bad(b"a SEARCH CHARSET KOI8-R ALL");
+        bad(b"a SEARCH FOO");
+    }
+
+    #[test]
+    fn store_and_append() {
+        match cmd("a UID STORE 1:4294967295 +FLAGS.SILENT (\\Seen $Junk)") {
+            Command::Store {
+                uid: true,
+                set,
+                mode: StoreMode::Add,
+                silent: true,
+                flags,
+            } => {
+                assert_eq!(set.0, vec![(1, 4294967295)]);
+                assert_eq!(
+                    flags,
+                    vec![Flag::System(Flags::SEEN), Flag::Keyword("$Junk".into())]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut p = Parser::new(b"INBOX (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" ");
+        let a = p.append_args().unwrap();
+        assert_eq!(a.mailbox, b"INBOX");
+        assert_eq!(a.date, Some(760686745));
+        bad(b"a STORE 1 FLAGS (\\Bogus)");
+        bad(b"a STORE 1 XFLAGS (\\Seen)");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let samples: [&[u8]; 12] = [
+            b"",
+            b" ",
+            b"*",
+            b"a",
+            b"a ",
+            b"a {",
+            b"a LOGIN {99999999999999999999}\r\n",
+            b"a LOGIN {5}\r\nab",
+            b"a FETCH 1 BODY[1.",
+            b"a UID",
+            b"\xff\xfe FETCH",
+            b"a SEARCH (((",
+        ];
+        for s in samples {
+            let _ = parse(s);
+        }
+        // Every prefix of a complex command.
+        let full = b"a1 UID FETCH 1:*,5 (BODY.PEEK[1.2.HEADER.FIELDS.NOT (X Y)]<0.100> ENVELOPE)";
+        for n in 0..full.len() {
+            let _ = parse(&full[..n]);
+        }
+    }
+}

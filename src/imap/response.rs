@@ -1,0 +1,101 @@
+//! Response grammar helpers (RFC 3501 9: `string`, `nstring`, `flag-list`): every string
+//! a server sends goes through `string`, which picks quoted or literal form so that no
+//! value can break the framing.
+
+use crate::store::Flags;
+
+/// Append `s` as an IMAP string: quoted when safe, a literal otherwise.
+pub fn string(out: &mut Vec<u8>, s: &[u8]) {
+    let quotable = s.len() < 1024 && s.iter().all(|&c| c >= 0x20 && c < 0x7f);
+    if quotable {
+        out.push(b'"');
+        for &c in s {
+            if c == b'"' || c == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(c);
+        }
+        out.push(b'"');
+    } else {
+        literal(out, s);
+    }
+}
+
+pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
+    out.extend_from_slice(s);
+}
+
+pub fn nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
+    match s {
+        Some(s) => string(out, s),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// `astring` form for mailbox names in LIST/LSUB/STATUS: an atom when possible.
+pub fn mailbox(out: &mut Vec<u8>, name: &str) {
+    let atom = !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c > b' ' && c < 0x7f && !b"(){%*\"\\]".contains(&c));
+    if atom {
+        out.extend_from_slice(name.as_bytes());
+    } else {
+        string(out, name.as_bytes());
+    }
+}
+
+/// `(\Seen \Flagged $Junk)`; \Recent is the session's, passed separately.
+pub fn flag_list(out: &mut Vec<u8>, flags: Flags, recent: bool, keywords: &[String]) {
+    out.push(b'(');
+    let mut first = true;
+    let mut put = |out: &mut Vec<u8>, s: &str| {
+        if !first {
+            out.push(b' ');
+        }
+        first = false;
+        out.extend_from_slice(s.as_bytes());
+    };
+    for (bit, name) in [
+        (Flags::SEEN, "\\Seen"),
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::DRAFT, "\\Draft"),
+    ] {
+        if flags.has(bit) {
+            put(out, name);
+        }
+    }
+    if recent {
+        put(out, "\\Recent");
+    }
+    for (i, k) in keywords.iter().enumerate() {
+        if i < 32 && flags.keywords & (1 << i) != 0 && !k.is_empty() {
+            put(out, k);
+        }
+    }
+    out.push(b')');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_never_break_framing() {
+        let mut o = Vec::new();
+        string(&mut o, b"a\"b\\c");
+        assert_eq!(o, b"\"a\\\"b\\\\c\"");
+        o.clear();
+        string(&mut o, b"line\r\nbreak");
+        assert_eq!(o, b"{11}\r\nline\r\nbreak");
+        o.clear();
+        string(&mut o, "é".as_bytes());
+        assert_eq!(o, b"{2}\r\n\xc3\xa9");
+        o.clear();
+        mailbox(&mut o, "Work.Projects");
+        assert_eq!(o, b"Work.Projects");
+    }
+}

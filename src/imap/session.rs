@@ -1,0 +1,538 @@
+//! One IMAP connection as a state machine (RFC 3501 3: not authenticated,
+//! authenticated, selected, logout). Sans-I/O: drivers call `feed` with what arrived,
+//! `step` to do bounded work, and drain `output`. Framing (RFC 3501 4.3, 7.5; RFC 7888)
+//! lives here: lines, synchronizing and non-synchronizing literals, and APPEND's message
+//! literal, which is written through to the store as it arrives.
+
+use super::cmd::Job;
+use super::parser::{self, AppendArgs, Parser};
+use crate::auth::User;
+use crate::config;
+use crate::store::{AppendSink, Mailbox, Store};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How the process runs, which decides what a login may do (see `cmd::auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One process per connection: a login switches the process to the user.
+    Inetd,
+    /// Many connections in one process: sessions run as the daemon's identity.
+    Daemon,
+}
+
+/// What a driver should do next.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// More work is ready without new input (call `step` again after writing).
+    pub busy: bool,
+    /// Call `step` again at this time even if nothing arrives (IDLE polls, delays, timeouts).
+    pub deadline: Option<Instant>,
+}
+
+pub(super) enum Frame {
+    /// Reading a command line.
+    Line,
+    /// Reading `remaining` octets of a literal into the command being assembled.
+    Literal { remaining: usize },
+    /// Reading APPEND's message: into the store, or discarded after an error.
+    Message { remaining: u64 },
+    /// After AUTHENTICATE's `+`: the client's response line.
+    SaslResponse { tag: String, mechanism: String },
+    /// In IDLE, waiting for DONE.
+    Idle { tag: String },
+}
+
+/// An APPEND whose message is arriving.
+pub(super) struct PendingAppend {
+    pub tag: String,
+    pub args: AppendArgs,
+    pub sink: Option<Box<dyn AppendSink>>,
+    /// A failure found before or during the transfer, answered once the literal is in.
+    pub error: Option<String>,
+}
+
+pub struct Session {
+    pub(super) mode: Mode,
+    pub(super) peer: String,
+    pub(super) users_file: PathBuf,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    pub(super) frame: Frame,
+    /// The command being assembled (lines and small literals).
+    command: Vec<u8>,
+    pub(super) append: Option<PendingAppend>,
+    pub(super) user: Option<User>,
+    pub(super) store: Option<Box<dyn Store>>,
+    pub(super) mailbox: Option<Box<dyn Mailbox>>,
+    pub(super) job: Option<Job>,
+    pub(super) auth_failures: u32,
+    /// Output held back until a time (failed-login delay), then whether to close.
+    pub(super) delayed: Option<(Instant, Vec<u8>, bool)>,
+    bad_commands: u32,
+    last_activity: Instant,
+    pub(super) next_idle_poll: Option<Instant>,
+    closed: bool,
+    pub(super) logout_reason: Option<&'static str>,
+}
+
+const MAX_BAD_COMMANDS: u32 = 20;
+
+impl Session {
+    /// A new connection. `preauth` is the account of a non-root imapd run from a shell
+    /// or ssh (UW imapd's PREAUTH).
+    pub fn new(mode: Mode, peer: String, users_file: PathBuf, preauth: Option<User>) -> Session {
+        let mut s = Session {
+            mode,
+            peer,
+            users_file,
+            input: Vec::new(),
+            output: Vec::new(),
+            frame: Frame::Line,
+            command: Vec::new(),
+            append: None,
+            user: None,
+            store: None,
+            mailbox: None,
+            job: None,
+            auth_failures: 0,
+            delayed: None,
+            bad_commands: 0,
+            last_activity: Instant::now(),
+            next_idle_poll: None,
+            closed: false,
+            logout_reason: None,
+        };
+        match preauth {
+            Some(user) => match s.enter_user(user.clone(), "PREAUTH") {
+                Ok(()) => {
+                    let line = format!(
+                        "* PREAUTH [CAPABILITY {}] Logged in as {}\r\n",
+                        s.capabilities(),
+                        user.name
+                    );
+                    s.output.extend_from_slice(line.as_bytes());
+                }
+                Err(_) => {
+                    s.output.extend_from_slice(
+                        b"* BYE Cannot open your mailbox; see the server log\r\n",
+                    );
+                    s.closed = true;
+                }
+            },
+            None => {
+                let line = format!("* OK [CAPABILITY {}] imapd ready\r\n", s.capabilities());
+                s.output.extend_from_slice(line.as_bytes());
+            }
+        }
+        s
+    }
+
+    pub fn capabilities(&self) -> String {
+        let mut c = String::from(
+            "IMAP4rev1 LITERAL+ SASL-IR ID IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN",
+        );
+        c.push_str(&format!(" APPENDLIMIT={}", config::APPEND_LIMIT));
+        if self.user.is_none() {
+            c.push_str(" AUTH=PLAIN");
+        }
+        c
+    }
+
+    /// Bytes that arrived from the client.
+    pub fn feed(&mut self, data: &[u8]) {
+        if !data.is_empty() {
+            self.last_activity = Instant::now();
+            self.input.extend_from_slice(data);
+        }
+    }
+
+    /// Does the session want more input now? (false while it works through what it has,
+    /// so a pipelining client cannot make it buffer without bound)
+    pub fn wants_input(&self) -> bool {
+        !self.closed && self.input.len() < config::MAX_LINE + 65536
+    }
+
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.output
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    pub(super) fn out(&mut self, s: &str) {
+        self.output.extend_from_slice(s.as_bytes());
+    }
+
+    pub(super) fn out_bytes(&mut self, b: &[u8]) {
+        self.output.extend_from_slice(b);
+    }
+
+    pub(super) fn output_len(&self) -> usize {
+        self.output.len()
+    }
+
+    pub(super) fn close(&mut self, reason: &'static str) {
+        if !self.closed {
+            self.closed = true;
+            self.logout_reason.get_or_insert(reason);
+            self.finish();
+        }
+    }
+
+    /// The connection ended (EOF, error, BYE): release the mailbox and log the logout.
+    pub fn finish(&mut self) {
+        self.closed = true;
+        if let Some(a) = self.append.take() {
+            if let Some(sink) = a.sink {
+                sink.abort();
+            }
+        }
+        if let Some(mut m) = self.mailbox.take() {
+            m.flush();
+        }
+        if let Some(user) = self.user.take() {
+            crate::log::info(&format!(
+                "logout user={} peer={} reason={}",
+                user.name,
+                self.peer,
+                self.logout_reason.unwrap_or("disconnected")
+            ));
+        }
+    }
+
+    /// End the session because the code failed (a caught panic): BYE and a log line.
+    pub fn internal_error(&mut self, what: &str) {
+        crate::log::error(&format!("internal error peer={} error={what}", self.peer));
+        self.output
+            .extend_from_slice(b"* BYE Internal server error; the session ends here\r\n");
+        self.close("internal error");
+    }
+
+    /// Do what can be done now; bounded, so a daemon can serve others in between.
+    pub fn step(&mut self, now: Instant) -> Step {
+        if self.closed {
+            return Step::default();
+        }
+        if let Some((until, _, _)) = &self.delayed {
+            if now < *until {
+                return Step {
+                    busy: false,
+                    deadline: Some(*until),
+                };
+            }
+            let (_, text, close) = self.delayed.take().expect("checked");
+            self.output.extend_from_slice(&text);
+            if close {
+                self.close("too many failed logins");
+                return Step::default();
+            }
+        }
+        // Work through jobs and input until output is plentiful or nothing is left.
+        let mut rounds = 0;
+        while !self.closed
+            && self.output.len() < config::OUTPUT_HIGH_WATER
+            && self.delayed.is_none()
+        {
+            rounds += 1;
+            if let Some(job) = self.job.take() {
+                self.run_job(job);
+                if rounds >= 64 {
+                    break;
+                }
+                continue;
+            }
+            if !self.process_input() {
+                break;
+            }
+            if rounds >= 256 {
+                break;
+            }
+        }
+        if self.closed {
+            return Step::default();
+        }
+        // IDLE: look at the mailbox on schedule.
+        if let Frame::Idle { .. } = self.frame {
+            if let Some(t) = self.next_idle_poll {
+                if now >= t {
+                    self.idle_poll();
+                    self.next_idle_poll = Some(now + Duration::from_millis(config::IDLE_POLL_MS));
+                }
+            }
+        }
+        // Autologout (RFC 3501 5.4).
+        let limit = if self.user.is_some() {
+            config::AUTOLOGOUT_SECS
+        } else {
+            config::LOGIN_TIMEOUT_SECS
+        };
+        let logout_at = self.last_activity + Duration::from_secs(limit);
+        if now >= logout_at {
+            self.out("* BYE Autologout; idle for too long\r\n");
+            self.close("autologout");
+            return Step::default();
+        }
+        let mut deadline = logout_at;
+        if let Some(t) = self.next_idle_poll {
+            deadline = deadline.min(t);
+        }
+        if let Some((t, _, _)) = &self.delayed {
+            deadline = deadline.min(*t);
+        }
+        let busy = self.job.is_some() || (self.has_complete_input() && self.delayed.is_none());
+        Step {
+            busy: busy && self.output.len() < config::OUTPUT_HIGH_WATER,
+            deadline: Some(deadline),
+        }
+    }
+
+    fn has_complete_input(&self) -> bool {
+        match self.frame {
+            Frame::Line | Frame::SaslResponse { .. } | Frame::Idle { .. } => {
+                self.input.contains(&b'\n')
+            }
+            Frame::Literal { .. } | Frame::Message { .. } => !self.input.is_empty(),
+        }
+    }
+
+    /// Take one unit from the input (a line or part of a literal); false if none.
+    fn process_input(&mut self) -> bool {
+        match self.frame {
+            Frame::Literal { remaining } => {
+                if self.input.is_empty() {
+                    return false;
+                }
+                let n = remaining.min(self.input.len());
+                self.command.extend_from_slice(&self.input[..n]);
+                self.input.drain(..n);
+                self.frame = if n == remaining {
+                    Frame::Line
+                } else {
+                    Frame::Literal {
+                        remaining: remaining - n,
+                    }
+                };
+                true
+            }
+            Frame::Message { remaining } => {
+                if self.input.is_empty() {
+                    return false;
+                }
+                let n = (remaining.min(self.input.len() as u64)) as usize;
+                let who = format!("user={} peer={}", self.user_name(), self.peer);
+                if let Some(a) = self.append.as_mut() {
+                    if let Some(sink) = a.sink.as_mut() {
+                        if let Err(e) = sink.write(&self.input[..n]) {
+                            crate::log::error(&format!("append failed {who} error={e}"));
+                            a.error = Some(format!(
+                                "NO [{}] {}",
+                                e.code().unwrap_or("SERVERBUG"),
+                                e.client_text()
+                            ));
+                            if let Some(s) = a.sink.take() {
+                                s.abort();
+                            }
+                        }
+                    }
+                }
+                self.input.drain(..n);
+                let left = remaining - n as u64;
+                self.frame = if left == 0 {
+                    Frame::Line
+                } else {
+                    Frame::Message { remaining: left }
+                };
+                true
+            }
+            Frame::Line | Frame::SaslResponse { .. } | Frame::Idle { .. } => {
+                let Some(lf) = self.input.iter().position(|&b| b == b'\n') else {
+                    if self.input.len() > config::MAX_LINE {
+                        self.protocol_error("line too long");
+                        self.out("* BYE Command line too long\r\n");
+                        self.close("line too long");
+                    }
+                    return false;
+                };
+                if lf > config::MAX_LINE {
+                    self.protocol_error("line too long");
+                    self.out("* BYE Command line too long\r\n");
+                    self.close("line too long");
+                    return false;
+                }
+                let mut line: Vec<u8> = self.input.drain(..=lf).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.on_line(line);
+                true
+            }
+        }
+    }
+
+    fn on_line(&mut self, line: Vec<u8>) {
+        match std::mem::replace(&mut self.frame, Frame::Line) {
+            Frame::SaslResponse { tag, mechanism } => {
+                return self.sasl_response(&tag, &mechanism, &line);
+            }
+            Frame::Idle { tag } => return self.idle_done(&tag, &line),
+            _ => {}
+        }
+        if self.append.is_some() {
+            return self.finish_append(line);
+        }
+        if self.command.len() + line.len() > config::MAX_LINE + config::MAX_LITERAL {
+            self.command.clear();
+            self.protocol_error("command too long");
+            self.out("* BYE Command too long\r\n");
+            self.close("command too long");
+            return;
+        }
+        // A line ending in {n} or {n+} announces a literal (RFC 3501 4.3, RFC 7888).
+        if let Some((size, sync, prefix_len)) = literal_marker(&line) {
+            self.command.extend_from_slice(&line[..prefix_len]);
+            if let Some(args) = self.append_message_follows() {
+                let tag = self.pending_tag();
+                self.command.clear();
+                return self.begin_append(tag, args, size, sync);
+            }
+            if size > config::MAX_LITERAL as u64 {
+                let tag = self.pending_tag();
+                self.command.clear();
+                self.protocol_error("literal too large");
+                if sync {
+                    self.out(&format!(
+                        "{tag} BAD Literal too large (limit {} octets)\r\n",
+                        config::MAX_LITERAL
+                    ));
+                } else {
+                    // RFC 7888 4: the client sends a non-synchronizing literal at once;
+                    // the stream can't be resynchronised, so the connection ends.
+                    self.out("* BYE Non-synchronizing literal too large\r\n");
+                    self.close("literal too large");
+                }
+                return;
+            }
+            self.command.extend_from_slice(&line[prefix_len..]);
+            self.command.extend_from_slice(b"\r\n");
+            if sync {
+                self.out("+ Ready for literal data\r\n");
+            }
+            self.frame = Frame::Literal {
+                remaining: size as usize,
+            };
+            return;
+        }
+        self.command.extend_from_slice(&line);
+        let command = std::mem::take(&mut self.command);
+        self.dispatch(&command);
+    }
+
+    fn pending_tag(&self) -> String {
+        Parser::new(&self.command)
+            .tag()
+            .unwrap_or_else(|_| "*".into())
+    }
+
+    /// Is the command so far `tag APPEND mailbox [flags] [date-time] ` so that the
+    /// literal just announced is the message?
+    fn append_message_follows(&self) -> Option<AppendArgs> {
+        let mut p = Parser::new(&self.command);
+        p.tag().ok()?;
+        let rest = &self.command[p.i..];
+        if rest.len() < 8 || !rest[..8].eq_ignore_ascii_case(b" APPEND ") {
+            return None;
+        }
+        let mut p = Parser::new(&rest[8..]);
+        let args = p.append_args().ok()?;
+        (p.i == rest.len() - 8).then_some(args)
+    }
+
+    pub(super) fn user_name(&self) -> &str {
+        self.user.as_ref().map(|u| u.name.as_str()).unwrap_or("-")
+    }
+
+    /// Log a client's protocol error (rate-limited by the BAD counter).
+    pub(super) fn protocol_error(&mut self, what: &str) {
+        crate::log::notice(&format!(
+            "protocol error peer={} user={} error={what}",
+            self.peer,
+            self.user_name()
+        ));
+    }
+
+    pub(super) fn bad(&mut self, tag: &str, text: &str) {
+        self.bad_commands += 1;
+        self.protocol_error(text);
+        self.out(&format!("{tag} BAD {text}\r\n"));
+        if self.bad_commands >= MAX_BAD_COMMANDS {
+            self.out("* BYE Too many invalid commands\r\n");
+            self.close("too many invalid commands");
+        }
+    }
+
+    fn dispatch(&mut self, line: &[u8]) {
+        let (tag, parsed) = parser::parse(line);
+        let Some(tag) = tag else {
+            return self.bad("*", "Missing or invalid tag");
+        };
+        match parsed {
+            Ok(cmd) => self.execute(&tag, cmd),
+            Err(e) => {
+                let text = if e.0.starts_with('[') {
+                    e.0
+                } else {
+                    format!("Error in IMAP command: {}", e.0)
+                };
+                self.bad(&tag, &text)
+            }
+        }
+    }
+
+    pub(super) fn set_frame(&mut self, frame: Frame) {
+        self.frame = frame;
+    }
+
+    pub(super) fn take_command_buffer(&mut self) {
+        self.command.clear();
+    }
+}
+
+/// `{123}` or `{123+}` at the end of a line: (size, synchronizing, index of `{`).
+fn literal_marker(line: &[u8]) -> Option<(u64, bool, usize)> {
+    if line.last() != Some(&b'}') {
+        return None;
+    }
+    let open = line.iter().rposition(|&c| c == b'{')?;
+    let inner = &line[open + 1..line.len() - 1];
+    let (digits, sync) = match inner.strip_suffix(b"+") {
+        Some(d) => (d, false),
+        None => (inner, true),
+    };
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?;
+    Some((n, sync, open))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn literal_markers() {
+        assert_eq!(super::literal_marker(b"a LOGIN {5}"), Some((5, true, 8)));
+        assert_eq!(super::literal_marker(b"a LOGIN {5+}"), Some((5, false, 8)));
+        assert_eq!(super::literal_marker(b"a LOGIN {x}"), None);
+        assert_eq!(super::literal_marker(b"a LOGIN {}"), None);
+        assert_eq!(super::literal_marker(b"a {99999999999999999999}"), None);
+    }
+}
+
+impl Session {
+    /// The client went away without LOGOUT.
+    pub fn logout_reason_eof(&mut self) {
+        self.logout_reason.get_or_insert("connection closed");
+    }
+}

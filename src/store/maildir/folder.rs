@@ -1,0 +1,554 @@
+//! One Maildir folder opened by a session: scanning new/ and cur/, UID assignment
+//! through dovecot-uidlist, flags by renaming, expunge by unlinking, and the cache.
+
+use super::super::view::{Entry, View};
+use super::super::{Flags, Mailbox, Result, StoreError, Uid, Update};
+use super::cache::{self, CachedMessage, Snapshot, Stamps};
+use super::filename::{flags_of, is_message_name, vsize_of, with_flags};
+use super::uidlist::{Uidlist, base_name};
+use super::{keywords, read_uidlist};
+use crate::store::dotlock::DotLock;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A directory whose mtime is this recent may still change within the same time stamp
+/// tick, so it is not trusted to mean "unchanged" (file system clocks are coarse).
+const UNSTABLE_NS: i64 = 2_000_000_000;
+
+#[derive(Default, Clone, Copy)]
+struct Meta {
+    vsize: Option<u64>,
+    internal_date: Option<i64>,
+}
+
+pub struct MaildirFolder {
+    name: String,
+    dir: PathBuf,
+    readonly: bool,
+    view: View,
+    uidvalidity: u32,
+    next_uid: u32,
+    keywords: Vec<String>,
+    meta: HashMap<Uid, Meta>,
+    /// Stamps of the last full scan; equal and stable stamps mean nothing changed.
+    stamps: Option<Stamps>,
+    uidlist: Option<(Stamps, Uidlist)>,
+    cache_dirty: bool,
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+impl MaildirFolder {
+    pub fn open(name: &str, dir: PathBuf, readonly: bool) -> Result<MaildirFolder> {
+        let mut f = MaildirFolder {
+            name: name.to_string(),
+            keywords: keywords::read(&dir),
+            dir,
+            readonly,
+            view: View::default(),
+            uidvalidity: 0,
+            next_uid: 1,
+            meta: HashMap::new(),
+            stamps: None,
+            uidlist: None,
+            cache_dirty: false,
+        };
+        let entries = match f.cached_snapshot()? {
+            Some(entries) => entries,
+            None => f.scan()?,
+        };
+        f.view.entries = entries;
+        Ok(f)
+    }
+
+    fn err(&self, op: &'static str, e: io::Error) -> StoreError {
+        StoreError::io(op, &self.name, e)
+    }
+
+    fn current_stamps(&self) -> Result<Stamps> {
+        let new = std::fs::metadata(self.dir.join("new")).map_err(|e| self.err("stat new/", e))?;
+        let cur = std::fs::metadata(self.dir.join("cur")).map_err(|e| self.err("stat cur/", e))?;
+        let (uidlist_mtime, uidlist_size) =
+            match std::fs::metadata(self.dir.join("dovecot-uidlist")) {
+                Ok(m) => (mtime_ns(&m), m.size() ^ (m.ino() << 32)),
+                Err(_) => (0, 0),
+            };
+        Ok(Stamps {
+            new_mtime: mtime_ns(&new),
+            cur_mtime: mtime_ns(&cur),
+            uidlist_mtime,
+            uidlist_size,
+        })
+    }
+
+    fn stable(s: &Stamps) -> bool {
+        let now = now_ns();
+        now - s.new_mtime > UNSTABLE_NS
+            && now - s.cur_mtime > UNSTABLE_NS
+            && now - s.uidlist_mtime > UNSTABLE_NS
+    }
+
+    /// The cache file, if it describes the folder as it is now.
+    fn cached_snapshot(&mut self) -> Result<Option<Vec<Entry>>> {
+        let Ok(bytes) = std::fs::read(self.dir.join(cache::FILE)) else {
+            return Ok(None);
+        };
+        let Some(snap) = cache::decode(&bytes) else {
+            return Ok(None);
+        };
+        let now = self.current_stamps()?;
+        if snap.stamps != now || !Self::stable(&now) {
+            return Ok(None);
+        }
+        // Messages still in new/ are picked up (and moved) by a scan when writable.
+        if !self.readonly && snap.messages.iter().any(|m| m.locator.starts_with("new/")) {
+            return Ok(None);
+        }
+        self.uidvalidity = snap.uidvalidity;
+        self.next_uid = snap.next_uid;
+        self.stamps = Some(now);
+        let mut entries = Vec::with_capacity(snap.messages.len());
+        for m in snap.messages {
+            self.meta.insert(
+                m.uid,
+                Meta {
+                    vsize: m.vsize,
+                    internal_date: m.internal_date,
+                },
+            );
+            entries.push(Entry {
+                uid: m.uid,
+                flags: flags_of(&m.locator),
+                recent: false,
+                expunged: false,
+                locator: m.locator.into_boxed_str(),
+            });
+        }
+        Ok(Some(entries))
+    }
+
+    fn list_dir(&self, sub: &str, out: &mut Vec<String>) -> Result<()> {
+        let rd = match std::fs::read_dir(self.dir.join(sub)) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.err("list messages", e)),
+        };
+        for ent in rd {
+            let ent = ent.map_err(|e| self.err("list messages", e))?;
+            if let Some(n) = ent.file_name().to_str() {
+                if is_message_name(n) {
+                    out.push(format!("{sub}/{n}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The uidlist as it is on disk now (parsed again only when it changed).
+    fn load_uidlist(&mut self, stamps: &Stamps) -> Result<Uidlist> {
+        if let Some((s, l)) = &self.uidlist {
+            if s.uidlist_mtime == stamps.uidlist_mtime && s.uidlist_size == stamps.uidlist_size {
+                return Ok(l.clone());
+            }
+        }
+        let l = read_uidlist(&self.dir, &self.name)?.unwrap_or_else(|| Uidlist::new(0));
+        Ok(l)
+    }
+
+    /// List new/ and cur/ (moving new/ into cur/ when writable), give UIDs to files that
+    /// have none, and return the folder's messages in UID order.
+    fn scan(&mut self) -> Result<Vec<Entry>> {
+        let stamps = self.current_stamps()?;
+        let mut recent: HashSet<String> = HashSet::new();
+        let mut files = Vec::new();
+        if !self.readonly {
+            let mut fresh = Vec::new();
+            self.list_dir("new", &mut fresh)?;
+            fresh.sort();
+            for loc in fresh {
+                let name = &loc[4..];
+                let target = if name.contains(":2,") {
+                    name.to_string()
+                } else {
+                    format!("{}:2,", base_name(name))
+                };
+                match std::fs::rename(self.dir.join(&loc), self.dir.join("cur").join(&target)) {
+                    // The session that moves a message out of new/ is the one that
+                    // sees it as \Recent (RFC 3501 2.3.2), whichever process it is.
+                    Ok(()) => {
+                        recent.insert(base_name(name).to_string());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => crate::log::warning(&format!(
+                        "cannot move {loc} to cur/ in {}: {e}",
+                        self.name
+                    )),
+                }
+            }
+        }
+        self.list_dir("new", &mut files)?;
+        self.list_dir("cur", &mut files)?;
+
+        let mut list = self.load_uidlist(&stamps)?;
+        let mut by_base = list.by_base();
+        let unknown: Vec<&String> = files
+            .iter()
+            .filter(|f| !by_base.contains_key(base_name(&f[4..])))
+            .collect();
+        if !unknown.is_empty() || list.uidvalidity == 0 {
+            drop(by_base);
+            list = self.assign_uids(&files)?;
+            by_base = list.by_base();
+        }
+        let mut entries: Vec<Entry> = Vec::with_capacity(files.len());
+        let mut seen: HashSet<Uid> = HashSet::with_capacity(files.len());
+        // cur/ after new/ in `files`: a message caught mid-move is taken from cur/.
+        for loc in files.iter().rev() {
+            let base = base_name(&loc[4..]);
+            let Some(&i) = by_base.get(base) else {
+                continue;
+            };
+            let rec = &list.records[i];
+            if !seen.insert(rec.uid) {
+                continue;
+            }
+            if let Some(v) = rec.vsize().or_else(|| vsize_of(loc)) {
+                self.meta.entry(rec.uid).or_default().vsize.get_or_insert(v);
+            }
+            entries.push(Entry {
+                uid: rec.uid,
+                flags: flags_of(loc),
+                recent: recent.contains(base),
+                expunged: false,
+                locator: loc.clone().into_boxed_str(),
+            });
+        }
+        entries.sort_unstable_by_key(|e| e.uid);
+        self.uidvalidity = list.uidvalidity;
+        self.next_uid = list.next_uid;
+        let fresh_stamps = self.current_stamps()?;
+        self.uidlist = Some((fresh_stamps.clone(), list));
+        // Record the stamps read *before* listing: a change during the listing makes the
+        // directories newer than recorded, so the next check scans again.
+        self.stamps = Some(Stamps {
+            uidlist_mtime: fresh_stamps.uidlist_mtime,
+            uidlist_size: fresh_stamps.uidlist_size,
+            ..stamps
+        });
+        self.cache_dirty = true;
+        Ok(entries)
+    }
+
+    /// Under the uidlist dot-lock: read it again, number the files it lacks (oldest
+    /// name first), drop records whose files are gone, and write it back.
+    fn assign_uids(&mut self, files: &[String]) -> Result<Uidlist> {
+        let path = self.dir.join("dovecot-uidlist");
+        let lock = DotLock::acquire(&path).map_err(|e| self.err("lock dovecot-uidlist", e))?;
+        let mut list = match read_uidlist(&self.dir, &self.name)? {
+            Some(l) => l,
+            None => super::import_or_new_uidlist(&self.dir),
+        };
+        let present: HashSet<&str> = files.iter().map(|f| base_name(&f[4..])).collect();
+        let known: HashSet<String> = list.records.iter().map(|r| r.base.clone()).collect();
+        let mut missing: Vec<&str> = present
+            .iter()
+            .copied()
+            .filter(|b| !known.contains(*b))
+            .collect();
+        missing.sort_unstable();
+        let before = list.records.len();
+        // A record whose file is absent from this listing and from a second look at
+        // cur/ is an expunged message: forget it, as Dovecot does.
+        if list
+            .records
+            .iter()
+            .any(|r| !present.contains(r.base.as_str()))
+        {
+            let mut again = Vec::new();
+            self.list_dir("cur", &mut again)?;
+            self.list_dir("new", &mut again)?;
+            let again: HashSet<&str> = again.iter().map(|f| base_name(&f[4..])).collect();
+            list.records
+                .retain(|r| present.contains(r.base.as_str()) || again.contains(r.base.as_str()));
+        }
+        let changed = !missing.is_empty() || list.records.len() != before || !path.exists();
+        for base in missing {
+            list.records.push(super::uidlist::Record {
+                uid: list.next_uid,
+                ext: String::new(),
+                base: base.to_string(),
+            });
+            list.next_uid += 1;
+        }
+        if changed {
+            lock.replace(list.serialize().as_bytes())
+                .map_err(|e| self.err("write dovecot-uidlist", e))?;
+        }
+        Ok(list)
+    }
+
+    /// Find where a message's file is now (another process may have renamed it).
+    fn relocate(&mut self, index: usize) -> Result<String> {
+        let base = base_name(&self.view.entries[index].locator[4..]).to_string();
+        let mut files = Vec::new();
+        self.list_dir("cur", &mut files)?;
+        self.list_dir("new", &mut files)?;
+        let found = files
+            .into_iter()
+            .find(|f| base_name(&f[4..]) == base)
+            .ok_or(StoreError::Expunged)?;
+        self.view.entries[index].locator = found.clone().into_boxed_str();
+        Ok(found)
+    }
+
+    fn write_cache(&mut self) {
+        let Some(stamps) = self.stamps.clone() else {
+            return;
+        };
+        let snap = Snapshot {
+            uidvalidity: self.uidvalidity,
+            next_uid: self.next_uid,
+            stamps,
+            messages: self
+                .view
+                .entries
+                .iter()
+                .filter(|e| !e.expunged)
+                .map(|e| {
+                    let m = self.meta.get(&e.uid).copied().unwrap_or_default();
+                    CachedMessage {
+                        uid: e.uid,
+                        locator: e.locator.to_string(),
+                        vsize: m.vsize,
+                        internal_date: m.internal_date,
+                    }
+                })
+                .collect(),
+        };
+        let tmp = self
+            .dir
+            .join(format!("{}.{}.tmp", cache::FILE, std::process::id()));
+        let ok = std::fs::write(&tmp, cache::encode(&snap))
+            .and_then(|_| std::fs::rename(&tmp, self.dir.join(cache::FILE)));
+        if ok.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        self.cache_dirty = false;
+    }
+
+    fn path_of(&self, index: usize) -> PathBuf {
+        self.dir.join(&*self.view.entries[index].locator)
+    }
+}
+
+/// Octets of `data` with every bare LF counted as CRLF.
+pub fn crlf_size(data: &[u8]) -> u64 {
+    let mut n = data.len() as u64;
+    let mut prev = 0u8;
+    for &b in data {
+        if b == b'\n' && prev != b'\r' {
+            n += 1;
+        }
+        prev = b;
+    }
+    n
+}
+
+impl Mailbox for MaildirFolder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn uidvalidity(&self) -> u32 {
+        self.uidvalidity
+    }
+    fn uidnext(&self) -> u32 {
+        self.next_uid
+    }
+    fn readonly(&self) -> bool {
+        self.readonly
+    }
+    fn view(&self) -> &View {
+        &self.view
+    }
+    fn keywords(&self) -> &[String] {
+        &self.keywords
+    }
+
+    fn keyword_index(&mut self, name: &str) -> Result<usize> {
+        if let Some(i) = self
+            .keywords
+            .iter()
+            .position(|k| k.eq_ignore_ascii_case(name))
+        {
+            return Ok(i);
+        }
+        let (list, i) = super::define_keyword(&self.dir, &self.name, name)?;
+        self.keywords = list;
+        Ok(i)
+    }
+
+    fn sync(&mut self, report_expunges: bool) -> Result<Vec<Update>> {
+        let now = self.current_stamps()?;
+        if self.stamps.as_ref() == Some(&now) && Self::stable(&now) {
+            return Ok(if report_expunges {
+                self.view.take_expunged()
+            } else {
+                Vec::new()
+            });
+        }
+        self.keywords = keywords::read(&self.dir);
+        let mut scan = self.scan()?;
+        // A message renamed by another process while we listed may be missed once:
+        // before calling anything expunged, look a second time.
+        let known_missing = {
+            let uids: HashSet<Uid> = scan.iter().map(|e| e.uid).collect();
+            self.view
+                .entries
+                .iter()
+                .any(|e| !e.expunged && !uids.contains(&e.uid))
+        };
+        if known_missing {
+            scan = self.scan()?;
+        }
+        let (updates, skipped) = self.view.apply(scan, report_expunges);
+        if skipped > 0 {
+            crate::log::warning(&format!(
+                "{skipped} message(s) in {} got UIDs below ones already shown",
+                self.name
+            ));
+        }
+        Ok(updates)
+    }
+
+    fn read(&mut self, index: usize) -> Result<Vec<u8>> {
+        if self.view.entries[index].expunged {
+            return Err(StoreError::Expunged);
+        }
+        match std::fs::read(self.path_of(index)) {
+            Ok(d) => Ok(d),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let loc = self.relocate(index)?;
+                std::fs::read(self.dir.join(loc)).map_err(|_| StoreError::Expunged)
+            }
+            Err(e) => Err(self.err("read message", e)),
+        }
+    }
+
+    fn size(&mut self, index: usize) -> Result<u64> {
+        let uid = self.view.entries[index].uid;
+        if let Some(v) = self.meta.get(&uid).and_then(|m| m.vsize) {
+            return Ok(v);
+        }
+        let v = crlf_size(&self.read(index)?);
+        self.meta.entry(uid).or_default().vsize = Some(v);
+        self.cache_dirty = true;
+        Ok(v)
+    }
+
+    fn internal_date(&mut self, index: usize) -> Result<i64> {
+        let uid = self.view.entries[index].uid;
+        if let Some(d) = self.meta.get(&uid).and_then(|m| m.internal_date) {
+            return Ok(d);
+        }
+        let md = match std::fs::metadata(self.path_of(index)) {
+            Ok(m) => m,
+            Err(_) => {
+                let loc = self.relocate(index)?;
+                std::fs::metadata(self.dir.join(loc)).map_err(|_| StoreError::Expunged)?
+            }
+        };
+        let d = md.mtime();
+        self.meta.entry(uid).or_default().internal_date = Some(d);
+        self.cache_dirty = true;
+        Ok(d)
+    }
+
+    fn set_flags(&mut self, index: usize, flags: Flags) -> Result<()> {
+        if self.readonly {
+            return Err(StoreError::ReadOnly);
+        }
+        let entry = &self.view.entries[index];
+        if entry.expunged {
+            return Err(StoreError::Expunged);
+        }
+        let mut flags = flags;
+        flags.system |= entry.flags.system & Flags::PASSED;
+        let base = base_name(&entry.locator[4..]).to_string();
+        let target = format!("cur/{}", with_flags(&base, flags));
+        if *entry.locator != *target {
+            let mut from = self.path_of(index);
+            for attempt in 0..2 {
+                match std::fs::rename(&from, self.dir.join(&target)) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => {
+                        let loc = self.relocate(index)?;
+                        from = self.dir.join(loc);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        return Err(StoreError::Expunged);
+                    }
+                    Err(e) => return Err(self.err("store flags", e)),
+                }
+            }
+        }
+        let e = &mut self.view.entries[index];
+        e.locator = target.into_boxed_str();
+        e.flags = flags;
+        // Our own rename changed cur/: keep the stamps so that the next sync looks again,
+        // but the view already holds the new flags, so no FETCH is reported twice.
+        Ok(())
+    }
+
+    fn expunge(&mut self, indexes: &[usize]) -> Result<()> {
+        if self.readonly {
+            return Err(StoreError::ReadOnly);
+        }
+        for &i in indexes {
+            if self.view.entries[i].expunged {
+                continue;
+            }
+            match std::fs::remove_file(self.path_of(i)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if let Ok(loc) = self.relocate(i) {
+                        std::fs::remove_file(self.dir.join(loc))
+                            .map_err(|e| self.err("expunge", e))?;
+                    }
+                }
+                Err(e) => return Err(self.err("expunge", e)),
+            }
+            self.view.entries[i].expunged = true;
+        }
+        self.stamps = None;
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if self.cache_dirty {
+            self.write_cache();
+        }
+    }
+}
+
+impl Drop for MaildirFolder {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+pub fn folder_dir_ok(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir)
+        .map(|m| m.is_dir())
+        .unwrap_or(false)
+}

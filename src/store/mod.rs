@@ -1,0 +1,178 @@
+//! The store interface: what the IMAP (and POP3) engines ask of a mail store. Drivers
+//! (Maildir now, mbox in its own issue) implement `Store` and `Mailbox`; protocol code
+//! never learns which format it talks to.
+
+pub mod dotlock;
+pub mod maildir;
+pub mod names;
+pub mod view;
+
+pub use names::MailboxName;
+pub use view::{Flags, Update};
+
+use std::fmt;
+
+pub type Uid = u32;
+
+/// Errors of the store layer; the session turns them into NO responses with a code.
+#[derive(Debug)]
+pub enum StoreError {
+    NoSuchMailbox,
+    AlreadyExists,
+    InvalidName(&'static str),
+    /// INBOX cannot be deleted, and the like.
+    NotAllowed(&'static str),
+    /// The message's file vanished: another session expunged it.
+    Expunged,
+    ReadOnly,
+    TooManyKeywords,
+    /// An I/O failure: what was being done, to which mailbox, and the OS error.
+    Io {
+        op: &'static str,
+        mailbox: String,
+        err: std::io::Error,
+    },
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn io(op: &'static str, mailbox: &str, err: std::io::Error) -> Self {
+        StoreError::Io {
+            op,
+            mailbox: mailbox.to_string(),
+            err,
+        }
+    }
+
+    /// RFC 5530 response code for the NO.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            StoreError::NoSuchMailbox => Some("NONEXISTENT"),
+            StoreError::AlreadyExists => Some("ALREADYEXISTS"),
+            StoreError::InvalidName(_) | StoreError::NotAllowed(_) => Some("CANNOT"),
+            StoreError::Expunged => Some("EXPUNGEISSUED"),
+            StoreError::ReadOnly => Some("READ-ONLY"),
+            StoreError::TooManyKeywords => Some("LIMIT"),
+            StoreError::Io { err, .. } if err.raw_os_error() == Some(libc::ENOSPC) => {
+                Some("OVERQUOTA")
+            }
+            StoreError::Io { .. } | StoreError::Corrupt(_) => Some("SERVERBUG"),
+        }
+    }
+
+    /// Text for the client: no paths or internals.
+    pub fn client_text(&self) -> String {
+        match self {
+            StoreError::NoSuchMailbox => "Mailbox does not exist".into(),
+            StoreError::AlreadyExists => "Mailbox already exists".into(),
+            StoreError::InvalidName(why) => format!("Invalid mailbox name: {why}"),
+            StoreError::NotAllowed(why) => (*why).into(),
+            StoreError::Expunged => "Message was expunged by another session".into(),
+            StoreError::ReadOnly => "Mailbox is read-only".into(),
+            StoreError::TooManyKeywords => "No room for more keywords in this mailbox".into(),
+            StoreError::Io { op, .. } => {
+                format!("Internal error while trying to {op}; see the server log")
+            }
+            StoreError::Corrupt(_) => "Mailbox data is damaged; see the server log".into(),
+        }
+    }
+
+    /// Does this deserve a log line (as opposed to an ordinary client mistake)?
+    pub fn is_server_side(&self) -> bool {
+        matches!(self, StoreError::Io { .. } | StoreError::Corrupt(_))
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io { op, mailbox, err } => write!(f, "{op} on mailbox {mailbox:?}: {err}"),
+            StoreError::Corrupt(what) => write!(f, "corrupt data: {what}"),
+            other => f.write_str(&other.client_text()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One mailbox in a LIST answer.
+#[derive(Debug, Clone)]
+pub struct ListEntry {
+    /// Full name in modified UTF-7, hierarchy delimiter `DELIMITER`.
+    pub name: String,
+    /// A name that exists only because it has children (RFC 3501 \Noselect).
+    pub noselect: bool,
+    pub has_children: bool,
+}
+
+/// STATUS data (RFC 3501 6.3.10).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatusInfo {
+    pub messages: u32,
+    pub recent: u32,
+    pub uidnext: u32,
+    pub uidvalidity: u32,
+    pub unseen: u32,
+    pub size: u64,
+}
+
+/// The hierarchy delimiter of every store (Maildir++ uses `.`).
+pub const DELIMITER: char = '.';
+
+/// A user's whole mail store.
+pub trait Store {
+    fn list(&mut self) -> Result<Vec<ListEntry>>;
+    fn create(&mut self, name: &MailboxName) -> Result<()>;
+    fn delete(&mut self, name: &MailboxName) -> Result<()>;
+    fn rename(&mut self, from: &MailboxName, to: &MailboxName) -> Result<()>;
+    fn subscriptions(&mut self) -> Result<Vec<String>>;
+    fn set_subscribed(&mut self, name: &str, subscribed: bool) -> Result<()>;
+    fn open(&mut self, name: &MailboxName, readonly: bool) -> Result<Box<dyn Mailbox>>;
+    fn status(&mut self, name: &MailboxName) -> Result<StatusInfo>;
+    /// Start storing a new message in `name`; the caller writes the bytes and commits.
+    fn append(&mut self, name: &MailboxName) -> Result<Box<dyn AppendSink>>;
+    fn exists(&mut self, name: &MailboxName) -> bool;
+}
+
+/// A message being appended: written through to disk as it arrives.
+pub trait AppendSink {
+    fn write(&mut self, data: &[u8]) -> Result<()>;
+    /// Make the message visible with these flags (system flags and keyword names)
+    /// and internal date; returns (UIDVALIDITY, UID) for APPENDUID.
+    fn commit(
+        self: Box<Self>,
+        flags: Flags,
+        keywords: &[String],
+        internal_date: Option<i64>,
+    ) -> Result<(u32, Uid)>;
+    /// Throw the partial message away.
+    fn abort(self: Box<Self>);
+}
+
+/// A selected mailbox as one session sees it: sequence numbers are positions in the
+/// session's view, which changes only at `sync`.
+pub trait Mailbox {
+    fn name(&self) -> &str;
+    fn uidvalidity(&self) -> u32;
+    fn uidnext(&self) -> u32;
+    fn readonly(&self) -> bool;
+    fn view(&self) -> &view::View;
+    /// Keyword names, indexed by the bits of `Flags::keywords`.
+    fn keywords(&self) -> &[String];
+    /// Index of a keyword, defining it in the mailbox if new.
+    fn keyword_index(&mut self, name: &str) -> Result<usize>;
+    /// Bring the view up to date; expunges are held back unless `report_expunges`.
+    fn sync(&mut self, report_expunges: bool) -> Result<Vec<Update>>;
+    /// The message's bytes as stored.
+    fn read(&mut self, index: usize) -> Result<Vec<u8>>;
+    /// RFC822.SIZE: octets with CRLF line ends.
+    fn size(&mut self, index: usize) -> Result<u64>;
+    fn internal_date(&mut self, index: usize) -> Result<i64>;
+    /// Set the flags of one message; the view is updated.
+    fn set_flags(&mut self, index: usize, flags: Flags) -> Result<()>;
+    /// Remove the messages (\Deleted ones the session chose); they leave the view at the
+    /// next `sync(true)`.
+    fn expunge(&mut self, indexes: &[usize]) -> Result<()>;
+    /// Persist caches; called when a command ends.
+    fn flush(&mut self) {}
+}

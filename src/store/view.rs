@@ -1,0 +1,196 @@
+//! A session's view of a mailbox: the sequence of messages it has been told about, and
+//! the diff of a fresh scan against it, turned into untagged EXISTS/EXPUNGE/FETCH
+//! updates at the points RFC 3501 7.4.1 allows. Shared by every store driver.
+
+use super::Uid;
+
+/// System flags as bits, keywords as bits indexing the mailbox's keyword table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Flags {
+    pub system: u8,
+    pub keywords: u32,
+}
+
+impl Flags {
+    pub const SEEN: u8 = 1;
+    pub const ANSWERED: u8 = 2;
+    pub const FLAGGED: u8 = 4;
+    pub const DELETED: u8 = 8;
+    pub const DRAFT: u8 = 16;
+    /// Maildir's P (passed/forwarded): kept, not an IMAP flag.
+    pub const PASSED: u8 = 32;
+
+    pub fn has(&self, bit: u8) -> bool {
+        self.system & bit != 0
+    }
+}
+
+/// One message in the view.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub uid: Uid,
+    pub flags: Flags,
+    pub recent: bool,
+    /// Gone from the store, but the session has not been told yet.
+    pub expunged: bool,
+    /// Driver's handle (a Maildir file name).
+    pub locator: Box<str>,
+}
+
+/// What the session must tell the client after a sync.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Update {
+    /// `* n EXPUNGE`, in order; each one renumbers the ones after it.
+    Expunge(u32),
+    /// `* n EXISTS` with the new total.
+    Exists(u32),
+    /// `* n RECENT`.
+    Recent(u32),
+    /// `* n FETCH (FLAGS ...)` for a changed message.
+    Flags(u32),
+}
+
+#[derive(Default, Debug)]
+pub struct View {
+    pub entries: Vec<Entry>,
+}
+
+impl View {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Index of a UID, by binary search (UIDs ascend with sequence numbers).
+    pub fn index_of_uid(&self, uid: Uid) -> Option<usize> {
+        self.entries.binary_search_by_key(&uid, |e| e.uid).ok()
+    }
+
+    pub fn recent_count(&self) -> u32 {
+        self.entries.iter().filter(|e| e.recent).count() as u32
+    }
+
+    /// Merge a fresh scan (sorted by UID) into the view and say what changed:
+    /// flag changes first (numbered before any expunge), then expunges if they may be
+    /// reported now, then EXISTS/RECENT for new messages. A scanned UID below the
+    /// highest one the session knows, that it never saw, cannot be shown without
+    /// breaking UID order; it is returned in `skipped` for the caller to log.
+    pub fn apply(&mut self, scan: Vec<Entry>, report_expunges: bool) -> (Vec<Update>, usize) {
+        let max_known = self.entries.last().map(|e| e.uid).unwrap_or(0);
+        let mut changed = Vec::new();
+        let mut skipped = 0;
+        let mut it = scan.into_iter().peekable();
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            while it.peek().is_some_and(|s| s.uid < e.uid) {
+                it.next();
+                skipped += 1;
+            }
+            if it.peek().is_some_and(|s| s.uid == e.uid) {
+                let s = it.next().expect("peeked");
+                e.locator = s.locator;
+                e.recent |= s.recent;
+                if !e.expunged && s.flags != e.flags {
+                    e.flags = s.flags;
+                    changed.push(i);
+                }
+            } else {
+                e.expunged = true;
+            }
+        }
+        let mut updates: Vec<Update> = changed
+            .iter()
+            .map(|&i| Update::Flags(i as u32 + 1))
+            .collect();
+        if report_expunges {
+            updates.extend(self.take_expunged());
+        }
+        let before = self.entries.len();
+        let mut new_recent = false;
+        for s in it {
+            if s.uid > max_known {
+                new_recent |= s.recent;
+                self.entries.push(s);
+            } else {
+                skipped += 1;
+            }
+        }
+        if self.entries.len() != before {
+            updates.push(Update::Exists(self.entries.len() as u32));
+            if new_recent {
+                updates.push(Update::Recent(self.recent_count()));
+            }
+        }
+        (updates, skipped)
+    }
+
+    /// Drop the entries marked expunged, returning their EXPUNGE responses in order
+    /// (each number as it is after the previous ones were removed).
+    pub fn take_expunged(&mut self) -> Vec<Update> {
+        let mut out = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            if e.expunged {
+                out.push(Update::Expunge((i - out.len()) as u32 + 1));
+            }
+        }
+        if !out.is_empty() {
+            self.entries.retain(|e| !e.expunged);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(uid: Uid, system: u8) -> Entry {
+        Entry {
+            uid,
+            flags: Flags {
+                system,
+                keywords: 0,
+            },
+            recent: false,
+            expunged: false,
+            locator: "".into(),
+        }
+    }
+
+    #[test]
+    fn diff_reports_flags_expunges_and_new_messages() {
+        let mut v = View {
+            entries: vec![e(1, 0), e(2, 0), e(3, 0), e(5, 0)],
+        };
+        // 2 and 3 gone, 5 flagged, 7 new.
+        let (u, skipped) = v.apply(vec![e(1, 0), e(5, Flags::FLAGGED), e(7, 0)], true);
+        assert_eq!(skipped, 0);
+        assert_eq!(
+            u,
+            vec![
+                Update::Flags(4),
+                Update::Expunge(2),
+                Update::Expunge(2),
+                Update::Exists(3)
+            ]
+        );
+        assert_eq!(
+            v.entries.iter().map(|e| e.uid).collect::<Vec<_>>(),
+            vec![1, 5, 7]
+        );
+    }
+
+    #[test]
+    fn expunges_held_back_until_allowed() {
+        let mut v = View {
+            entries: vec![e(1, 0), e(2, 0)],
+        };
+        let (u, _) = v.apply(vec![e(2, 0)], false);
+        assert!(u.is_empty());
+        assert_eq!(v.len(), 2);
+        assert!(v.entries[0].expunged);
+        assert_eq!(v.take_expunged(), vec![Update::Expunge(1)]);
+    }
+}

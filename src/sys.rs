@@ -1,0 +1,274 @@
+//! Every `unsafe` call of the crate lives here: libc wrappers for time zones, peer
+//! addresses, identities and privilege drop, and libxcrypt's crypt_r.
+//! Each block says why it is sound.
+
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::io;
+
+unsafe extern "C" {
+    fn tzset();
+}
+
+/// Offset of local time from UTC at `t`, in seconds (honours TZ).
+pub fn utc_offset(t: i64) -> i32 {
+    let tt = t as libc::time_t;
+    // SAFETY: localtime_r writes only into the zeroed `tm` we own; tzset is idempotent.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        tzset();
+        if libc::localtime_r(&tt, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff as i32
+    }
+}
+
+/// The peer of a socket on `fd` (stdin under inetd), as `ip:port`, or None for a
+/// pipe or terminal.
+pub fn peer_of_fd(fd: c_int) -> Option<std::net::SocketAddr> {
+    // SAFETY: getpeername writes at most `len` bytes into the zeroed storage we own.
+    let (storage, len) = unsafe {
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getpeername(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len) != 0 {
+            return None;
+        }
+        (storage, len)
+    };
+    match storage.ss_family as c_int {
+        libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and it is large enough.
+            let a: libc::sockaddr_in = unsafe { std::ptr::read(&storage as *const _ as *const _) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some((ip, u16::from_be(a.sin_port)).into())
+        }
+        libc::AF_INET6 if len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a: libc::sockaddr_in6 = unsafe { std::ptr::read(&storage as *const _ as *const _) };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some((ip, u16::from_be(a.sin6_port)).into())
+        }
+        _ => None,
+    }
+}
+
+pub fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+pub fn egid() -> u32 {
+    // SAFETY: as geteuid.
+    unsafe { libc::getegid() }
+}
+
+/// Name and home directory of a uid, from NSS (getpwuid_r).
+pub fn user_of_uid(uid: u32) -> Option<(String, String)> {
+    let mut buf = vec![0 as c_char; 16384];
+    // SAFETY: getpwuid_r fills `pw` with pointers into `buf`, which outlives their use below.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut result);
+        if rc != 0 || result.is_null() {
+            return None;
+        }
+        let name = CStr::from_ptr(pw.pw_name).to_string_lossy().into_owned();
+        let home = CStr::from_ptr(pw.pw_dir).to_string_lossy().into_owned();
+        Some((name, home))
+    }
+}
+
+/// Become `uid`/`gid` for good: supplementary groups, gid, uid, then check that root
+/// cannot be regained. Called before any mail file is opened.
+pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
+    if uid == 0 {
+        return Err(io::Error::other("refusing to serve mail as uid 0"));
+    }
+    let groups = [gid as libc::gid_t];
+    // SAFETY: plain system calls with a valid one-element group array.
+    unsafe {
+        if libc::setgroups(1, groups.as_ptr()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setresgid(gid, gid, gid) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setresuid(uid, uid, uid) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setuid(0) == 0 || libc::seteuid(0) == 0 {
+            return Err(io::Error::other(
+                "root privileges could be regained after setuid",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut c_char, buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// libxcrypt's `struct crypt_data` is 32768 bytes (crypt.h: CRYPT_DATA_INTERNAL_SIZE etc.).
+#[repr(C)]
+struct CryptData {
+    opaque: [u8; 32768],
+}
+
+#[link(name = "crypt")]
+unsafe extern "C" {
+    fn crypt_r(phrase: *const c_char, setting: *const c_char, data: *mut CryptData) -> *mut c_char;
+}
+
+/// crypt(3) of `password` with the salt and method of `setting` (a full hash such as
+/// `$y$...`, `$6$...`): what login(1) and pam_unix compute. None on any failure,
+/// including libxcrypt's failure tokens (which start with `*`).
+pub fn crypt(password: &[u8], setting: &str) -> Option<String> {
+    let phrase = CString::new(password).ok()?;
+    let setting = CString::new(setting).ok()?;
+    let mut data: Box<CryptData> = Box::new(CryptData { opaque: [0; 32768] });
+    // SAFETY: both strings are NUL-terminated and live across the call; `data` is a
+    // zeroed crypt_data as crypt_r requires; the result points into `data`, copied
+    // out before `data` is dropped.
+    unsafe {
+        let out = crypt_r(phrase.as_ptr(), setting.as_ptr(), &mut *data);
+        if out.is_null() {
+            return None;
+        }
+        let s = CStr::from_ptr(out).to_string_lossy().into_owned();
+        if s.starts_with('*') { None } else { Some(s) }
+    }
+}
+
+/// Raise the soft open-file limit to the hard limit (the daemon holds a socket per client).
+pub fn raise_nofile_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        let mut rl: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 0;
+        }
+        rl.rlim_cur = rl.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        rl.rlim_cur as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crypt_sha512_known_vector() {
+        // From the glibc/libxcrypt SHA-crypt test vectors.
+        let h = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+        assert_eq!(super::crypt(b"Hello world!", h).as_deref(), Some(h));
+        assert_ne!(super::crypt(b"hello world!", h).as_deref(), Some(h));
+    }
+}
+
+/// Set the file creation mask (mail files are private to their owner).
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask only changes the process's mask and cannot fail.
+    unsafe {
+        libc::umask(mask as libc::mode_t);
+    }
+}
+
+/// Wait until `fd` is readable or `timeout_ms` passes (-1: forever). Ok(true) if readable
+/// (or hung up: the read will say so).
+pub fn poll_readable(fd: c_int, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd we own, count 1.
+        let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(rc > 0);
+    }
+}
+
+/// read(2) on a raw descriptor (stdin under inetd), retrying on EINTR.
+pub fn read_fd(fd: c_int, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for buf.len() bytes of writing.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// write(2) all of `buf` to a raw descriptor (stdout under inetd).
+pub fn write_all_fd(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: buf is valid for buf.len() bytes of reading.
+        let n = unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// uid, gid and home of a user name, from NSS (getpwnam_r).
+pub fn lookup_user(name: &str) -> Option<(u32, u32, String)> {
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0 as c_char; 16384];
+    // SAFETY: getpwnam_r fills `pw` with pointers into `buf`, used before `buf` is dropped.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        if rc != 0 || result.is_null() {
+            return None;
+        }
+        Some((
+            pw.pw_uid,
+            pw.pw_gid,
+            CStr::from_ptr(pw.pw_dir).to_string_lossy().into_owned(),
+        ))
+    }
+}
+
+/// chown(2), for the demo's files when it runs as root.
+pub fn chown(path: &std::path::Path, uid: u32, gid: u32) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::other("NUL in path"))?;
+    // SAFETY: a NUL-terminated path that lives across the call.
+    if unsafe { libc::lchown(c.as_ptr(), uid, gid) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

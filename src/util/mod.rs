@@ -1,0 +1,3 @@
+//! Small helpers shared by the protocol and the store.
+pub mod date;
+pub mod mutf7;
