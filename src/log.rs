@@ -52,9 +52,17 @@ pub fn facility_code(name: &str) -> u8 {
 /// Set up logging. `also_stderr` is for the daemon in the foreground; inetd mode never
 /// writes to stderr, which inetd connects to the client's socket.
 pub fn init(ident: &str, socket_path: &str, also_stderr: bool) {
+    // Connect now, as openlog(LOG_NDELAY) does: after a privilege drop the socket
+    // may no longer be reachable.
+    let socket = UnixDatagram::unbound()
+        .ok()
+        .filter(|s| s.connect(socket_path).is_ok());
+    if let Some(s) = &socket {
+        let _ = s.set_nonblocking(true);
+    }
     let mut guard = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
     *guard = Some(Logger {
-        socket: None,
+        socket,
         path: socket_path.to_string(),
         ident: ident.to_string(),
         facility: facility_code(crate::config::LOG_FACILITY),

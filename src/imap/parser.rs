@@ -400,7 +400,9 @@ impl<'a> Parser<'a> {
         match self.peek() {
             Some(b'"') | Some(b'{') => self.string(),
             _ => {
-                let a = self.take_while(|c| is_atom_char(c) || c == b']');
+                // 8-bit octets are not ATOM-CHARs, but clients send raw UTF-8 search
+                // strings; accepted as Dovecot does (mailbox names still refuse them).
+                let a = self.take_while(|c| is_atom_char(c) || c == b']' || c >= 0x80);
                 if a.is_empty() {
                     err("expected a string or atom")
                 } else {

@@ -480,14 +480,9 @@ impl Session {
         };
         match parsed {
             Ok(cmd) => self.execute(&tag, cmd),
-            Err(e) => {
-                let text = if e.0.starts_with('[') {
-                    e.0
-                } else {
-                    format!("Error in IMAP command: {}", e.0)
-                };
-                self.bad(&tag, &text)
-            }
+            // RFC 3501 6.4.4: an unsupported charset is NO [BADCHARSET], not BAD.
+            Err(e) if e.0.starts_with("[BADCHARSET") => self.no(&tag, &e.0),
+            Err(e) => self.bad(&tag, &format!("Error in IMAP command: {}", e.0)),
         }
     }
 

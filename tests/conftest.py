@@ -1,0 +1,331 @@
+"""Test harness: starts the real imapd binary and gives tests real connections.
+
+Modes: "daemon" (imapd --listen on loopback) and "inetd" (a minimal inetd: a loopback
+TCP listener that hands each accepted socket to a fresh imapd as stdin/stdout, exactly
+what inetd does). Under root (as in CI) every test gets a throwaway system account that
+owns the mail and that sessions run as; it is removed afterwards. Syslog lines are
+caught on a private datagram socket passed with --log-socket.
+"""
+import imaplib
+import os
+import pwd
+import random
+import re
+import shutil
+import socket
+import string
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAPD = os.environ.get("IMAPD_BIN", os.path.join(ROOT, "target", "debug", "imapd"))
+IS_ROOT = os.geteuid() == 0
+PASSWORD = "s3cret pass"
+
+
+def chown_tree(path, uid, gid):
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.lchown(dirpath, uid, gid)
+        for n in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, n), uid, gid)
+
+
+class SyslogCatcher:
+    """A datagram socket standing where /dev/log would; collects lines."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)
+        self.lines = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.lines.append(data.decode("utf-8", "replace"))
+
+    def wait_for(self, pattern, timeout=5):
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for line in list(self.lines):
+                if rx.search(line):
+                    return line
+            time.sleep(0.05)
+        raise AssertionError(f"no syslog line matching {pattern!r}; got {self.lines!r}")
+
+    def close(self):
+        self._stop = True
+        self.sock.close()
+
+
+class Account:
+    """A mail user: a users-file entry and a Maildir, owned by a throwaway system
+    account when running as root."""
+
+    def __init__(self, base):
+        self.base = base
+        self.home = os.path.join(base, "home")
+        self.maildir = os.path.join(self.home, "Maildir")
+        os.makedirs(self.home)
+        self.name = "imapt" + "".join(random.choice(string.ascii_lowercase) for _ in range(6))
+        self.system = IS_ROOT
+        if self.system:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--home-dir", self.home,
+                 "--shell", "/usr/sbin/nologin", self.name],
+                check=True,
+            )
+            pw = pwd.getpwnam(self.name)
+            self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        else:
+            self.uid, self.gid = os.getuid(), os.getgid()
+        self.users_file = os.path.join(base, "passwd")
+        uid_fields = f"{self.uid}:{self.gid}" if self.system else ":"
+        with open(self.users_file, "w") as f:
+            f.write(f"{self.name}:{{PLAIN}}{PASSWORD}:{uid_fields}::{self.home}::\n")
+            f.write(f"other:{{PLAIN}}otherpw:{uid_fields}::{base}/otherhome::\n")
+        self.fix_owner()
+
+    def fix_owner(self):
+        if self.system:
+            chown_tree(self.home, self.uid, self.gid)
+            os.chown(self.users_file, self.uid, self.gid)
+        os.chmod(self.users_file, 0o600)
+
+    def folder(self, name="INBOX"):
+        return self.maildir if name == "INBOX" else os.path.join(self.maildir, "." + name)
+
+    def deliver(self, text, folder="INBOX", name=None):
+        """Deliver as an MDA does: write to tmp/, rename into new/."""
+        d = self.folder(folder)
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        name = name or f"{time.time():.6f}.P{os.getpid()}R{random.randint(0, 1 << 30)}.testhost"
+        tmp = os.path.join(d, "tmp", name)
+        with open(tmp, "wb") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
+        if self.system:
+            chown_tree(d, self.uid, self.gid)
+        os.rename(tmp, os.path.join(d, "new", name))
+        return name
+
+    def remove(self):
+        if self.system:
+            subprocess.run(["userdel", self.name], check=False, stderr=subprocess.DEVNULL)
+
+
+class Server:
+    def __init__(self, mode, account, syslog):
+        self.mode = mode
+        self.account = account
+        self.syslog = syslog
+        self.procs = []
+        if mode == "daemon":
+            self._start_daemon()
+        else:
+            self._start_inetd()
+
+    def _start_daemon(self):
+        args = [IMAPD, "--listen", "127.0.0.1:0", "--users", self.account.users_file,
+                "--log-socket", self.syslog.path]
+        if self.account.system:
+            args += ["--user", self.account.name]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.procs.append(self.proc)
+        line = self.proc.stderr.readline().decode()
+        m = re.search(r"listening on \[127\.0\.0\.1:(\d+)\]", line)
+        assert m, f"daemon did not start: {line!r}"
+        self.port = int(m.group(1))
+        threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
+
+    @staticmethod
+    def _drain(stream):
+        for _ in stream:
+            pass
+
+    def _start_inetd(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self._stopping = False
+
+        def accept_loop():
+            while not self._stopping:
+                try:
+                    conn, _ = self.listener.accept()
+                except OSError:
+                    return
+                # inetd: the socket is the child's stdin and stdout; it runs as root.
+                p = subprocess.Popen(
+                    [IMAPD, "--users", self.account.users_file, "--log-socket", self.syslog.path],
+                    stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.DEVNULL,
+                    close_fds=True,
+                )
+                self.procs.append(p)
+                conn.close()
+
+        threading.Thread(target=accept_loop, daemon=True).start()
+
+    def connect(self, login=True):
+        c = imaplib.IMAP4("127.0.0.1", self.port, timeout=30)
+        if login:
+            c.login(self.account.name, PASSWORD)
+        return c
+
+    def raw(self):
+        return RawClient("127.0.0.1", self.port)
+
+    def stop(self):
+        if self.mode == "inetd":
+            self._stopping = True
+            self.listener.close()
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+class RawClient:
+    """A line-level client for protocol transcripts and malformed input."""
+
+    def __init__(self, host, port):
+        self.sock = socket.create_connection((host, port), timeout=15)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def _fill(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"connection closed; buffered {self.buf!r}")
+            self.buf += chunk
+
+    def _rawline(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"connection closed; buffered {self.buf!r}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def line(self):
+        """One response line, with any literals it announces folded in."""
+        out = b""
+        while True:
+            raw = self._rawline()
+            out += raw
+            m = re.search(rb"\{(\d+)\}$", raw)
+            if not m:
+                return out.decode("latin-1")
+            n = int(m.group(1))
+            self._fill(n)
+            out += b"\r\n" + self.buf[:n]
+            self.buf = self.buf[n:]
+
+    def until_tagged(self, tag):
+        """Lines up to and including the tagged completion of `tag`."""
+        lines = []
+        while True:
+            line = self.line()
+            lines.append(line)
+            if line.startswith(tag + " "):
+                return lines
+
+    def command(self, tag, text):
+        self.send(f"{tag} {text}\r\n")
+        return self.until_tagged(tag)
+
+    def closed(self):
+        try:
+            self.sock.settimeout(5)
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return True
+                self.buf += data
+        except (ConnectionResetError, socket.timeout):
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def syslog(tmp_path):
+    path = os.path.join(tempfile.mkdtemp(prefix="imapd-log-"), "log")
+    s = SyslogCatcher(path)
+    yield s
+    s.close()
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+
+@pytest.fixture
+def account():
+    base = tempfile.mkdtemp(prefix="imapd-test-")
+    os.chmod(base, 0o755)
+    a = Account(base)
+    yield a
+    a.remove()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["daemon", "inetd"])
+def server(request, account, syslog):
+    s = Server(request.param, account, syslog)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def daemon(account, syslog):
+    s = Server("daemon", account, syslog)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def inetd(account, syslog):
+    s = Server("inetd", account, syslog)
+    yield s
+    s.stop()
+
+
+SIMPLE = (
+    "From: Alice Example <alice@example.com>\r\n"
+    "To: Bob <bob@example.org>\r\n"
+    "Subject: Lunch plans\r\n"
+    "Date: Wed, 17 Jul 1996 02:23:25 -0700\r\n"
+    "Message-ID: <lunch@example.com>\r\n"
+    "\r\n"
+    "Shall we meet at noon?\r\n"
+)
+
+
+def message(subject="Hello", body="Body text\r\n", sender="alice@example.com", extra=""):
+    return (
+        f"From: {sender}\r\nTo: bob@example.org\r\nSubject: {subject}\r\n"
+        f"Date: Mon, 2 Nov 2026 10:00:00 +0000\r\n{extra}\r\n{body}"
+    )
