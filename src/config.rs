@@ -110,7 +110,7 @@ num_setting!(
 );
 num_setting!(
     /// Most MIME parts parsed in one message; the rest are treated as one opaque leaf.
-    MAX_MIME_PARTS: usize = 5000
+    MAX_MIME_PARTS: usize = 1000
 );
 num_setting!(
     /// Daemon mode: most simultaneous connections; more are greeted with BYE.

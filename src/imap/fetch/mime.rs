@@ -313,7 +313,18 @@ fn parse_entity(
         match boundary {
             Some(b) if !b.is_empty() && b.len() <= 200 && !exhausted => {
                 let digest = part.subtype == "digest";
-                let children: Vec<Part> = split_multipart(msg, body.clone(), b.as_bytes())
+                let mut ranges = split_multipart(msg, body.clone(), b.as_bytes());
+                // Past the part budget, the remaining parts are folded into the last
+                // one allowed: every byte stays reachable, the structure stays small.
+                let allowed = MAX_MIME_PARTS.saturating_sub(budget.parts).max(1);
+                if ranges.len() > allowed {
+                    let end = ranges.last().map(|r| r.end).unwrap_or(body.end);
+                    ranges.truncate(allowed);
+                    if let Some(last) = ranges.last_mut() {
+                        last.end = end;
+                    }
+                }
+                let children: Vec<Part> = ranges
                     .into_iter()
                     .map(|r| parse_entity(msg, r.start, r.end, digest, depth + 1, budget))
                     .collect();
@@ -607,7 +618,11 @@ mod tests {
         for _ in 0..20000 {
             m.extend_from_slice(b"--x\r\n\r\n");
         }
-        let _ = parse(&m);
+        let Kind::Multipart(children) = parse(&m).kind else {
+            panic!("not multipart")
+        };
+        assert!(children.len() < crate::config::MAX_MIME_PARTS);
+        assert_eq!(children.last().unwrap().body.end, m.len());
     }
 
     #[test]

@@ -1,0 +1,195 @@
+"""Bad input gets BAD, NO or BYE, never a crash or a hang; the daemon keeps serving
+others while one client misbehaves, uploads 100 MB or stops reading."""
+import os
+import random
+import socket
+import time
+
+import pytest
+
+from conftest import PASSWORD, message
+
+
+def greet_login(r, account):
+    assert r.line().startswith("* OK")
+    assert r.command("l", f'LOGIN {account.name} "{PASSWORD}"')[-1].startswith("l OK")
+
+
+def assert_alive(server):
+    c = server.connect()
+    typ, _ = c.noop()
+    assert typ == "OK"
+    c.logout()
+
+
+def test_malformed_commands_get_bad(server, syslog):
+    r = server.raw()
+    greet_login(r, server.account)
+    for cmd in ["FETCH", "a1 FETCH", "a2 FETCH 1:* (", "a3 SELECT", "a4 FOO", "a5 STORE 1 FLAGS (\\Bogus)",
+                "a6 SEARCH ((((", "a7 UID", "a8 LOGIN x", 'a9 LIST "unterminated']:
+        r.send(cmd + "\r\n")
+        line = r.line()
+        assert " BAD " in line, (cmd, line)
+    r.send("\r\n")
+    assert r.line().startswith("* BAD")
+    assert r.command("ok", "NOOP")[-1].startswith("ok OK")
+    syslog.wait_for(r"protocol error peer=127\.0\.0\.1 user=\S+ error=")
+    r.close()
+
+
+def test_too_many_bad_commands_end_the_session(server):
+    r = server.raw()
+    r.line()
+    for i in range(20):
+        r.send(f"x{i} NONSENSE\r\n")
+    lines = [r.line() for _ in range(21)]
+    assert lines[-1].startswith("* BYE")
+    assert r.closed()
+
+
+def test_overlong_line_is_refused_with_bye(server):
+    r = server.raw()
+    r.line()
+    r.send("a " + "x" * 70000)
+    assert r.line().startswith("* BYE")
+    assert r.closed()
+    assert_alive(server)
+
+
+def test_literal_limits(server):
+    r = server.raw()
+    r.line()
+    # A synchronizing literal over the limit: tagged BAD, no "+", session goes on.
+    r.send("a LOGIN {99999999}\r\n")
+    assert r.line().startswith("a BAD Literal too large")
+    greet = r.command("b", "NOOP")
+    assert greet[-1].startswith("b OK")
+    # A non-synchronizing one cannot be refused without losing sync: BYE (RFC 7888 4).
+    r.send("c LOGIN {99999999+}\r\n")
+    assert r.line().startswith("* BYE")
+    assert r.closed()
+
+
+def test_append_limits_and_trycreate(server):
+    r = server.raw()
+    greet_login(r, server.account)
+    r.send("a APPEND INBOX {999999999999}\r\n")
+    assert r.line().startswith("a NO [TOOBIG]")
+    # LITERAL+ into a missing mailbox: the message is read and dropped, then NO.
+    msg = message("x")
+    r.send(f"b APPEND Missing {{{len(msg)}+}}\r\n{msg}\r\n")
+    assert r.line().startswith("b NO [TRYCREATE]")
+    r.send(f"c APPEND INBOX {{{len(msg)}+}}\r\n{msg}\r\n")
+    assert r.line().startswith("c OK [APPENDUID")
+    r.send("d APPEND INBOX {999999999999+}\r\n")
+    assert r.line().startswith("* BYE")
+    assert r.closed()
+
+
+def test_hostile_sets_and_nesting_are_bounded(server):
+    c = server.connect()
+    c.append("INBOX", None, None, message("one").encode())
+    c.select()
+    start = time.time()
+    typ, data = c.store("1:4294967295", "+FLAGS", "(\\Seen)")
+    assert typ == "OK"
+    typ, data = c.uid("FETCH", "1:4294967295,1:4294967295,1:4294967295", "(FLAGS)")
+    assert typ == "OK" and len(data) == 1
+    r = server.raw()
+    greet_login(r, server.account)
+    r.command("s", "SELECT INBOX")
+    deep = "(" * 5000 + "ALL" + ")" * 5000
+    assert " BAD " in r.command("d", "SEARCH " + deep)[-1]
+    nots = "NOT " * 3000 + "ALL"
+    assert " BAD " in r.command("n", "SEARCH " + nots)[-1]
+    assert time.time() - start < 30
+    r.close()
+    c.logout()
+
+
+def test_pathological_mime_is_answered(server):
+    nested = "".join(f"Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n" for i in range(3000))
+    many = "Content-Type: multipart/mixed; boundary=x\r\n\r\n" + "--x\r\n\r\n" * 20000 + "--x--\r\n"
+    c = server.connect()
+    for body in (nested, many, "Subject: no body separator at all"):
+        typ, _ = c.append("INBOX", None, None, body.encode())
+        assert typ == "OK"
+    c.select()
+    typ, data = c.fetch("1:3", "(BODYSTRUCTURE ENVELOPE BODY.PEEK[1.1.1.MIME])")
+    assert typ == "OK"
+    typ, data = c.search(None, "BODY", "nothing-matches")
+    assert typ == "OK"
+    c.logout()
+
+
+def test_random_garbage_never_kills_the_server(server):
+    rng = random.Random(1234)
+    for _ in range(8):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        s.recv(4096)
+        blob = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4000)))
+        try:
+            s.sendall(blob + b"\r\n" + b"z LOGOUT\r\n")
+            s.settimeout(5)
+            while s.recv(65536):
+                pass
+        except (ConnectionResetError, BrokenPipeError, socket.timeout):
+            pass
+        s.close()
+    assert_alive(server)
+
+
+def test_daemon_serves_others_during_a_100mb_append(daemon):
+    size = 100 * 1024 * 1024
+    up = daemon.raw()
+    greet_login(up, daemon.account)
+    up.send("big APPEND INBOX {%d}\r\n" % size)
+    assert up.line().startswith("+")
+    chunk = (b"x" * 1023 + b"\n") * 1024
+    header = b"Subject: big\r\n\r\n"
+    up.send(header)
+    sent = len(header)
+    bare_lf = 0  # RFC822.SIZE counts each bare LF as CRLF
+    while sent < size // 2:
+        up.send(chunk)
+        sent += len(chunk)
+        bare_lf += 1024
+    # Half-way through the upload another client is answered at once.
+    other = daemon.connect()
+    typ, _ = other.noop()
+    assert typ == "OK"
+    other.select()
+    other.logout()
+    rest = size - sent
+    while rest > 0:
+        part = chunk[: min(len(chunk), rest)]
+        up.send(part)
+        rest -= len(part)
+        bare_lf += part.count(b"\n")
+    up.send("\r\n")
+    assert up.line().startswith("big OK [APPENDUID")
+    c = daemon.connect()
+    c.select()
+    typ, data = c.fetch("1", "(RFC822.SIZE)")
+    assert b"RFC822.SIZE %d" % (size + bare_lf) in data[0]
+    c.logout()
+
+
+def test_daemon_serves_others_while_a_client_stops_reading(daemon):
+    acc = daemon.account
+    body = "Subject: filler\r\n\r\n" + ("y" * 1000 + "\r\n") * 200
+    for i in range(60):
+        acc.deliver(body)
+    stuck = daemon.raw()
+    greet_login(stuck, acc)
+    stuck.command("s", "SELECT INBOX")
+    stuck.send("f FETCH 1:* (BODY.PEEK[])\r\n")  # ~12 MB it never reads
+    time.sleep(0.5)
+    other = daemon.connect()
+    typ, _ = other.noop()
+    assert typ == "OK"
+    other.select()
+    typ, data = other.fetch("1", "(RFC822.SIZE)")
+    assert typ == "OK"
+    other.logout()
+    stuck.close()
