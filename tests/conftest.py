@@ -275,7 +275,9 @@ class RawClient:
 
 @pytest.fixture
 def syslog(tmp_path):
-    path = os.path.join(tempfile.mkdtemp(prefix="imapd-log-"), "log")
+    log_dir = tempfile.mkdtemp(prefix="imapd-log-")
+    os.chmod(log_dir, 0o755)  # reachable by every user, as /dev/log is
+    path = os.path.join(log_dir, "log")
     s = SyslogCatcher(path)
     yield s
     s.close()

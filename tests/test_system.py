@@ -1,0 +1,122 @@
+"""imapd as administrators run it: under real xinetd (as root, dropping to the mail
+user after login), and from a shell or ssh as a user (PREAUTH, as UW imapd)."""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import IMAPD, IS_ROOT, PASSWORD, message
+
+
+@pytest.fixture
+def root_required():
+    # These tests create system accounts and run xinetd; CI runs the suite as root.
+    assert IS_ROOT, "tests/test_system.py needs root (it creates accounts and runs xinetd); run the suite as CI does"
+
+
+def proc_status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def test_preauth_over_a_pipe_as_the_invoking_user(account, syslog, root_required):
+    account.deliver(message("for preauth"))
+    p = subprocess.Popen(
+        [IMAPD, "--log-socket", syslog.path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        user=account.uid, group=account.gid, extra_groups=[],
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    out, _ = p.communicate(b"a SELECT INBOX\r\nb FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\nc LOGOUT\r\n", timeout=20)
+    text = out.decode()
+    assert text.startswith(f"* PREAUTH [CAPABILITY IMAP4rev1"), text
+    assert f"Logged in as {account.name}" in text
+    assert "* 1 EXISTS" in text and "Subject: for preauth" in text
+    assert "c OK LOGOUT completed" in text
+    assert p.returncode == 0
+    syslog.wait_for(rf"login user={account.name} peer=local method=PREAUTH")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_under_xinetd_the_session_runs_as_the_mail_user(account, syslog, tmp_path, root_required):
+    xinetd = shutil.which("xinetd") or "/usr/sbin/xinetd"
+    assert os.path.exists(xinetd), "xinetd is not installed (.ci/run installs it)"
+    port = free_port()
+    conf = tmp_path / "xinetd.conf"
+    # The same service definition an admin writes for UW imapd, on a test port.
+    conf.write_text(f"""
+service imaptest
+{{
+    type        = UNLISTED
+    port        = {port}
+    socket_type = stream
+    protocol    = tcp
+    wait        = no
+    user        = root
+    server      = {IMAPD}
+    server_args = --users {account.users_file} --log-socket {syslog.path}
+    bind        = 127.0.0.1
+    only_from   = 127.0.0.1
+    instances   = 50
+}}
+""")
+    xi = subprocess.Popen([xinetd, "-dontfork", "-f", str(conf), "-pidfile", str(tmp_path / "pid")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline, "xinetd did not start"
+                time.sleep(0.1)
+        import imaplib
+        account.deliver(message("via xinetd"))
+        c = imaplib.IMAP4("127.0.0.1", port, timeout=20)
+        c.login(account.name, PASSWORD)
+        typ, data = c.select()
+        assert data == [b"1"]
+        typ, data = c.append("INBOX", None, None, message("appended").encode())
+        assert typ == "OK"
+        # The serving process is xinetd's child; after login it is the user, for good.
+        children = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                st = proc_status(pid)
+            except OSError:
+                continue
+            if st.get("PPid") == str(xi.pid):
+                children.append(st)
+        assert len(children) == 1, children
+        st = children[0]
+        assert st["Uid"].split() == [str(account.uid)] * 4
+        assert st["Gid"].split() == [str(account.gid)] * 4
+        assert st["Groups"].split() == [str(account.gid)]
+        assert int(st["CapEff"], 16) == 0
+        c.logout()
+        # What the session wrote (APPENDed files carry ,W=; its uidlist and cache)
+        # belongs to the user and is private.
+        created = [os.path.join(account.maildir, sub, f) for sub in ("new", "cur")
+                   for f in os.listdir(os.path.join(account.maildir, sub)) if ",W=" in f]
+        created += [os.path.join(account.maildir, "dovecot-uidlist")]
+        assert len(created) == 2
+        for path in created:
+            s = os.stat(path)
+            assert (s.st_uid, s.st_gid) == (account.uid, account.gid), path
+            assert s.st_mode & 0o077 == 0, (path, oct(s.st_mode))
+        syslog.wait_for(rf"login user={account.name} peer=127\.0\.0\.1 method=LOGIN")
+    finally:
+        xi.terminate()
+        xi.wait(timeout=10)
