@@ -531,3 +531,129 @@ impl Session {
         self.logout_reason.get_or_insert("connection closed");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! A first, short fuzz run of the engine: mutated commands fed in random slices to
+    //! an authenticated session on a real (temporary) Maildir. Nothing may panic, and
+    //! output must stay bounded.
+    use super::*;
+    use crate::store::maildir::MaildirStore;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const CORPUS: &[&str] = &[
+        "a SELECT INBOX\r\n",
+        "a EXAMINE INBOX\r\n",
+        "b APPEND INBOX (\\Seen $X) \"01-Jan-2020 10:00:00 +0000\" {31}\r\nSubject: x\r\n\r\nhello world!!\r\n\r\n",
+        "b APPEND INBOX {40+}\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n",
+        "c FETCH 1:* (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (A B)]<0.10> BODYSTRUCTURE ENVELOPE)\r\n",
+        "c UID FETCH 1:4294967295 (BODY[] RFC822.SIZE INTERNALDATE)\r\n",
+        "d STORE 1:* +FLAGS.SILENT (\\Deleted kw)\r\n",
+        "e SEARCH CHARSET UTF-8 OR (FROM x BODY {3}\r\nabc) NOT SENTSINCE 1-Feb-2000 1:*\r\n",
+        "f COPY 1:* INBOX\r\n",
+        "f MOVE 1 INBOX\r\n",
+        "g EXPUNGE\r\n",
+        "g UID EXPUNGE 1:*\r\n",
+        "h LIST \"\" *\r\n",
+        "h LSUB \"\" %\r\n",
+        "i CREATE Foo.Bar\r\n",
+        "i RENAME Foo Baz\r\n",
+        "i DELETE Baz.Bar\r\n",
+        "j STATUS INBOX (MESSAGES UIDNEXT UNSEEN SIZE)\r\n",
+        "k IDLE\r\nDONE\r\n",
+        "l CLOSE\r\n",
+        "m NOOP\r\n",
+        "n SUBSCRIBE INBOX\r\n",
+        "o LOGIN a b\r\n",
+        "p AUTHENTICATE PLAIN\r\nAGEAYg==\r\n",
+    ];
+
+    #[test]
+    fn mutated_commands_never_panic() {
+        let dir = std::env::temp_dir().join(format!("imapd-fuzz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut rng = Rng(0x9e3779b97f4a7c15);
+        // IMAPD_FUZZ_ROUNDS=100000 for a longer campaign.
+        let rounds: usize = std::env::var("IMAPD_FUZZ_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(600);
+        let mut selected_rounds = 0;
+        for round in 0..rounds {
+            let store = MaildirStore::open(dir.clone()).expect("temp maildir");
+            let mut s = Session::new(Mode::Daemon, "fuzz".into(), "/nonexistent".into(), None);
+            s.user = Some(User {
+                name: "fuzz".into(),
+                uid: None,
+                gid: None,
+                mail_root: dir.clone(),
+            });
+            s.store = Some(Box::new(store));
+            for _ in 0..12 {
+                let mut cmd = CORPUS[rng.below(CORPUS.len())].as_bytes().to_vec();
+                for _ in 0..rng.below(4) {
+                    if cmd.is_empty() {
+                        break;
+                    }
+                    let i = rng.below(cmd.len());
+                    match rng.below(5) {
+                        0 => cmd[i] = rng.next() as u8,
+                        1 => {
+                            const ALPHABET: &[u8] = b"(){}[]<>\"\\*%:. 0123456789\r\n+";
+                            cmd.insert(i, ALPHABET[rng.below(ALPHABET.len())])
+                        }
+                        2 => cmd.truncate(i),
+                        3 => {
+                            let tail = cmd[i..].to_vec();
+                            cmd.extend_from_slice(&tail);
+                        }
+                        _ => {
+                            cmd.remove(i);
+                        }
+                    }
+                }
+                // Feed in random slices, stepping in between, as a network would.
+                let mut rest = &cmd[..];
+                while !rest.is_empty() {
+                    let n = 1 + rng.below(rest.len());
+                    s.feed(&rest[..n]);
+                    rest = &rest[n..];
+                    s.step(Instant::now());
+                    assert!(
+                        s.output().len() < 64 * 1024 * 1024,
+                        "round {round}: output unbounded"
+                    );
+                    s.output().clear();
+                    if s.mailbox.is_some() {
+                        selected_rounds += 1;
+                    }
+                }
+                for _ in 0..4 {
+                    s.step(Instant::now());
+                    s.output().clear();
+                }
+                if s.is_closed() {
+                    break;
+                }
+            }
+            s.finish();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            selected_rounds > rounds / 2,
+            "the fuzzer must reach the selected state ({selected_rounds})"
+        );
+    }
+}
