@@ -193,3 +193,19 @@ def test_daemon_serves_others_while_a_client_stops_reading(daemon):
     assert typ == "OK"
     other.logout()
     stuck.close()
+
+
+def test_large_fetch_completes(server):
+    """A FETCH far larger than the output buffer is streamed out to the end."""
+    body = "Subject: bulk\r\n\r\n" + ("z" * 998 + "\r\n") * 20
+    for i in range(800):
+        server.account.deliver(body)
+    c = server.connect()
+    c.select()
+    typ, data = c.fetch("1:*", "(UID RFC822.SIZE BODY.PEEK[])")
+    assert typ == "OK"
+    bodies = [d for d in data if isinstance(d, tuple)]
+    assert len(bodies) == 800 and all(len(b[1]) == len(body) for b in bodies)
+    typ, data = c.fetch("1:*", "(FLAGS UID RFC822.SIZE)")
+    assert typ == "OK" and len(data) == 800
+    c.logout()

@@ -281,9 +281,11 @@ impl Session {
         if let Some((t, _, _)) = &self.delayed {
             deadline = deadline.min(*t);
         }
+        // Busy means work is ready; whether there is room to write it is the driver's
+        // business (it waits for the socket to drain when it could not flush).
         let busy = self.job.is_some() || (self.has_complete_input() && self.delayed.is_none());
         Step {
-            busy: busy && self.output.len() < config::OUTPUT_HIGH_WATER,
+            busy,
             deadline: Some(deadline),
         }
     }
