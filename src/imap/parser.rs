@@ -482,24 +482,34 @@ impl<'a> Parser<'a> {
         ))
     }
 
-    fn flag_list(&mut self) -> R<Vec<Flag>> {
+    /// RFC 3501's parenthesised lists: `(item SP item ...)`; `()` only if `allow_empty`.
+    fn paren_list<T>(
+        &mut self,
+        what: &str,
+        allow_empty: bool,
+        mut item: impl FnMut(&mut Self) -> R<T>,
+    ) -> R<Vec<T>> {
         self.expect(b'(')?;
         let mut v = Vec::new();
-        if self.peek() == Some(b')') {
+        if allow_empty && self.peek() == Some(b')') {
             self.i += 1;
             return Ok(v);
         }
         loop {
-            v.push(self.flag()?);
+            v.push(item(self)?);
             match self.peek() {
                 Some(b' ') => self.i += 1,
                 Some(b')') => {
                     self.i += 1;
                     return Ok(v);
                 }
-                _ => return err("malformed flag list"),
+                _ => return err(format!("malformed {what}")),
             }
         }
+    }
+
+    fn flag_list(&mut self) -> R<Vec<Flag>> {
+        self.paren_list("flag list", true, Self::flag)
     }
 
     fn date(&mut self) -> R<i64> {
@@ -517,23 +527,13 @@ impl<'a> Parser<'a> {
     }
 
     fn header_list(&mut self) -> R<Vec<String>> {
-        self.expect(b'(')?;
-        let mut v = Vec::new();
-        loop {
-            let h = self.astring()?;
+        self.paren_list("header list", false, |p| {
+            let h = p.astring()?;
             if h.is_empty() || h.iter().any(|&c| c <= b' ' || c == b':' || c >= 0x7f) {
                 return err("invalid header field name");
             }
-            v.push(String::from_utf8_lossy(&h).into_owned());
-            match self.peek() {
-                Some(b' ') => self.i += 1,
-                Some(b')') => {
-                    self.i += 1;
-                    return Ok(v);
-                }
-                _ => return err("malformed header list"),
-            }
-        }
+            Ok(String::from_utf8_lossy(&h).into_owned())
+        })
     }
 
     fn section(&mut self) -> R<Section> {
@@ -741,11 +741,9 @@ impl<'a> Parser<'a> {
     }
 
     fn status_atts(&mut self) -> R<Vec<StatusAtt>> {
-        self.expect(b'(')?;
-        let mut v = Vec::new();
-        loop {
-            let a = String::from_utf8_lossy(self.atom()?).to_ascii_uppercase();
-            v.push(match a.as_str() {
+        self.paren_list("STATUS item list", false, |p| {
+            let a = String::from_utf8_lossy(p.atom()?).to_ascii_uppercase();
+            Ok(match a.as_str() {
                 "MESSAGES" => StatusAtt::Messages,
                 "RECENT" => StatusAtt::Recent,
                 "UIDNEXT" => StatusAtt::UidNext,
@@ -753,16 +751,8 @@ impl<'a> Parser<'a> {
                 "UNSEEN" => StatusAtt::Unseen,
                 "SIZE" => StatusAtt::Size,
                 _ => return err(format!("unknown STATUS item {a}")),
-            });
-            match self.peek() {
-                Some(b' ') => self.i += 1,
-                Some(b')') => {
-                    self.i += 1;
-                    return Ok(v);
-                }
-                _ => return err("malformed STATUS item list"),
-            }
-        }
+            })
+        })
     }
 
     /// APPEND arguments up to the message literal: `mailbox [SP flags] [SP date-time] SP`.
@@ -923,18 +913,7 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 let mut atts = Vec::new();
                 if self.peek() == Some(b'(') {
-                    self.i += 1;
-                    loop {
-                        self.fetch_att(&mut atts)?;
-                        match self.peek() {
-                            Some(b' ') => self.i += 1,
-                            Some(b')') => {
-                                self.i += 1;
-                                break;
-                            }
-                            _ => return err("malformed FETCH attribute list"),
-                        }
-                    }
+                    self.paren_list("FETCH attribute list", false, |p| p.fetch_att(&mut atts))?;
                 } else {
                     self.fetch_att(&mut atts)?;
                 }
