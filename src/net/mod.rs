@@ -32,3 +32,24 @@ pub fn install_panic_hook() {
         crate::log::error(&format!("panic: {info}"));
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::{Mode, Session};
+
+    #[test]
+    fn a_panic_ends_only_its_session_with_bye() {
+        let mut s = Session::new(Mode::Daemon, "test".into(), "/nonexistent".into(), None);
+        s.output().clear();
+        let r: Option<()> = super::guarded(&mut s, |_| panic!("boom"));
+        assert!(r.is_none());
+        assert!(s.is_closed());
+        assert!(String::from_utf8_lossy(s.output()).starts_with("* BYE Internal server error"));
+        // Another session is untouched and answers.
+        let mut other = Session::new(Mode::Daemon, "test".into(), "/nonexistent".into(), None);
+        other.output().clear();
+        other.feed(b"a NOOP\r\n");
+        super::guarded(&mut other, |s| s.step(std::time::Instant::now()));
+        assert_eq!(String::from_utf8_lossy(other.output()), "a OK Done\r\n");
+    }
+}
