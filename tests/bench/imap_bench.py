@@ -133,6 +133,9 @@ service imap-login {{
 service imap {{
   process_limit = 5000
 }}
+protocol imap {{
+  mail_max_userip_connections = 100000
+}}
 default_process_limit = 5000
 default_client_limit = 10000
 """)
@@ -197,8 +200,12 @@ def bench_server(server, n, sessions):
         f = s.makefile("rb")
         f.readline()
         s.sendall(b"a LOGIN bench bench\r\nb SELECT Idle\r\nc IDLE\r\n")
-        while not f.readline().startswith(b"+"):
-            pass
+        while True:
+            line = f.readline()
+            if not line:
+                raise SystemExit(f"{server.name} closed idle session {i}")
+            if line.startswith(b"+"):
+                break
         socks.append((s, f))
     time.sleep(1)
     after = pss_kib(server.pids())

@@ -92,11 +92,12 @@ impl MaildirFolder {
         })
     }
 
+    /// Directory mtimes come from a coarse clock: a change within the same tick leaves
+    /// them equal, so a recent one proves nothing. The uidlist needs no such wait: it is
+    /// only ever replaced by rename, so its inode (part of its stamp) changes every time.
     fn stable(s: &Stamps) -> bool {
         let now = now_ns();
-        now - s.new_mtime > UNSTABLE_NS
-            && now - s.cur_mtime > UNSTABLE_NS
-            && now - s.uidlist_mtime > UNSTABLE_NS
+        now - s.new_mtime > UNSTABLE_NS && now - s.cur_mtime > UNSTABLE_NS
     }
 
     /// The cache file, if it describes the folder as it is now.
