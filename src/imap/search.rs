@@ -14,6 +14,8 @@ pub struct Candidate<'m> {
     seq: u32,
     max_uid: u32,
     count: u32,
+    /// The file as read, before MIME parsing (enough for header keys).
+    raw: Option<Vec<u8>>,
     message: Option<(Vec<u8>, Part)>,
     body_text: Option<String>,
 }
@@ -28,6 +30,7 @@ impl<'m> Candidate<'m> {
             seq: index as u32 + 1,
             max_uid,
             count,
+            raw: None,
             message: None,
             body_text: None,
         }
@@ -35,7 +38,10 @@ impl<'m> Candidate<'m> {
 
     fn load(&mut self) -> Result<&(Vec<u8>, Part)> {
         if self.message.is_none() {
-            let raw = self.mailbox.read(self.index)?;
+            let raw = match self.raw.take() {
+                Some(r) => r,
+                None => self.mailbox.read(self.index)?,
+            };
             let crlf = mime::to_crlf(&raw).into_owned();
             let root = mime::parse(&crlf);
             self.message = Some((crlf, root));
@@ -43,9 +49,25 @@ impl<'m> Candidate<'m> {
         Ok(self.message.as_ref().expect("loaded"))
     }
 
+    /// The raw header block, read without parsing the MIME structure.
+    fn header(&mut self) -> Result<&[u8]> {
+        if self.raw.is_none() && self.message.is_none() {
+            self.raw = Some(self.mailbox.read(self.index)?);
+        }
+        if let Some((msg, root)) = &self.message {
+            return Ok(&msg[root.header.clone()]);
+        }
+        let raw = self.raw.as_deref().expect("read above");
+        let end = mime::memfind(raw, b"\n\n")
+            .map(|p| p + 2)
+            .or_else(|| mime::memfind(raw, b"\n\r\n").map(|p| p + 3))
+            .unwrap_or(raw.len());
+        Ok(&raw[..end])
+    }
+
     fn header_values(&mut self, name: &str) -> Result<Vec<String>> {
-        let (msg, root) = self.load()?;
-        Ok(mime::fields(&msg[root.header.clone()])
+        let header = self.header()?;
+        Ok(mime::fields(header)
             .into_iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| mime::decode_header_value(v))
@@ -197,10 +219,61 @@ pub fn matches(key: &SearchKey, c: &mut Candidate) -> Result<bool> {
     })
 }
 
+/// How much a key costs to evaluate: flags and numbers are free, sizes and dates need
+/// metadata, header keys read the file's header, body keys decode the whole message.
+fn cost(key: &SearchKey) -> u8 {
+    use SearchKey as K;
+    match key {
+        K::All | K::Flag(..) | K::Keyword(..) | K::Recent(_) | K::New | K::Old | K::Uid(_) | K::Seq(_) => 0,
+        K::Larger(_) | K::Smaller(_) | K::Before(_) | K::On(_) | K::Since(_) => 1,
+        K::Header(..) | K::SentBefore(_) | K::SentOn(_) | K::SentSince(_) => 2,
+        K::Body(_) | K::Text(_) => 3,
+        K::Not(k) => cost(k),
+        K::Or(a, b) => cost(a).max(cost(b)),
+        K::And(v) => v.iter().map(cost).max().unwrap_or(0),
+    }
+}
+
+/// Reorder AND-ed keys cheapest first (the result is the same; the work is not):
+/// `TEXT x SUBJECT y` then reads bodies only of messages whose subject matched.
+pub fn optimize(key: &mut SearchKey) {
+    match key {
+        SearchKey::And(v) => {
+            v.iter_mut().for_each(optimize);
+            v.sort_by_key(cost);
+        }
+        SearchKey::Or(a, b) => {
+            optimize(a);
+            optimize(b);
+        }
+        SearchKey::Not(k) => optimize(k),
+        _ => {}
+    }
+}
+
 /// A vanished message matches nothing; other errors stop the search.
 pub fn matches_or_skip(key: &SearchKey, c: &mut Candidate) -> Result<bool> {
     match matches(key, c) {
         Err(StoreError::Expunged) => Ok(false),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cheap_keys_first() {
+        let mut k = SearchKey::And(vec![
+            SearchKey::Text(b"x".to_vec()),
+            SearchKey::Header("SUBJECT".into(), b"y".to_vec()),
+            SearchKey::Flag(Flags::SEEN, true),
+        ]);
+        optimize(&mut k);
+        let SearchKey::And(v) = k else { panic!() };
+        assert!(matches!(v[0], SearchKey::Flag(..)));
+        assert!(matches!(v[1], SearchKey::Header(..)));
+        assert!(matches!(v[2], SearchKey::Text(_)));
     }
 }

@@ -79,7 +79,13 @@ impl DotLock {
         f.write_all(content)?;
         f.sync_data()?;
         drop(f);
-        std::fs::rename(&self.lock_path, &self.target)
+        std::fs::rename(&self.lock_path, &self.target)?;
+        // Make the rename itself durable: a uidlist that came back older after a crash
+        // would hand out UIDs that clients have already seen.
+        if let Some(dir) = self.target.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(())
     }
 }
 
@@ -89,4 +95,9 @@ impl Drop for DotLock {
             let _ = std::fs::remove_file(&self.lock_path);
         }
     }
+}
+
+/// fsync a directory, so that renames and creations in it survive a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }

@@ -191,8 +191,14 @@ def bench_server(server, n, sessions):
     for i in range(20):
         c.append("Idle", None, None, f"Subject: idle {i}\r\n\r\nbody\r\n".encode())
     c.logout()
-    # Idle sessions: logged in, a small folder selected, in IDLE (as a client
-    # watching its mailbox would sit; the 100,000-message INBOX is measured above).
+    return r
+
+
+def bench_idle(server, sessions):
+    """Idle sessions on a freshly started server: logged in, a small folder selected,
+    in IDLE, as a client watching its mailbox sits."""
+    r = {}
+    time.sleep(0.5)
     before = pss_kib(server.pids())
     socks = []
     for i in range(sessions):
@@ -236,6 +242,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--sessions", type=int, default=1000)
+    ap.add_argument("--imapd-sessions", type=int, default=10000, help="imapd alone: also this many idle sessions")
     ap.add_argument("--keep", help="reuse/keep the generated Maildir here")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -264,8 +271,15 @@ def main():
             results[cls.name] = bench_server(srv, args.messages, args.sessions)
         finally:
             srv.stop()
+        counts = [args.sessions] + ([args.imapd_sessions] if cls is Imapd and args.imapd_sessions else [])
+        for n in counts:
+            srv = cls(base, md, user)
+            try:
+                results[cls.name].update(bench_idle(srv, n))
+            finally:
+                srv.stop()
     results.setdefault("imapd", {})["inetd start to greeting (median)"] = inetd_start()
-    keys = list(results["imapd"].keys())
+    keys = list(dict.fromkeys(k for r in results.values() for k in r))
     names = list(results.keys())
     print(f"\n{'figure':42} " + " ".join(f"{n:>14}" for n in names) + ("   ratio" if len(names) == 2 else ""))
     for k in keys:

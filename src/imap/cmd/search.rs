@@ -2,7 +2,7 @@
 //! over 100,000 messages never blocks other clients of the daemon.
 
 use super::super::parser::SearchKey;
-use super::super::search::{Candidate, matches_or_skip};
+use super::super::search::{Candidate, matches_or_skip, optimize};
 use super::super::session::Session;
 use super::Job;
 
@@ -18,7 +18,8 @@ pub struct SearchJob {
 const SLICE: usize = 200;
 
 impl Session {
-    pub(super) fn cmd_search(&mut self, tag: &str, uid: bool, key: SearchKey) {
+    pub(super) fn cmd_search(&mut self, tag: &str, uid: bool, mut key: SearchKey) {
+        optimize(&mut key);
         self.job = Some(Job::Search(SearchJob {
             tag: tag.to_string(),
             uid,

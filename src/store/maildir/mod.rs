@@ -432,6 +432,11 @@ impl AppendSink for MaildirAppend {
                 .join(filename::with_flags(&base, flags))
         };
         fs::rename(&self.tmp_path, &target).map_err(|e| err(e, &self.mailbox))?;
+        // The message is acknowledged with APPENDUID below: its directory entry must
+        // survive a crash as surely as its bytes.
+        if let Some(dir) = target.parent() {
+            crate::store::dotlock::sync_dir(dir).map_err(|e| err(e, &self.mailbox))?;
+        }
         // Number it now, for APPENDUID; a scan racing us sees the same record.
         let lock = DotLock::acquire(&self.dir.join("dovecot-uidlist"))
             .map_err(|e| err(e, &self.mailbox))?;
