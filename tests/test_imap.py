@@ -192,28 +192,33 @@ def test_search_keys(server):
                         extra="Content-Type: text/plain; charset=iso-8859-1\r\n").encode("latin-1"))
     acc.deliver(message("=?UTF-8?Q?R=C3=A9union?=", "=C3=A9t=C3=A9\r\n",
                         extra="Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n"))
+    # As an MDA writes it: LF line ends.
+    acc.deliver("From: unix@example.net\nSubject: Plain LF zebra\nDate: Tue, 3 Nov 2026 08:00:00 +0000\n\nzebra body\n")
     c = server.connect()
     ok(c.select())
     def search(*crit):
         typ, data = c.search(None, *crit)
         assert typ == "OK", data
         return data[0].split()
-    assert search("ALL") == [b"1", b"2", b"3"]
+    assert search("ALL") == [b"1", b"2", b"3", b"4"]
     assert search("SUBJECT", "invoice") == [b"1"]
     assert search("FROM", "BILLING") == [b"1"]
     assert search("BODY", '"total DUE"') == [b"1"]
     assert search("TEXT", "lunch") == [b"2"]
-    assert search("NOT", "SUBJECT", "lunch") == [b"1", b"3"]
+    assert search("NOT", "SUBJECT", "lunch") == [b"1", b"3", b"4"]
     assert search("OR", "SUBJECT", "invoice", "SUBJECT", "lunch") == [b"1", b"2"]
-    assert search("LARGER", "10", "SMALLER", "100000") == [b"1", b"2", b"3"]
+    assert search("LARGER", "10", "SMALLER", "100000") == [b"1", b"2", b"3", b"4"]
     assert search("SENTON", "2-Nov-2026") == [b"1", b"2", b"3"]
     assert search("SENTBEFORE", "1-Nov-2026") == []
-    assert search("SINCE", "1-Jan-2020", "UNSEEN") == [b"1", b"2", b"3"]
-    assert search("2:*") == [b"2", b"3"]
-    assert search("HEADER", "Subject", '""') == [b"1", b"2", b"3"]
+    assert search("SINCE", "1-Jan-2020", "UNSEEN") == [b"1", b"2", b"3", b"4"]
+    assert search("2:*") == [b"2", b"3", b"4"]
+    assert search("HEADER", "Subject", '""') == [b"1", b"2", b"3", b"4"]
     ok(c.store("2", "+FLAGS", "\\Seen"))
     assert search("SEEN") == [b"2"]
-    assert search("UNSEEN", "NEW") == [b"1", b"3"]
+    assert search("UNSEEN", "NEW") == [b"1", b"3", b"4"]
+    assert search("SUBJECT", "zebra", "FROM", "unix") == [b"4"]
+    assert search("TEXT", "zebra", "SUBJECT", "zebra") == [b"4"]
+    assert search("SENTON", "3-Nov-2026") == [b"4"]
     # CHARSET UTF-8: decoded headers (RFC 2047) and decoded QP bodies, case-insensitive.
     typ, data = c.uid("SEARCH", "CHARSET", "UTF-8", "SUBJECT", "réunion".encode())
     assert data[0].split() == [b"3"], data
@@ -223,7 +228,7 @@ def test_search_keys(server):
     typ, data = c.uid("SEARCH", "CHARSET", "UTF-8", "BODY", "café".encode())
     assert data[0].split() == [b"2"], data
     typ, data = c.uid("SEARCH", "UID", "2:*")
-    assert data[0].split() == [b"2", b"3"]
+    assert data[0].split() == [b"2", b"3", b"4"]
     typ, data = c.search("KOI8-R", "ALL")
     assert typ == "NO" and b"BADCHARSET" in data[0]
     c.logout()

@@ -226,3 +226,18 @@ def test_cache_is_rebuilt_when_damaged(daemon):
     typ, data = c.fetch("1:*", "(UID RFC822.SIZE)")
     assert len(data) == 3
     c.logout()
+
+
+def test_selected_folder_deleted_by_another_session(server):
+    acc = server.account
+    a, b = server.raw(), server.raw()
+    login(a, acc)
+    login(b, acc)
+    assert b.command("c", "CREATE Doomed")[-1].startswith("c OK")
+    assert a.command("s", "SELECT Doomed")[-1].startswith("s OK")
+    assert b.command("d", "DELETE Doomed")[-1].startswith("d OK")
+    # The view can't be kept: the session ends with BYE instead of failing forever.
+    a.send("n NOOP\r\n")
+    assert a.line().startswith("* BYE")
+    assert a.closed()
+    b.close()

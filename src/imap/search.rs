@@ -16,6 +16,7 @@ pub struct Candidate<'m> {
     count: u32,
     /// The file as read, before MIME parsing (enough for header keys).
     raw: Option<Vec<u8>>,
+    header_crlf: Option<Vec<u8>>,
     message: Option<(Vec<u8>, Part)>,
     body_text: Option<String>,
 }
@@ -31,6 +32,7 @@ impl<'m> Candidate<'m> {
             max_uid,
             count,
             raw: None,
+            header_crlf: None,
             message: None,
             body_text: None,
         }
@@ -57,12 +59,16 @@ impl<'m> Candidate<'m> {
         if let Some((msg, root)) = &self.message {
             return Ok(&msg[root.header.clone()]);
         }
-        let raw = self.raw.as_deref().expect("read above");
-        let end = mime::memfind(raw, b"\n\n")
-            .map(|p| p + 2)
-            .or_else(|| mime::memfind(raw, b"\n\r\n").map(|p| p + 3))
-            .unwrap_or(raw.len());
-        Ok(&raw[..end])
+        if self.header_crlf.is_none() {
+            let raw = self.raw.as_deref().expect("read above");
+            let end = mime::memfind(raw, b"\n\n")
+                .map(|p| p + 2)
+                .or_else(|| mime::memfind(raw, b"\n\r\n").map(|p| p + 3))
+                .unwrap_or(raw.len());
+            // Field parsing works on CRLF lines; MDAs write LF.
+            self.header_crlf = Some(mime::to_crlf(&raw[..end]).into_owned());
+        }
+        Ok(self.header_crlf.as_deref().expect("computed above"))
     }
 
     fn header_values(&mut self, name: &str) -> Result<Vec<String>> {
@@ -224,7 +230,14 @@ pub fn matches(key: &SearchKey, c: &mut Candidate) -> Result<bool> {
 fn cost(key: &SearchKey) -> u8 {
     use SearchKey as K;
     match key {
-        K::All | K::Flag(..) | K::Keyword(..) | K::Recent(_) | K::New | K::Old | K::Uid(_) | K::Seq(_) => 0,
+        K::All
+        | K::Flag(..)
+        | K::Keyword(..)
+        | K::Recent(_)
+        | K::New
+        | K::Old
+        | K::Uid(_)
+        | K::Seq(_) => 0,
         K::Larger(_) | K::Smaller(_) | K::Before(_) | K::On(_) | K::Since(_) => 1,
         K::Header(..) | K::SentBefore(_) | K::SentOn(_) | K::SentSince(_) => 2,
         K::Body(_) | K::Text(_) => 3,

@@ -25,7 +25,12 @@ struct Conn {
     writable: bool,
     deadline: Option<Instant>,
     queued: bool,
+    /// When the session ended with output still unsent.
+    closing_since: Option<Instant>,
 }
+
+/// How long a finished session's last output may wait for a client that does not read.
+const CLOSING_GRACE: Duration = Duration::from_secs(30);
 
 pub struct Daemon {
     poll: Poll,
@@ -176,6 +181,7 @@ impl Daemon {
                 writable: true,
                 deadline: None,
                 queued: false,
+                closing_since: None,
             });
             self.live += 1;
             self.drive(idx);
@@ -248,8 +254,20 @@ impl Daemon {
             c.session.finish();
             return self.remove(idx);
         }
-        if c.session.is_closed() && flushed {
-            return self.remove(idx);
+        if c.session.is_closed() {
+            if flushed {
+                return self.remove(idx);
+            }
+            // A client that stops reading must not keep a finished session forever.
+            let limit = *c.closing_since.get_or_insert_with(Instant::now) + CLOSING_GRACE;
+            if Instant::now() >= limit {
+                return self.remove(idx);
+            }
+            if c.deadline != Some(limit) {
+                c.deadline = Some(limit);
+                self.timers.push(Reverse((limit, idx)));
+            }
+            return;
         }
         // More to do now (and room to write it)? Then come back after others had a turn.
         let more_input = c.readable && c.session.wants_input();

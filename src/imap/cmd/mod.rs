@@ -180,11 +180,16 @@ impl Session {
         let updates = match m.sync(report_expunges) {
             Ok(u) => u,
             Err(e) => {
+                // The folder was deleted or became unreadable under us: the session's
+                // view can't be kept consistent, so it ends (as Dovecot does), logged once.
                 crate::log::error(&format!(
                     "sync failed user={} peer={} error={e}",
                     self.user_name(),
                     self.peer
                 ));
+                self.mailbox = None;
+                self.out("* BYE The selected mailbox was deleted or cannot be read\r\n");
+                self.close("mailbox gone");
                 return;
             }
         };
