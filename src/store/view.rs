@@ -35,6 +35,9 @@ pub struct Entry {
     pub expunged: bool,
     /// Driver's handle (a Maildir file name).
     pub locator: Box<str>,
+    /// RFC822.SIZE and INTERNALDATE once known (from file names, caches or the file).
+    pub vsize: Option<u64>,
+    pub internal_date: Option<i64>,
 }
 
 /// What the session must tell the client after a sync.
@@ -91,6 +94,8 @@ impl View {
             if it.peek().is_some_and(|s| s.uid == e.uid) {
                 let s = it.next().expect("peeked");
                 e.locator = s.locator;
+                e.vsize = e.vsize.or(s.vsize);
+                e.internal_date = e.internal_date.or(s.internal_date);
                 e.recent |= s.recent;
                 if !e.expunged && s.flags != e.flags {
                     e.flags = s.flags;
@@ -156,6 +161,8 @@ mod tests {
             recent: false,
             expunged: false,
             locator: "".into(),
+            vsize: None,
+            internal_date: None,
         }
     }
 

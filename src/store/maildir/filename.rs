@@ -17,8 +17,13 @@ const LETTERS: [(u8, u8); 6] = [
 /// Flags encoded in a file name's `:2,` info; a name without info has none.
 pub fn flags_of(file: &str) -> Flags {
     let mut f = Flags::default();
-    if let Some(i) = file.find(":2,") {
-        for &c in file[i + 3..].as_bytes() {
+    let b = file.as_bytes();
+    if let Some(i) = b
+        .iter()
+        .rposition(|&c| c == b':')
+        .filter(|&i| b[i + 1..].starts_with(b"2,"))
+    {
+        for &c in &b[i + 3..] {
             if let Some(&(_, bit)) = LETTERS.iter().find(|(l, _)| *l == c) {
                 f.system |= bit;
             } else if c.is_ascii_lowercase() {

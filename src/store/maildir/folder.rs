@@ -8,7 +8,7 @@ use super::filename::{flags_of, is_message_name, vsize_of, with_flags};
 use super::uidlist::{Uidlist, base_name};
 use super::{keywords, read_uidlist};
 use crate::store::dotlock::DotLock;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -16,12 +16,6 @@ use std::path::{Path, PathBuf};
 /// A directory whose mtime is this recent may still change within the same time stamp
 /// tick, so it is not trusted to mean "unchanged" (file system clocks are coarse).
 const UNSTABLE_NS: i64 = 2_000_000_000;
-
-#[derive(Default, Clone, Copy)]
-struct Meta {
-    vsize: Option<u64>,
-    internal_date: Option<i64>,
-}
 
 pub struct MaildirFolder {
     name: String,
@@ -31,7 +25,6 @@ pub struct MaildirFolder {
     uidvalidity: u32,
     next_uid: u32,
     keywords: Vec<String>,
-    meta: HashMap<Uid, Meta>,
     /// Stamps of the last full scan; equal and stable stamps mean nothing changed.
     stamps: Option<Stamps>,
     uidlist: Option<(Stamps, Uidlist)>,
@@ -59,7 +52,6 @@ impl MaildirFolder {
             view: View::default(),
             uidvalidity: 0,
             next_uid: 1,
-            meta: HashMap::new(),
             stamps: None,
             uidlist: None,
             cache_dirty: false,
@@ -121,19 +113,14 @@ impl MaildirFolder {
         self.stamps = Some(now);
         let mut entries = Vec::with_capacity(snap.messages.len());
         for m in snap.messages {
-            self.meta.insert(
-                m.uid,
-                Meta {
-                    vsize: m.vsize,
-                    internal_date: m.internal_date,
-                },
-            );
             entries.push(Entry {
                 uid: m.uid,
                 flags: flags_of(&m.locator),
                 recent: false,
                 expunged: false,
                 locator: m.locator.into_boxed_str(),
+                vsize: m.vsize,
+                internal_date: m.internal_date,
             });
         }
         Ok(Some(entries))
@@ -224,15 +211,14 @@ impl MaildirFolder {
             if !seen.insert(rec.uid) {
                 continue;
             }
-            if let Some(v) = rec.vsize().or_else(|| vsize_of(loc)) {
-                self.meta.entry(rec.uid).or_default().vsize.get_or_insert(v);
-            }
             entries.push(Entry {
                 uid: rec.uid,
                 flags: flags_of(loc),
                 recent: recent.contains(base),
                 expunged: false,
                 locator: loc.clone().into_boxed_str(),
+                vsize: rec.vsize().or_else(|| vsize_of(loc)),
+                internal_date: None,
             });
         }
         entries.sort_unstable_by_key(|e| e.uid);
@@ -326,14 +312,11 @@ impl MaildirFolder {
                 .entries
                 .iter()
                 .filter(|e| !e.expunged)
-                .map(|e| {
-                    let m = self.meta.get(&e.uid).copied().unwrap_or_default();
-                    CachedMessage {
-                        uid: e.uid,
-                        locator: e.locator.to_string(),
-                        vsize: m.vsize,
-                        internal_date: m.internal_date,
-                    }
+                .map(|e| CachedMessage {
+                    uid: e.uid,
+                    locator: e.locator.to_string(),
+                    vsize: e.vsize,
+                    internal_date: e.internal_date,
                 })
                 .collect(),
         };
@@ -447,19 +430,17 @@ impl Mailbox for MaildirFolder {
     }
 
     fn size(&mut self, index: usize) -> Result<u64> {
-        let uid = self.view.entries[index].uid;
-        if let Some(v) = self.meta.get(&uid).and_then(|m| m.vsize) {
+        if let Some(v) = self.view.entries[index].vsize {
             return Ok(v);
         }
         let v = crlf_size(&self.read(index)?);
-        self.meta.entry(uid).or_default().vsize = Some(v);
+        self.view.entries[index].vsize = Some(v);
         self.cache_dirty = true;
         Ok(v)
     }
 
     fn internal_date(&mut self, index: usize) -> Result<i64> {
-        let uid = self.view.entries[index].uid;
-        if let Some(d) = self.meta.get(&uid).and_then(|m| m.internal_date) {
+        if let Some(d) = self.view.entries[index].internal_date {
             return Ok(d);
         }
         let md = match std::fs::metadata(self.path_of(index)) {
@@ -470,7 +451,7 @@ impl Mailbox for MaildirFolder {
             }
         };
         let d = md.mtime();
-        self.meta.entry(uid).or_default().internal_date = Some(d);
+        self.view.entries[index].internal_date = Some(d);
         self.cache_dirty = true;
         Ok(d)
     }
