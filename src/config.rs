@@ -88,7 +88,7 @@ num_setting!(
 );
 num_setting!(
     /// How often a selected mailbox is checked for changes while in IDLE.
-    IDLE_POLL_MS: u64 = 250
+    IDLE_POLL_MS: u64 = 500
 );
 num_setting!(
     /// Delay before the answer to a failed login; the same for an unknown user

@@ -162,6 +162,18 @@ def wait_port(port):
     raise SystemExit(f"server on {port} did not start")
 
 
+def cpu_seconds(pids):
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
 def pss_kib(pids):
     total = 0
     for pid in pids:
@@ -216,6 +228,9 @@ def bench_idle(server, sessions):
     time.sleep(1)
     after = pss_kib(server.pids())
     r[f"PSS per IDLE session ({sessions})"] = f"{(after - before) / sessions:.0f} KiB"
+    t0 = cpu_seconds(server.pids())
+    time.sleep(10)
+    r[f"server CPU with {sessions} in IDLE"] = f"{10 * (cpu_seconds(server.pids()) - t0):.1f}% core"
     for s, f in socks:
         s.close()
     return r

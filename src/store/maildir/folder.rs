@@ -383,8 +383,14 @@ impl Mailbox for MaildirFolder {
     }
 
     fn sync(&mut self, report_expunges: bool) -> Result<Vec<Update>> {
-        let now = self.current_stamps()?;
-        if self.stamps.as_ref() == Some(&now) && Self::stable(&now) {
+        // The fast path (every IDLE poll) stats only the two directories: the uidlist
+        // changes only when a file appears or goes, and that changes a directory.
+        let new = std::fs::metadata(self.dir.join("new")).map_err(|e| self.err("stat new/", e))?;
+        let cur = std::fs::metadata(self.dir.join("cur")).map_err(|e| self.err("stat cur/", e))?;
+        let unchanged = self.stamps.as_ref().is_some_and(|s| {
+            s.new_mtime == mtime_ns(&new) && s.cur_mtime == mtime_ns(&cur) && Self::stable(s)
+        });
+        if unchanged {
             return Ok(if report_expunges {
                 self.view.take_expunged()
             } else {
