@@ -117,6 +117,11 @@ num_setting!(
     MAX_CONNECTIONS: usize = 20000
 );
 num_setting!(
+    /// Daemon: most worker threads running session steps (at least 2; fewer on
+    /// machines with fewer cores).
+    MAX_WORKERS: usize = 8
+);
+num_setting!(
     /// Seconds after which a dot-lock (dovecot-uidlist.lock) left by a dead process is broken.
     DOTLOCK_STALE_SECS: u64 = 120
 );
@@ -145,6 +150,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("IMAP_MAX_MIME_DEPTH", MAX_MIME_DEPTH.to_string()),
         ("IMAP_MAX_MIME_PARTS", MAX_MIME_PARTS.to_string()),
         ("IMAP_MAX_CONNECTIONS", MAX_CONNECTIONS.to_string()),
+        ("IMAP_MAX_WORKERS", MAX_WORKERS.to_string()),
         ("IMAP_DOTLOCK_STALE_SECS", DOTLOCK_STALE_SECS.to_string()),
         ("IMAP_OUTPUT_HIGH_WATER", OUTPUT_HIGH_WATER.to_string()),
     ]

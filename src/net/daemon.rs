@@ -1,36 +1,62 @@
-//! Daemon mode: `imapd --listen ADDR:PORT` serves every connection from one thread on a
-//! mio event loop. Sessions do bounded work per step (see `Session::step`), connections
-//! with more work ready are served round-robin, output is written as sockets drain, and
-//! input is read only while a session wants it, so one client never stalls another.
+//! Daemon mode: `imapd --listen ADDR:PORT` serves every connection of the process.
+//!
+//! One thread runs the mio event loop and does nothing but socket I/O: accept, read,
+//! write, timers. The protocol engine's work (`Session::step`: parsing, crypt(3) at
+//! login, opening a 100,000-message folder, a slice of FETCH or SEARCH) runs on a small
+//! pool of worker threads: a session is handed to a worker whole, and comes back with
+//! its output through a channel and a mio `Waker`. So a slow client, a 100 MB APPEND,
+//! a huge mailbox or an expensive password hash never holds up another client's NOOP.
+//! Steps are bounded (see `Session::step`), so a few workers serve thousands of sessions.
 
 use super::guarded;
 use crate::config;
-use crate::imap::{Mode, Session};
+use crate::imap::{Mode, Session, Step};
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The token of the workers' waker; listeners and connections use small numbers.
+const WAKER: Token = Token(usize::MAX);
+
+/// How long a finished session's last output may wait for a client that does not read.
+const CLOSING_GRACE: Duration = Duration::from_secs(30);
 
 struct Conn {
     stream: TcpStream,
-    session: Session,
+    /// None while a worker has it.
+    session: Option<Session>,
     /// Bytes of the session's output already written.
     written: usize,
-    /// Edge-triggered readiness we have not yet consumed.
+    /// Edge-triggered readiness not yet consumed.
     readable: bool,
     writable: bool,
+    /// The client closed its side (seen while the session was away).
+    gone: bool,
     deadline: Option<Instant>,
     queued: bool,
     /// When the session ended with output still unsent.
     closing_since: Option<Instant>,
 }
 
-/// How long a finished session's last output may wait for a client that does not read.
-const CLOSING_GRACE: Duration = Duration::from_secs(30);
+/// A session sent to a worker: step it, or (`finish`) end it.
+struct Work {
+    idx: usize,
+    session: Session,
+    finish: bool,
+}
+
+struct Done {
+    idx: usize,
+    session: Session,
+    step: Step,
+}
 
 pub struct Daemon {
     poll: Poll,
@@ -41,10 +67,12 @@ pub struct Daemon {
     ready: VecDeque<usize>,
     users_file: PathBuf,
     live: usize,
+    work: mpsc::Sender<Work>,
+    done: mpsc::Receiver<Done>,
 }
 
-/// Bind every address first (as root, for ports below 1024); serving comes later, so
-/// the caller can drop privileges in between.
+/// Bind every address first (as root, for ports below 1024); the workers start and
+/// sessions are served later, so the caller can drop privileges in between.
 pub fn bind(addrs: &[SocketAddr], users_file: PathBuf) -> io::Result<Daemon> {
     let poll = Poll::new()?;
     let mut listeners = Vec::new();
@@ -55,6 +83,9 @@ pub fn bind(addrs: &[SocketAddr], users_file: PathBuf) -> io::Result<Daemon> {
         listeners.push(l);
     }
     crate::sys::raise_nofile_limit();
+    // Channels now, threads in `run` (after any privilege drop by the caller).
+    let (work, _) = mpsc::channel();
+    let (_, done) = mpsc::channel();
     Ok(Daemon {
         poll,
         listeners,
@@ -64,7 +95,33 @@ pub fn bind(addrs: &[SocketAddr], users_file: PathBuf) -> io::Result<Daemon> {
         ready: VecDeque::new(),
         users_file,
         live: 0,
+        work,
+        done,
     })
+}
+
+fn worker(jobs: Arc<Mutex<mpsc::Receiver<Work>>>, done: mpsc::Sender<Done>, waker: Arc<Waker>) {
+    loop {
+        let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(Work {
+            idx,
+            mut session,
+            finish,
+        }) = next
+        else {
+            return;
+        };
+        let step = if finish {
+            guarded(&mut session, |s| s.finish());
+            Step::default()
+        } else {
+            guarded(&mut session, |s| s.step(Instant::now())).unwrap_or_default()
+        };
+        if done.send(Done { idx, session, step }).is_err() {
+            return;
+        }
+        let _ = waker.wake();
+    }
 }
 
 impl Daemon {
@@ -75,7 +132,28 @@ impl Daemon {
             .collect()
     }
 
+    fn start_workers(&mut self) -> io::Result<()> {
+        let waker = Arc::new(Waker::new(self.poll.registry(), WAKER)?);
+        let (work_tx, work_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let jobs = Arc::new(Mutex::new(work_rx));
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(2, config::MAX_WORKERS);
+        for i in 0..n {
+            let (jobs, done, waker) = (jobs.clone(), done_tx.clone(), waker.clone());
+            std::thread::Builder::new()
+                .name(format!("imapd-worker-{i}"))
+                .spawn(move || worker(jobs, done, waker))?;
+        }
+        self.work = work_tx;
+        self.done = done_rx;
+        Ok(())
+    }
+
     pub fn run(mut self) -> io::Result<()> {
+        self.start_workers()?;
         let mut events = Events::with_capacity(1024);
         let base = self.listeners.len();
         loop {
@@ -94,17 +172,23 @@ impl Daemon {
                 return Err(e);
             }
             for ev in events.iter() {
-                let t = ev.token().0;
-                if t < base {
-                    self.accept(t);
+                let t = ev.token();
+                if t == WAKER {
+                    continue; // finished steps are collected below
+                }
+                if t.0 < base {
+                    self.accept(t.0);
                     continue;
                 }
-                let idx = t - base;
+                let idx = t.0 - base;
                 if let Some(Some(c)) = self.conns.get_mut(idx) {
                     c.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
                     c.writable |= ev.is_writable();
                     self.drive(idx);
                 }
+            }
+            while let Ok(done) = self.done.try_recv() {
+                self.returned(done);
             }
             // Timers: IDLE polls, login delays, autologout.
             let now = Instant::now();
@@ -113,15 +197,14 @@ impl Daemon {
                     break;
                 }
                 self.timers.pop();
-                let due = matches!(self.conns.get(idx), Some(Some(c)) if c.deadline == Some(t));
-                if due {
-                    if let Some(Some(c)) = self.conns.get_mut(idx) {
+                if let Some(Some(c)) = self.conns.get_mut(idx) {
+                    if c.deadline == Some(t) {
                         c.deadline = None;
+                        self.drive(idx);
                     }
-                    self.drive(idx);
                 }
             }
-            // One round for each connection that has work ready, then back to poll.
+            // One more round for each connection that had work ready.
             for _ in 0..self.ready.len() {
                 let Some(idx) = self.ready.pop_front() else {
                     break;
@@ -175,10 +258,11 @@ impl Daemon {
             );
             self.conns[idx] = Some(Conn {
                 stream,
-                session,
+                session: Some(session),
                 written: 0,
                 readable: true,
                 writable: true,
+                gone: false,
                 deadline: None,
                 queued: false,
                 closing_since: None,
@@ -188,38 +272,62 @@ impl Daemon {
         }
     }
 
-    /// Move one connection forward: read what it wants, step it, write what it made.
+    /// Read what the session wants, then send it to a worker for a step. A session that
+    /// is with a worker only has its readiness noted.
     fn drive(&mut self, idx: usize) {
         let Some(Some(c)) = self.conns.get_mut(idx) else {
             return;
         };
-        let mut gone = false;
-        // Read, at most a few buffers per turn, only while the session wants input.
+        let Some(session) = c.session.as_mut() else {
+            return;
+        };
         let mut buf = [0u8; 65536];
         let mut reads = 0;
-        while c.readable && c.session.wants_input() && reads < 4 {
+        while c.readable && session.wants_input() && reads < 4 {
             match c.stream.read(&mut buf) {
                 Ok(0) => {
                     c.readable = false;
-                    gone = true;
+                    c.gone = true;
                     break;
                 }
                 Ok(n) => {
                     reads += 1;
-                    guarded(&mut c.session, |s| s.feed(&buf[..n]));
+                    session.feed(&buf[..n]);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    gone = true;
+                    c.gone = true;
                     break;
                 }
             }
         }
-        let step = guarded(&mut c.session, |s| s.step(Instant::now())).unwrap_or_default();
-        // Write as much as the socket takes.
+        let finish = c.gone;
+        if finish {
+            session.logout_reason_eof();
+        }
+        let session = c.session.take().expect("present");
+        if let Err(mpsc::SendError(w)) = self.work.send(Work {
+            idx,
+            session,
+            finish,
+        }) {
+            // No workers (they only stop when the daemon does): keep the session.
+            c.session = Some(w.session);
+        }
+    }
+
+    /// A worker is done with a session: write its output and schedule what comes next.
+    fn returned(&mut self, done: Done) {
+        let Done { idx, session, step } = done;
+        let Some(Some(c)) = self.conns.get_mut(idx) else {
+            return;
+        };
+        c.session = Some(session);
+        let session = c.session.as_mut().expect("just put back");
+        let mut broken = false;
         loop {
-            let out = c.session.output();
+            let out = session.output();
             if c.written >= out.len() {
                 out.clear();
                 c.written = 0;
@@ -230,14 +338,14 @@ impl Daemon {
             }
             match c.stream.write(&out[c.written..]) {
                 Ok(0) => {
-                    gone = true;
+                    broken = true;
                     break;
                 }
                 Ok(n) => c.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    gone = true;
+                    broken = true;
                     break;
                 }
             }
@@ -245,17 +353,12 @@ impl Daemon {
         if c.written > 0 && c.written >= config::OUTPUT_HIGH_WATER {
             // Keep the buffer from growing: drop what has been written.
             let w = c.written;
-            c.session.output().drain(..w);
+            session.output().drain(..w);
             c.written = 0;
         }
-        let flushed = c.session.output().len() <= c.written;
-        if gone {
-            c.session.logout_reason_eof();
-            c.session.finish();
-            return self.remove(idx);
-        }
-        if c.session.is_closed() {
-            if flushed {
+        let flushed = session.output().len() <= c.written;
+        if session.is_closed() || broken {
+            if flushed || broken || c.gone {
                 return self.remove(idx);
             }
             // A client that stops reading must not keep a finished session forever.
@@ -269,8 +372,8 @@ impl Daemon {
             }
             return;
         }
-        // More to do now (and room to write it)? Then come back after others had a turn.
-        let more_input = c.readable && c.session.wants_input();
+        // More to do now (and the output went out)? Come back after the others.
+        let more_input = c.readable && session.wants_input();
         if (step.busy || more_input) && flushed && !c.queued {
             c.queued = true;
             self.ready.push_back(idx);

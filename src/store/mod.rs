@@ -120,7 +120,7 @@ pub struct StatusInfo {
 pub const DELIMITER: char = '.';
 
 /// A user's whole mail store.
-pub trait Store {
+pub trait Store: Send {
     fn list(&mut self) -> Result<Vec<ListEntry>>;
     fn create(&mut self, name: &MailboxName) -> Result<()>;
     fn delete(&mut self, name: &MailboxName) -> Result<()>;
@@ -135,7 +135,7 @@ pub trait Store {
 }
 
 /// A message being appended: written through to disk as it arrives.
-pub trait AppendSink {
+pub trait AppendSink: Send {
     fn write(&mut self, data: &[u8]) -> Result<()>;
     /// Make the message visible with these flags (system flags and keyword names)
     /// and internal date; returns (UIDVALIDITY, UID) for APPENDUID.
@@ -151,7 +151,7 @@ pub trait AppendSink {
 
 /// A selected mailbox as one session sees it: sequence numbers are positions in the
 /// session's view, which changes only at `sync`.
-pub trait Mailbox {
+pub trait Mailbox: Send {
     fn name(&self) -> &str;
     fn uidvalidity(&self) -> u32;
     fn uidnext(&self) -> u32;

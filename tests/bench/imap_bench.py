@@ -206,6 +206,37 @@ def bench_server(server, n, sessions):
     return r
 
 
+def bench_latency(server, maildir):
+    """Worst NOOP round trip of one client while another opens the big folder cold."""
+    import threading
+    for name in os.listdir(maildir):
+        if name.startswith("dovecot") or name.startswith("imapd.cache"):
+            os.remove(os.path.join(maildir, name))
+    a = imaplib.IMAP4("127.0.0.1", server.port)
+    a.login("bench", "bench")
+    b = imaplib.IMAP4("127.0.0.1", server.port)
+    b.login("bench", "bench")
+    worst = 0.0
+    stop = threading.Event()
+
+    def noops():
+        nonlocal worst
+        while not stop.is_set():
+            t = time.perf_counter()
+            b.noop()
+            worst = max(worst, time.perf_counter() - t)
+
+    th = threading.Thread(target=noops)
+    th.start()
+    time.sleep(0.2)
+    elapsed, _ = timed(lambda: a.select("INBOX"))
+    stop.set()
+    th.join()
+    a.logout()
+    b.logout()
+    return {"worst NOOP during a cold SELECT": worst, "(that cold SELECT)": elapsed}
+
+
 def bench_idle(server, sessions):
     """Idle sessions on a freshly started server: logged in, a small folder selected,
     in IDLE, as a client watching its mailbox sits."""
@@ -284,6 +315,11 @@ def main():
         srv = cls(base, md, user)
         try:
             results[cls.name] = bench_server(srv, args.messages, args.sessions)
+        finally:
+            srv.stop()
+        srv = cls(base, md, user)
+        try:
+            results[cls.name].update(bench_latency(srv, md))
         finally:
             srv.stop()
         counts = [args.sessions] + ([args.imapd_sessions] if cls is Imapd and args.imapd_sessions else [])

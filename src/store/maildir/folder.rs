@@ -322,7 +322,7 @@ impl MaildirFolder {
         };
         let tmp = self
             .dir
-            .join(format!("{}.{}.tmp", cache::FILE, std::process::id()));
+            .join(format!("{}.{}.tmp", cache::FILE, super::filename::unique("w")));
         let ok = std::fs::write(&tmp, cache::encode(&snap))
             .and_then(|_| std::fs::rename(&tmp, self.dir.join(cache::FILE)));
         if ok.is_err() {
