@@ -456,6 +456,15 @@ impl Session {
         self.user.as_ref().map(|u| u.name.as_str()).unwrap_or("-")
     }
 
+    /// Log a server-side failure during a session: `<what> failed user= peer= error=`.
+    pub(super) fn log_failure(&self, what: &str, err: &dyn std::fmt::Display) {
+        crate::log::error(&format!(
+            "{what} failed user={} peer={} error={err}",
+            self.user_name(),
+            self.peer
+        ));
+    }
+
     /// Log a client's protocol error (rate-limited by the BAD counter).
     pub(super) fn protocol_error(&mut self, what: &str) {
         crate::log::notice(&format!(

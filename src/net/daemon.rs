@@ -18,6 +18,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,6 +70,7 @@ pub struct Daemon {
     live: usize,
     work: mpsc::Sender<Work>,
     done: mpsc::Receiver<Done>,
+    wake: Option<Arc<Wake>>,
 }
 
 /// Bind every address first (as root, for ports below 1024); the workers start and
@@ -97,10 +99,18 @@ pub fn bind(addrs: &[SocketAddr], users_file: PathBuf) -> io::Result<Daemon> {
         live: 0,
         work,
         done,
+        wake: None,
     })
 }
 
-fn worker(jobs: Arc<Mutex<mpsc::Receiver<Work>>>, done: mpsc::Sender<Done>, waker: Arc<Waker>) {
+/// Wakes the event loop, once per batch of finished steps rather than once per step:
+/// the loop clears `pending` before it drains the channel.
+struct Wake {
+    waker: Waker,
+    pending: AtomicBool,
+}
+
+fn worker(jobs: Arc<Mutex<mpsc::Receiver<Work>>>, done: mpsc::Sender<Done>, wake: Arc<Wake>) {
     loop {
         let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(Work {
@@ -120,7 +130,9 @@ fn worker(jobs: Arc<Mutex<mpsc::Receiver<Work>>>, done: mpsc::Sender<Done>, wake
         if done.send(Done { idx, session, step }).is_err() {
             return;
         }
-        let _ = waker.wake();
+        if !wake.pending.swap(true, Ordering::AcqRel) {
+            let _ = wake.waker.wake();
+        }
     }
 }
 
@@ -133,7 +145,10 @@ impl Daemon {
     }
 
     fn start_workers(&mut self) -> io::Result<()> {
-        let waker = Arc::new(Waker::new(self.poll.registry(), WAKER)?);
+        let wake = Arc::new(Wake {
+            waker: Waker::new(self.poll.registry(), WAKER)?,
+            pending: AtomicBool::new(false),
+        });
         let (work_tx, work_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
         let jobs = Arc::new(Mutex::new(work_rx));
@@ -142,13 +157,14 @@ impl Daemon {
             .unwrap_or(2)
             .clamp(2, config::MAX_WORKERS);
         for i in 0..n {
-            let (jobs, done, waker) = (jobs.clone(), done_tx.clone(), waker.clone());
+            let (jobs, done, wake) = (jobs.clone(), done_tx.clone(), wake.clone());
             std::thread::Builder::new()
                 .name(format!("imapd-worker-{i}"))
-                .spawn(move || worker(jobs, done, waker))?;
+                .spawn(move || worker(jobs, done, wake))?;
         }
         self.work = work_tx;
         self.done = done_rx;
+        self.wake = Some(wake);
         Ok(())
     }
 
@@ -186,6 +202,9 @@ impl Daemon {
                     c.writable |= ev.is_writable();
                     self.drive(idx);
                 }
+            }
+            if let Some(w) = &self.wake {
+                w.pending.store(false, Ordering::Release);
             }
             while let Ok(done) = self.done.try_recv() {
                 self.returned(done);

@@ -93,11 +93,7 @@ impl Session {
                     e.code().unwrap_or("SERVERBUG"),
                     e.client_text()
                 );
-                crate::log::error(&format!(
-                    "append failed user={} peer={} error={e}",
-                    self.user_name(),
-                    self.peer
-                ));
+                self.log_failure("append", &e);
                 refuse(self, text)
             }
         }

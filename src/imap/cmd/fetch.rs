@@ -76,11 +76,7 @@ impl Session {
                 Ok(bytes) => self.out_bytes(&bytes),
                 Err(StoreError::Expunged) => job.missing = true,
                 Err(e) => {
-                    crate::log::error(&format!(
-                        "fetch failed user={} peer={} error={e}",
-                        self.user_name(),
-                        self.peer
-                    ));
+                    self.log_failure("fetch", &e);
                     job.missing = true;
                 }
             }

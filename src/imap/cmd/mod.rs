@@ -159,11 +159,7 @@ impl Session {
     /// A store failure as a tagged NO with its response code, logged if it is ours.
     pub(super) fn store_error(&mut self, tag: &str, e: &StoreError) {
         if e.is_server_side() {
-            crate::log::error(&format!(
-                "store error user={} peer={} error={e}",
-                self.user_name(),
-                self.peer
-            ));
+            self.log_failure("store operation", e);
         }
         let text = match e.code() {
             Some(code) => format!("[{code}] {}", e.client_text()),
@@ -182,11 +178,7 @@ impl Session {
             Err(e) => {
                 // The folder was deleted or became unreadable under us: the session's
                 // view can't be kept consistent, so it ends (as Dovecot does), logged once.
-                crate::log::error(&format!(
-                    "sync failed user={} peer={} error={e}",
-                    self.user_name(),
-                    self.peer
-                ));
+                self.log_failure("sync", &e);
                 self.mailbox = None;
                 self.out("* BYE The selected mailbox was deleted or cannot be read\r\n");
                 self.close("mailbox gone");

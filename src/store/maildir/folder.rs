@@ -320,9 +320,11 @@ impl MaildirFolder {
                 })
                 .collect(),
         };
-        let tmp = self
-            .dir
-            .join(format!("{}.{}.tmp", cache::FILE, super::filename::unique("w")));
+        let tmp = self.dir.join(format!(
+            "{}.{}.tmp",
+            cache::FILE,
+            super::filename::unique("w")
+        ));
         let ok = std::fs::write(&tmp, cache::encode(&snap))
             .and_then(|_| std::fs::rename(&tmp, self.dir.join(cache::FILE)));
         if ok.is_err() {
