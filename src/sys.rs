@@ -162,17 +162,6 @@ pub fn raise_nofile_limit() -> u64 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn crypt_sha512_known_vector() {
-        // From the glibc/libxcrypt SHA-crypt test vectors.
-        let h = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
-        assert_eq!(super::crypt(b"Hello world!", h).as_deref(), Some(h));
-        assert_ne!(super::crypt(b"hello world!", h).as_deref(), Some(h));
-    }
-}
-
 /// Set the file creation mask (mail files are private to their owner).
 pub fn set_umask(mask: u32) {
     // SAFETY: umask only changes the process's mask and cannot fail.
@@ -271,4 +260,15 @@ pub fn chown(path: &std::path::Path, uid: u32, gid: u32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crypt_sha512_known_vector() {
+        // From the glibc/libxcrypt SHA-crypt test vectors.
+        let h = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+        assert_eq!(super::crypt(b"Hello world!", h).as_deref(), Some(h));
+        assert_ne!(super::crypt(b"hello world!", h).as_deref(), Some(h));
+    }
 }

@@ -923,8 +923,8 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 let set = self.seq_set()?;
                 self.sp()?;
-                let item = String::from_utf8_lossy(self.take_while(|c| is_atom_char(c)))
-                    .to_ascii_uppercase();
+                let item =
+                    String::from_utf8_lossy(self.take_while(is_atom_char)).to_ascii_uppercase();
                 let (mode, rest) = match item.as_bytes().first() {
                     Some(b'+') => (StoreMode::Add, &item[1..]),
                     Some(b'-') => (StoreMode::Remove, &item[1..]),

@@ -6,7 +6,7 @@ use crate::store::Flags;
 
 /// Append `s` as an IMAP string: quoted when safe, a literal otherwise.
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
-    let quotable = s.len() < 1024 && s.iter().all(|&c| c >= 0x20 && c < 0x7f);
+    let quotable = s.len() < 1024 && s.iter().all(|c| (0x20..0x7f).contains(c));
     if quotable {
         out.push(b'"');
         for &c in s {

@@ -369,7 +369,7 @@ impl Daemon {
                 }
             }
         }
-        if c.written > 0 && c.written >= config::OUTPUT_HIGH_WATER {
+        if c.written >= config::OUTPUT_HIGH_WATER {
             // Keep the buffer from growing: drop what has been written.
             let w = c.written;
             session.output().drain(..w);

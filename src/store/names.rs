@@ -80,13 +80,11 @@ pub fn list_match(pattern: &[u8], name: &[u8]) -> bool {
     let delim = DELIMITER as u8;
     // Dynamic programming over (pattern, name) positions: O(p*n), bounded by the
     // line limit, immune to exponential backtracking.
-    let p = pattern.len();
     let n = name.len();
     let mut prev = vec![false; n + 1];
     prev[0] = true;
-    for i in 0..p {
+    for &pc in pattern {
         let mut cur = vec![false; n + 1];
-        let pc = pattern[i];
         match pc {
             b'*' => {
                 let mut any = false;
@@ -167,6 +165,6 @@ mod tests {
         assert!(list_match(b"%.%", b"a.b"));
         assert!(!list_match(b"b*", b"a.b"));
         let long_pat = vec![b'*'; 200];
-        assert!(list_match(&long_pat, &vec![b'x'; 200]));
+        assert!(list_match(&long_pat, &[b'x'; 200]));
     }
 }

@@ -146,8 +146,11 @@ pub fn field(header: &[u8], name: &str) -> Option<Vec<u8>> {
         .map(|(_, v)| unfold(v))
 }
 
+/// Parameters of a header value, lower-case names, values unquoted.
+pub type Params = Vec<(String, String)>;
+
 /// Parse `type/subtype; a=b; c="d"` (RFC 2045 5.1). Comments are removed.
-pub fn content_type(v: &[u8]) -> Option<(String, String, Vec<(String, String)>)> {
+pub fn content_type(v: &[u8]) -> Option<(String, String, Params)> {
     let v = strip_comments(v);
     let mut parts = split_params(&v);
     let first = parts.remove(0);
