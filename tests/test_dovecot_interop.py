@@ -1,69 +1,17 @@
 """The same Maildir served by imapd and by Dovecot in turn: each sees the other's UIDs,
 UIDVALIDITY, flags, keywords and folders (so a site can switch, or run both)."""
 import imaplib
-import os
 import shutil
-import socket
-import subprocess
-import time
-
-import pytest
 
 from conftest import PASSWORD, Server, message
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from support import start_dovecot
 
 
 class Dovecot:
     def __init__(self, account, base):
         assert shutil.which("dovecot"), "Dovecot is not installed (tests/run installs dovecot-imapd)"
-        self.port = free_port()
-        d = os.path.join(base, "dovecot")
-        os.makedirs(d)
-        os.chmod(d, 0o755)  # Dovecot's auth process runs as the dovecot user
-        users = os.path.join(d, "users")
-        with open(users, "w") as f:
-            f.write(f"{account.name}:{{PLAIN}}{PASSWORD}:{account.uid}:{account.gid}::{account.home}::\n")
-        conf = os.path.join(d, "dovecot.conf")
-        with open(conf, "w") as f:
-            f.write(f"""protocols = imap
-listen = 127.0.0.1
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/log
-ssl = no
-disable_plaintext_auth = no
-mail_location = maildir:{account.maildir}
-first_valid_uid = 1
-passdb {{
-  driver = passwd-file
-  args = {users}
-}}
-userdb {{
-  driver = passwd-file
-  args = {users}
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = {self.port}
-  }}
-}}
-""")
-        self.proc = subprocess.Popen(["dovecot", "-F", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline, "dovecot did not start"
-                time.sleep(0.1)
+        self.proc, self.port = start_dovecot(base, account.maildir, account.name, PASSWORD,
+                                             account.uid, account.gid, account.home)
 
     def connect(self, account):
         c = imaplib.IMAP4("127.0.0.1", self.port)

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import IMAPD, IS_ROOT, PASSWORD, message
+from support import free_port, wait_port
 
 
 @pytest.fixture
@@ -41,14 +42,6 @@ def test_preauth_over_a_pipe_as_the_invoking_user(account, syslog, root_required
     syslog.wait_for(rf"login user={account.name} peer=local method=PREAUTH")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_under_xinetd_the_session_runs_as_the_mail_user(account, syslog, tmp_path, root_required):
     xinetd = shutil.which("xinetd") or "/usr/sbin/xinetd"
     assert os.path.exists(xinetd), "xinetd is not installed (.ci/run installs it)"
@@ -74,14 +67,7 @@ service imaptest
     xi = subprocess.Popen([xinetd, "-dontfork", "-f", str(conf), "-pidfile", str(tmp_path / "pid")],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline, "xinetd did not start"
-                time.sleep(0.1)
+        wait_port(port, "xinetd", timeout=10)
         import imaplib
         account.deliver(message("via xinetd"))
         c = imaplib.IMAP4("127.0.0.1", port, timeout=20)

@@ -23,6 +23,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from support import free_port, start_dovecot, wait_port  # noqa: E402
 IMAPD = os.path.join(ROOT, "target", "release", "imapd")
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
          "november oscar papa quebec romeo sierra tango uniform victor whiskey xray").split()
@@ -62,14 +64,6 @@ def timed(fn):
     return time.perf_counter() - t, r
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 class Imapd:
     name = "imapd"
 
@@ -97,50 +91,13 @@ class Dovecot:
     name = "dovecot"
 
     def __init__(self, base, maildir, user):
-        self.port = free_port()
-        self.base = os.path.join(base, "dovecot")
-        os.makedirs(self.base, exist_ok=True)
-        users = os.path.join(self.base, "users")
         pw = pwd.getpwnam(user)
-        with open(users, "w") as f:
-            f.write(f"bench:{{PLAIN}}bench:{pw.pw_uid}:{pw.pw_gid}::{self.base}::\n")
-        conf = os.path.join(self.base, "dovecot.conf")
-        with open(conf, "w") as f:
-            f.write(f"""
-protocols = imap
-listen = 127.0.0.1
-base_dir = {self.base}/run
-state_dir = {self.base}/state
-log_path = {self.base}/log
-ssl = no
-disable_plaintext_auth = no
-mail_location = maildir:{maildir}
-first_valid_uid = 1
-passdb {{
-  driver = passwd-file
-  args = {users}
-}}
-userdb {{
-  driver = passwd-file
-  args = {users}
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = {self.port}
-  }}
-  process_min_avail = 1
-}}
-service imap {{
-  process_limit = 5000
-}}
-protocol imap {{
-  mail_max_userip_connections = 100000
-}}
-default_process_limit = 5000
-default_client_limit = 10000
-""")
-        self.proc = subprocess.Popen(["dovecot", "-F", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
+        # Limits raised so 1,000 sessions of one user from one address are served.
+        tuning = ("service imap {\n  process_limit = 5000\n}\n"
+                  "protocol imap {\n  mail_max_userip_connections = 100000\n}\n"
+                  "default_process_limit = 5000\ndefault_client_limit = 10000\n")
+        self.proc, self.port = start_dovecot(base, maildir, "bench", "bench", pw.pw_uid, pw.pw_gid,
+                                             os.path.join(base, "dovecot"), tuning)
 
     def pids(self):
         out = subprocess.run(["pgrep", "-f", "dovecot|imap"], capture_output=True, text=True).stdout.split()
@@ -149,17 +106,6 @@ default_client_limit = 10000
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
-
-
-def wait_port(port):
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"server on {port} did not start")
 
 
 def cpu_seconds(pids):

@@ -1,0 +1,67 @@
+"""Helpers shared by the test suite and the benchmark (tests/bench): ports on
+loopback, and a Dovecot instance on a given Maildir for side-by-side runs."""
+import os
+import socket
+import subprocess
+import time
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, what="server", timeout=20):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise RuntimeError(f"{what} did not start on port {port}")
+            time.sleep(0.05)
+
+
+def start_dovecot(base, maildir, user, password, uid, gid, home, tuning=""):
+    """Dovecot (Debian's dovecot-imapd) on `maildir` for one passwd-file user, on a free
+    loopback port, in the foreground. Returns (process, port)."""
+    port = free_port()
+    d = os.path.join(base, "dovecot")
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)  # Dovecot's auth process runs as the dovecot user
+    users = os.path.join(d, "users")
+    with open(users, "w") as f:
+        f.write(f"{user}:{{PLAIN}}{password}:{uid}:{gid}::{home}::\n")
+    conf = os.path.join(d, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write(f"""protocols = imap
+listen = 127.0.0.1
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/log
+ssl = no
+disable_plaintext_auth = no
+mail_location = maildir:{maildir}
+first_valid_uid = 1
+passdb {{
+  driver = passwd-file
+  args = {users}
+}}
+userdb {{
+  driver = passwd-file
+  args = {users}
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {port}
+  }}
+}}
+{tuning}
+""")
+    proc = subprocess.Popen(["dovecot", "-F", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, "dovecot")
+    return proc, port
