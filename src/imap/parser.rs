@@ -156,6 +156,8 @@ pub enum Command {
     Idle,
     Search {
         uid: bool,
+        /// CHARSET as given (upper case); the command decides whether it can search in it.
+        charset: Option<String>,
         key: SearchKey,
     },
     Fetch {
@@ -882,13 +884,11 @@ impl<'a> Parser<'a> {
             (_, "SEARCH") => {
                 self.sp()?;
                 let save = self.i;
+                let mut charset = None;
                 if self.keyword("CHARSET") {
                     self.sp()?;
                     let cs = self.astring()?;
-                    let cs = String::from_utf8_lossy(&cs).to_ascii_uppercase();
-                    if cs != "UTF-8" && cs != "US-ASCII" {
-                        return err("[BADCHARSET (UTF-8 US-ASCII)] charset not supported");
-                    }
+                    charset = Some(String::from_utf8_lossy(&cs).to_ascii_uppercase());
                     self.sp()?;
                 } else {
                     self.i = save;
@@ -900,6 +900,7 @@ impl<'a> Parser<'a> {
                 }
                 Command::Search {
                     uid,
+                    charset,
                     key: if keys.len() == 1 {
                         keys.pop().unwrap()
                     } else {
@@ -1078,7 +1079,10 @@ mod tests {
         bad(deep.as_bytes());
         let nots = format!("a SEARCH {}ALL", "NOT ".repeat(500));
         bad(nots.as_bytes());
-        bad(b"a SEARCH CHARSET KOI8-R ALL");
+        match cmd("a SEARCH CHARSET koi8-r ALL") {
+            Command::Search { charset, .. } => assert_eq!(charset.as_deref(), Some("KOI8-R")),
+            other => panic!("{other:?}"),
+        }
         bad(b"a SEARCH FOO");
     }
 

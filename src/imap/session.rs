@@ -491,8 +491,6 @@ impl Session {
         };
         match parsed {
             Ok(cmd) => self.execute(&tag, cmd),
-            // RFC 3501 6.4.4: an unsupported charset is NO [BADCHARSET], not BAD.
-            Err(e) if e.0.starts_with("[BADCHARSET") => self.no(&tag, &e.0),
             Err(e) => self.bad(&tag, &format!("Error in IMAP command: {}", e.0)),
         }
     }

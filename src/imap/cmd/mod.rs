@@ -124,7 +124,9 @@ impl Session {
             Command::Unselect => self.cmd_close(tag, false),
             Command::Expunge => self.cmd_expunge(tag, None),
             Command::UidExpunge(set) => self.cmd_expunge(tag, Some(set)),
-            Command::Search { uid, key } => self.cmd_search(tag, uid, key),
+            Command::Search { uid, charset, key } => {
+                self.cmd_search(tag, uid, charset.as_deref(), key)
+            }
             Command::Fetch { uid, set, atts } => self.cmd_fetch(tag, uid, &set, atts),
             Command::Store {
                 uid,

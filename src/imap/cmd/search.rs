@@ -18,7 +18,17 @@ pub struct SearchJob {
 const SLICE: usize = 200;
 
 impl Session {
-    pub(super) fn cmd_search(&mut self, tag: &str, uid: bool, mut key: SearchKey) {
+    pub(super) fn cmd_search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        charset: Option<&str>,
+        mut key: SearchKey,
+    ) {
+        // RFC 3501 6.4.4: strings are matched as UTF-8; another charset is NO [BADCHARSET].
+        if !matches!(charset, None | Some("UTF-8") | Some("US-ASCII")) {
+            return self.no(tag, "[BADCHARSET (UTF-8 US-ASCII)] Charset not supported");
+        }
         optimize(&mut key);
         self.job = Some(Job::Search(SearchJob {
             tag: tag.to_string(),
