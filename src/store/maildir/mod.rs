@@ -26,17 +26,19 @@ pub struct MaildirStore {
     hostname: String,
 }
 
-/// Create a Maildir (tmp, new, cur) at `dir`, private to the user.
+/// Create a Maildir at `dir`, private to the user. `cur/` is what marks a Maildir as
+/// complete (here and in Dovecot), so it comes last: a process racing us never sees a
+/// `cur/` without the `tmp/` and `new/` a delivery needs.
 fn make_maildir(dir: &Path, folder: bool) -> io::Result<()> {
     let mut b = fs::DirBuilder::new();
     b.mode(0o700).recursive(true);
-    for sub in ["cur", "new", "tmp"] {
+    for sub in ["tmp", "new"] {
         b.create(dir.join(sub))?;
     }
     if folder {
         File::create(dir.join("maildirfolder"))?;
     }
-    Ok(())
+    b.create(dir.join("cur"))
 }
 
 /// Read `dovecot-uidlist`; None if there is none yet.
@@ -97,7 +99,7 @@ pub fn define_keyword(dir: &Path, mailbox: &str, name: &str) -> Result<(Vec<Stri
 impl MaildirStore {
     /// The store at `root`, creating the INBOX Maildir if it does not exist yet.
     pub fn open(root: PathBuf) -> io::Result<MaildirStore> {
-        if !root.join("cur").is_dir() {
+        if !["cur", "new", "tmp"].iter().all(|d| root.join(d).is_dir()) {
             make_maildir(&root, false)?;
         }
         Ok(MaildirStore {
@@ -405,14 +407,18 @@ impl AppendSink for MaildirAppend {
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> Result<(u32, Uid)> {
-        let err = |e: io::Error, mb: &str| StoreError::io("store new message", mb, e);
+        let mb = self.mailbox.clone();
+        let err = |op: &'static str| {
+            let mb = mb.clone();
+            move |e: io::Error| StoreError::io(op, &mb, e)
+        };
         let file = self
             .file
             .take()
             .expect("open until commit")
             .into_inner()
-            .map_err(|e| err(e.into_error(), &self.mailbox))?;
-        file.sync_all().map_err(|e| err(e, &self.mailbox))?;
+            .map_err(|e| err("write new message")(e.into_error()))?;
+        file.sync_all().map_err(err("write new message"))?;
         if let Some(t) = internal_date {
             let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
             let _ = file.set_modified(when);
@@ -431,15 +437,15 @@ impl AppendSink for MaildirAppend {
                 .join("cur")
                 .join(filename::with_flags(&base, flags))
         };
-        fs::rename(&self.tmp_path, &target).map_err(|e| err(e, &self.mailbox))?;
+        fs::rename(&self.tmp_path, &target).map_err(err("move new message out of tmp/"))?;
         // The message is acknowledged with APPENDUID below: its directory entry must
         // survive a crash as surely as its bytes.
         if let Some(dir) = target.parent() {
-            crate::store::dotlock::sync_dir(dir).map_err(|e| err(e, &self.mailbox))?;
+            crate::store::dotlock::sync_dir(dir).map_err(err("sync new message"))?;
         }
         // Number it now, for APPENDUID; a scan racing us sees the same record.
         let lock = DotLock::acquire(&self.dir.join("dovecot-uidlist"))
-            .map_err(|e| err(e, &self.mailbox))?;
+            .map_err(err("lock dovecot-uidlist"))?;
         let mut list = read_uidlist(&self.dir, &self.mailbox)?
             .unwrap_or_else(|| import_or_new_uidlist(&self.dir));
         let uid = match list.records.iter().find(|r| r.base == base) {
@@ -453,7 +459,7 @@ impl AppendSink for MaildirAppend {
                 });
                 list.next_uid += 1;
                 lock.replace(list.serialize().as_bytes())
-                    .map_err(|e| err(e, &self.mailbox))?;
+                    .map_err(err("write dovecot-uidlist"))?;
                 uid
             }
         };
