@@ -41,6 +41,25 @@ macro_rules! num_setting {
     };
 }
 
+/// Parse a yes/no setting at compile time.
+const fn parse_bool(s: &str) -> bool {
+    match s.as_bytes() {
+        b"1" | b"yes" | b"true" => true,
+        b"0" | b"no" | b"false" => false,
+        _ => panic!("boolean setting must be yes or no"),
+    }
+}
+
+macro_rules! bool_setting {
+    ($(#[$doc:meta])* $name:ident = $default:expr) => {
+        $(#[$doc])*
+        pub const $name: bool = match option_env!(concat!("IMAP_", stringify!($name))) {
+            Some(v) => parse_bool(v),
+            None => $default,
+        };
+    };
+}
+
 text_setting!(
     /// Dovecot-format passwd-file of virtual users (`--users FILE` overrides at run time).
     USERS_FILE = "/etc/imap/passwd"
@@ -130,6 +149,41 @@ num_setting!(
     OUTPUT_HIGH_WATER: usize = 262_144
 );
 
+text_setting!(
+    /// Syslog ident of the POP3 server.
+    POP3_LOG_IDENT = "ipop3d"
+);
+num_setting!(
+    /// POP3: seconds of silence before the session ends (RFC 1939 3: at least 10 minutes).
+    POP3_AUTOLOGOUT_SECS: u64 = 600
+);
+num_setting!(
+    /// POP3: longest command line; longer ones are refused with -ERR and skipped.
+    /// RFC 2449 4 allows 255 octets; SASL PLAIN responses may be longer.
+    POP3_MAX_LINE: usize = 2048
+);
+num_setting!(
+    /// POP3: least number of seconds between two logins of one user (RFC 2449
+    /// LOGIN-DELAY, answered with `-ERR [LOGIN-DELAY]`); 0 turns it off.
+    POP3_LOGIN_DELAY_SECS: u64 = 0
+);
+text_setting!(
+    /// POP3 UIDL of a message, from the mailbox's UIDVALIDITY (`%v`) and the message's
+    /// UID (`%u`), printf-style widths and `X`/`x` for hex, as Dovecot's
+    /// pop3_uidl_format. The default is Dovecot's, so its users' fetchers download
+    /// nothing twice after a switch; UW ipop3d's is `%08xv%08xu`.
+    POP3_UIDL_FORMAT = "%08Xu%08Xv"
+);
+bool_setting!(
+    /// POP3: offer APOP (RFC 1939 7) when the users file keeps some secret in the
+    /// clear ({PLAIN}); APOP can't work with hashed passwords.
+    POP3_APOP = true
+);
+bool_setting!(
+    /// POP3: messages retrieved with RETR become \Seen for IMAP when the session QUITs.
+    POP3_MARK_SEEN = true
+);
+
 /// Every setting with its value, for `imapd --settings` and README.
 pub fn all() -> Vec<(&'static str, String)> {
     vec![
@@ -153,9 +207,36 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("IMAP_MAX_WORKERS", MAX_WORKERS.to_string()),
         ("IMAP_DOTLOCK_STALE_SECS", DOTLOCK_STALE_SECS.to_string()),
         ("IMAP_OUTPUT_HIGH_WATER", OUTPUT_HIGH_WATER.to_string()),
+        ("IMAP_POP3_LOG_IDENT", POP3_LOG_IDENT.to_string()),
+        (
+            "IMAP_POP3_AUTOLOGOUT_SECS",
+            POP3_AUTOLOGOUT_SECS.to_string(),
+        ),
+        ("IMAP_POP3_MAX_LINE", POP3_MAX_LINE.to_string()),
+        (
+            "IMAP_POP3_LOGIN_DELAY_SECS",
+            POP3_LOGIN_DELAY_SECS.to_string(),
+        ),
+        ("IMAP_POP3_UIDL_FORMAT", POP3_UIDL_FORMAT.to_string()),
+        ("IMAP_POP3_APOP", POP3_APOP.to_string()),
+        ("IMAP_POP3_MARK_SEEN", POP3_MARK_SEEN.to_string()),
+        ("IMAP_TEST_TIMINGS", TEST_TIMINGS.to_string()),
     ]
 }
 
+const _: () = assert!(
+    POP3_MAX_LINE >= 255,
+    "RFC 2449 4: POP3 command lines of up to 255 octets"
+);
+bool_setting!(
+    /// Allow timeouts below the RFCs' minimums; only the test suite's short-timeout
+    /// build sets it (tests/run).
+    TEST_TIMINGS = false
+);
+const _: () = assert!(
+    POP3_AUTOLOGOUT_SECS >= 600 || TEST_TIMINGS,
+    "RFC 1939 3: the POP3 autologout timer is at least 10 minutes"
+);
 const _: () = assert!(
     MAX_LINE >= 8192,
     "RFC 7162 section 4: command lines of at least 8192 octets"

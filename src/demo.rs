@@ -1,7 +1,9 @@
-//! `imapd --demo`: a daemon on loopback with a demo account (demo / demo) and a few
-//! sample messages, so a newcomer can try `curl` or telnet at once. The mail lives in a
-//! fresh directory under the system's temporary directory.
+//! `imapd --demo` (or `ipop3d --demo`): one daemon on loopback serving IMAP and POP3
+//! with a demo account (demo / demo) and a few sample messages, so a newcomer can try
+//! `curl` or telnet at once. The mail lives in a fresh directory under the system's
+//! temporary directory.
 
+use crate::net::Service;
 use crate::store::maildir::filename;
 use std::fs;
 use std::io;
@@ -80,10 +82,17 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
-pub fn run(mut listen: Vec<SocketAddr>, run_as: Option<String>) -> i32 {
-    if listen.is_empty() {
-        listen.push("127.0.0.1:1143".parse().expect("literal address"));
-    }
+/// `listen`: the IMAP address, then the POP3 address (defaults 127.0.0.1:1143, :1110).
+pub fn run(listen: Vec<SocketAddr>, run_as: Option<String>) -> i32 {
+    let services: [&'static Service; 2] = [&crate::imap::SERVICE, &crate::pop3::SERVICE];
+    let addrs: Vec<(SocketAddr, &'static Service)> = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let default = SocketAddr::from(([127, 0, 0, 1], s.demo_port));
+            (listen.get(i).copied().unwrap_or(default), *s)
+        })
+        .collect();
     let dir = std::env::temp_dir().join(format!("imapd-demo-{}", std::process::id()));
     let users = match write_demo(&dir) {
         Ok(u) => u,
@@ -102,9 +111,10 @@ pub fn run(mut listen: Vec<SocketAddr>, run_as: Option<String>) -> i32 {
             }
         }
     }
-    let daemon = match crate::net::daemon::bind(&listen, users) {
+    let daemon = match crate::net::daemon::bind(&addrs, users) {
         Ok(d) => d,
         Err(e) => {
+            let listen: Vec<_> = addrs.iter().map(|(a, _)| a).collect();
             eprintln!("imapd --demo: cannot listen on {listen:?}: {e}");
             return 1;
         }
@@ -115,11 +125,13 @@ pub fn run(mut listen: Vec<SocketAddr>, run_as: Option<String>) -> i32 {
             return 1;
         }
     }
-    let addr = daemon.local_addrs()[0];
+    let bound = daemon.local_addrs();
+    let (addr, pop) = (bound[0], bound[1]);
     println!("imapd demo: mail in {}", dir.display());
-    println!("  account demo, password demo, listening on {addr}");
+    println!("  account demo, password demo; IMAP on {addr}, POP3 on {pop}");
     println!("  try: curl imap://{addr}/INBOX -u demo:demo -X 'FETCH 1:* (FLAGS ENVELOPE)'");
     println!("       curl 'imap://{addr}/INBOX;UID=1' -u demo:demo");
+    println!("       curl pop3://{pop}/ -u demo:demo           (list; pop3://{pop}/1 reads one)");
     println!(
         "       telnet {} {}   then: a LOGIN demo demo",
         addr.ip(),

@@ -1,15 +1,17 @@
 //! imap: a memory-safe post office server (imapd, ipop3d).
 //!
 //! Data path: `net` (inetd stdin/stdout or the mio daemon) feeds bytes to a protocol
-//! engine (`imap::Session`), which authenticates through `auth` and reads and writes
-//! mail only through the `store` interface (Maildir today).
+//! engine (`imap::Session`, `pop3::Session`), which authenticates through `auth` and
+//! reads and writes mail only through the `store` interface (Maildir today).
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod imap;
 pub mod log;
 pub mod net;
+pub mod pop3;
 pub mod store;
 pub mod sys;
 pub mod util;

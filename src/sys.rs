@@ -262,6 +262,26 @@ pub fn chown(path: &std::path::Path, uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Take an exclusive flock(2) on `file` without waiting: Ok(false) if another open file
+/// description holds it (another process, or another session of this daemon). The lock
+/// goes with the descriptor, so a killed process never leaves it behind.
+pub fn try_lock_exclusive(file: &std::fs::File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock on a descriptor the File keeps open for the duration of the call.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,7 +1,9 @@
 //! Who the client is: virtual users from a Dovecot-format passwd-file today; system
 //! accounts and PAM come with their own issue and plug in beside `passwd_file`.
 
+pub mod login;
 pub mod passwd_file;
+pub mod sasl;
 
 use std::path::{Path, PathBuf};
 
@@ -88,6 +90,20 @@ pub fn invoking_user() -> Option<User> {
 
 pub fn authenticate(users_file: &Path, user: &[u8], password: &[u8]) -> Result<User, AuthError> {
     passwd_file::authenticate(users_file, user, password)
+}
+
+/// Can APOP work at all here (enabled, and some secret kept in the clear)?
+pub fn apop_available(users_file: &Path) -> bool {
+    crate::config::POP3_APOP && passwd_file::has_plaintext_secret(users_file)
+}
+
+pub fn authenticate_apop(
+    users_file: &Path,
+    user: &[u8],
+    challenge: &str,
+    digest: &[u8],
+) -> Result<User, AuthError> {
+    passwd_file::authenticate_apop(users_file, user, challenge, digest)
 }
 
 /// Switch the whole process to a system account (daemon `--user`, the demo as root).

@@ -88,6 +88,51 @@ pub fn authenticate(path: &Path, user: &[u8], password: &[u8]) -> Result<User, A
     if !verify(&entry.password, password) {
         return Err(AuthError::Rejected("wrong password"));
     }
+    user_of(entry)
+}
+
+/// The secret of a `{PLAIN}`/`{CLEARTEXT}` entry: what APOP needs the server to hold.
+fn plaintext(stored: &str) -> Option<&str> {
+    let (scheme, secret) = stored.strip_prefix('{')?.split_once('}')?;
+    (matches!(scheme.to_ascii_uppercase().as_str(), "PLAIN" | "CLEARTEXT") && !secret.is_empty())
+        .then_some(secret)
+}
+
+/// Does the file hold any secret APOP could check? (Hashed passwords can't serve APOP.)
+pub fn has_plaintext_secret(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| {
+        text.lines()
+            .filter_map(parse_line)
+            .any(|e| plaintext(&e.password).is_some())
+    })
+}
+
+/// APOP (RFC 1939 7): `digest` must be the hex MD5 of the greeting's `challenge`
+/// followed by the user's secret.
+pub fn authenticate_apop(
+    path: &Path,
+    user: &[u8],
+    challenge: &str,
+    digest: &[u8],
+) -> Result<User, AuthError> {
+    if !valid_user_name(user) {
+        return Err(AuthError::Rejected("invalid user name"));
+    }
+    let name = String::from_utf8_lossy(user).into_owned();
+    let Some(entry) = lookup(path, &name)? else {
+        return Err(AuthError::Rejected("unknown user"));
+    };
+    let Some(secret) = plaintext(&entry.password) else {
+        return Err(AuthError::Rejected("APOP needs a plaintext secret"));
+    };
+    let want = crate::util::md5::hex_digest(format!("{challenge}{secret}").as_bytes());
+    if !constant_time_eq(want.as_bytes(), &digest.to_ascii_lowercase()) {
+        return Err(AuthError::Rejected("wrong APOP digest"));
+    }
+    user_of(entry)
+}
+
+fn user_of(entry: Entry) -> Result<User, AuthError> {
     let location = entry
         .mail
         .as_deref()

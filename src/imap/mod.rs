@@ -8,4 +8,4 @@ pub mod response;
 pub mod search;
 pub mod session;
 
-pub use session::{Mode, Session, Step};
+pub use session::{Mode, SERVICE, Session, Step};

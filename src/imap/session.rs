@@ -8,26 +8,30 @@ use super::cmd::Job;
 use super::parser::{self, AppendArgs, Parser};
 use crate::auth::User;
 use crate::config;
+pub use crate::net::{Mode, Step};
+use crate::net::{Peer, Protocol, Service};
 use crate::store::{AppendSink, Mailbox, Store};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// How the process runs, which decides what a login may do (see `cmd::auth`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// One process per connection: a login switches the process to the user.
-    Inetd,
-    /// Many connections in one process: sessions run as the daemon's identity.
-    Daemon,
-}
+/// IMAP as a service of the transports (inetd, daemon, demo).
+pub static SERVICE: Service = Service {
+    name: "imapd",
+    log_ident: config::LOG_IDENT,
+    demo_port: 1143,
+    start,
+    too_busy: b"* BYE Too many connections; try again later\r\n",
+};
 
-/// What a driver should do next.
-#[derive(Debug, Default)]
-pub struct Step {
-    /// More work is ready without new input (call `step` again after writing).
-    pub busy: bool,
-    /// Call `step` again at this time even if nothing arrives (IDLE polls, delays, timeouts).
-    pub deadline: Option<Instant>,
+/// A new connection. Under inetd, a non-root imapd on a pipe (run from a shell or
+/// through `ssh host imapd`) serves the invoking user at once, as UW imapd's PREAUTH.
+fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
+    let preauth = if peer.mode == Mode::Inetd && peer.addr.is_none() && crate::sys::euid() != 0 {
+        crate::auth::invoking_user()
+    } else {
+        None
+    };
+    Box::new(Session::new(peer.mode, peer.text(), users_file, preauth))
 }
 
 pub(super) enum Frame {
@@ -139,28 +143,6 @@ impl Session {
         c
     }
 
-    /// Bytes that arrived from the client.
-    pub fn feed(&mut self, data: &[u8]) {
-        if !data.is_empty() {
-            self.last_activity = Instant::now();
-            self.input.extend_from_slice(data);
-        }
-    }
-
-    /// Does the session want more input now? (false while it works through what it has,
-    /// so a pipelining client cannot make it buffer without bound)
-    pub fn wants_input(&self) -> bool {
-        !self.closed && self.input.len() < config::MAX_LINE + 65536
-    }
-
-    pub fn output(&mut self) -> &mut Vec<u8> {
-        &mut self.output
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-
     pub(super) fn out(&mut self, s: &str) {
         self.output.extend_from_slice(s.as_bytes());
     }
@@ -178,115 +160,6 @@ impl Session {
             self.closed = true;
             self.logout_reason.get_or_insert(reason);
             self.finish();
-        }
-    }
-
-    /// The connection ended (EOF, error, BYE): release the mailbox and log the logout.
-    pub fn finish(&mut self) {
-        self.closed = true;
-        if let Some(a) = self.append.take() {
-            if let Some(sink) = a.sink {
-                sink.abort();
-            }
-        }
-        if let Some(mut m) = self.mailbox.take() {
-            m.flush();
-        }
-        if let Some(user) = self.user.take() {
-            crate::log::info(&format!(
-                "logout user={} peer={} reason={}",
-                user.name,
-                self.peer,
-                self.logout_reason.unwrap_or("disconnected")
-            ));
-        }
-    }
-
-    /// End the session because the code failed (a caught panic): BYE and a log line.
-    pub fn internal_error(&mut self, what: &str) {
-        crate::log::error(&format!("internal error peer={} error={what}", self.peer));
-        self.output
-            .extend_from_slice(b"* BYE Internal server error; the session ends here\r\n");
-        self.close("internal error");
-    }
-
-    /// Do what can be done now; bounded, so a daemon can serve others in between.
-    pub fn step(&mut self, now: Instant) -> Step {
-        if self.closed {
-            return Step::default();
-        }
-        if let Some((until, _, _)) = &self.delayed {
-            if now < *until {
-                return Step {
-                    busy: false,
-                    deadline: Some(*until),
-                };
-            }
-            let (_, text, close) = self.delayed.take().expect("checked");
-            self.output.extend_from_slice(&text);
-            if close {
-                self.close("too many failed logins");
-                return Step::default();
-            }
-        }
-        // Work through jobs and input until output is plentiful or nothing is left.
-        let mut rounds = 0;
-        while !self.closed
-            && self.output.len() < config::OUTPUT_HIGH_WATER
-            && self.delayed.is_none()
-        {
-            rounds += 1;
-            if let Some(job) = self.job.take() {
-                self.run_job(job);
-                if rounds >= 64 {
-                    break;
-                }
-                continue;
-            }
-            if !self.process_input() {
-                break;
-            }
-            if rounds >= 256 {
-                break;
-            }
-        }
-        if self.closed {
-            return Step::default();
-        }
-        // IDLE: look at the mailbox on schedule.
-        if let Frame::Idle { .. } = self.frame {
-            if let Some(t) = self.next_idle_poll {
-                if now >= t {
-                    self.idle_poll();
-                    self.next_idle_poll = Some(now + Duration::from_millis(config::IDLE_POLL_MS));
-                }
-            }
-        }
-        // Autologout (RFC 3501 5.4).
-        let limit = if self.user.is_some() {
-            config::AUTOLOGOUT_SECS
-        } else {
-            config::LOGIN_TIMEOUT_SECS
-        };
-        let logout_at = self.last_activity + Duration::from_secs(limit);
-        if now >= logout_at {
-            self.out("* BYE Autologout; idle for too long\r\n");
-            self.close("autologout");
-            return Step::default();
-        }
-        let mut deadline = logout_at;
-        if let Some(t) = self.next_idle_poll {
-            deadline = deadline.min(t);
-        }
-        if let Some((t, _, _)) = &self.delayed {
-            deadline = deadline.min(*t);
-        }
-        // Busy means work is ready; whether there is room to write it is the driver's
-        // business (it waits for the socket to drain when it could not flush).
-        let busy = self.job.is_some() || (self.has_complete_input() && self.delayed.is_none());
-        Step {
-            busy,
-            deadline: Some(deadline),
         }
     }
 
@@ -534,9 +407,140 @@ mod tests {
     }
 }
 
-impl Session {
+impl Protocol for Session {
+    /// Bytes that arrived from the client.
+    fn feed(&mut self, data: &[u8]) {
+        if !data.is_empty() {
+            self.last_activity = Instant::now();
+            self.input.extend_from_slice(data);
+        }
+    }
+
+    /// Does the session want more input now? (false while it works through what it has,
+    /// so a pipelining client cannot make it buffer without bound)
+    fn wants_input(&self) -> bool {
+        !self.closed && self.input.len() < config::MAX_LINE + 65536
+    }
+
+    fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.output
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The connection ended (EOF, error, BYE): release the mailbox and log the logout.
+    fn finish(&mut self) {
+        self.closed = true;
+        if let Some(a) = self.append.take() {
+            if let Some(sink) = a.sink {
+                sink.abort();
+            }
+        }
+        if let Some(mut m) = self.mailbox.take() {
+            m.flush();
+        }
+        if let Some(user) = self.user.take() {
+            crate::log::info(&format!(
+                "logout user={} peer={} reason={}",
+                user.name,
+                self.peer,
+                self.logout_reason.unwrap_or("disconnected")
+            ));
+        }
+    }
+
+    /// End the session because the code failed (a caught panic): BYE and a log line.
+    fn internal_error(&mut self, what: &str) {
+        crate::log::error(&format!("internal error peer={} error={what}", self.peer));
+        self.output
+            .extend_from_slice(b"* BYE Internal server error; the session ends here\r\n");
+        self.close("internal error");
+    }
+
+    /// Do what can be done now; bounded, so a daemon can serve others in between.
+    fn step(&mut self, now: Instant) -> Step {
+        if self.closed {
+            return Step::default();
+        }
+        if let Some((until, _, _)) = &self.delayed {
+            if now < *until {
+                return Step {
+                    busy: false,
+                    deadline: Some(*until),
+                };
+            }
+            let (_, text, close) = self.delayed.take().expect("checked");
+            self.output.extend_from_slice(&text);
+            if close {
+                self.close("too many failed logins");
+                return Step::default();
+            }
+        }
+        // Work through jobs and input until output is plentiful or nothing is left.
+        let mut rounds = 0;
+        while !self.closed
+            && self.output.len() < config::OUTPUT_HIGH_WATER
+            && self.delayed.is_none()
+        {
+            rounds += 1;
+            if let Some(job) = self.job.take() {
+                self.run_job(job);
+                if rounds >= 64 {
+                    break;
+                }
+                continue;
+            }
+            if !self.process_input() {
+                break;
+            }
+            if rounds >= 256 {
+                break;
+            }
+        }
+        if self.closed {
+            return Step::default();
+        }
+        // IDLE: look at the mailbox on schedule.
+        if let Frame::Idle { .. } = self.frame {
+            if let Some(t) = self.next_idle_poll {
+                if now >= t {
+                    self.idle_poll();
+                    self.next_idle_poll = Some(now + Duration::from_millis(config::IDLE_POLL_MS));
+                }
+            }
+        }
+        // Autologout (RFC 3501 5.4).
+        let limit = if self.user.is_some() {
+            config::AUTOLOGOUT_SECS
+        } else {
+            config::LOGIN_TIMEOUT_SECS
+        };
+        let logout_at = self.last_activity + Duration::from_secs(limit);
+        if now >= logout_at {
+            self.out("* BYE Autologout; idle for too long\r\n");
+            self.close("autologout");
+            return Step::default();
+        }
+        let mut deadline = logout_at;
+        if let Some(t) = self.next_idle_poll {
+            deadline = deadline.min(t);
+        }
+        if let Some((t, _, _)) = &self.delayed {
+            deadline = deadline.min(*t);
+        }
+        // Busy means work is ready; whether there is room to write it is the driver's
+        // business (it waits for the socket to drain when it could not flush).
+        let busy = self.job.is_some() || (self.has_complete_input() && self.delayed.is_none());
+        Step {
+            busy,
+            deadline: Some(deadline),
+        }
+    }
+
     /// The client went away without LOGOUT.
-    pub fn logout_reason_eof(&mut self) {
+    fn connection_lost(&mut self) {
         self.logout_reason.get_or_insert("connection closed");
     }
 }

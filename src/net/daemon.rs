@@ -1,16 +1,17 @@
-//! Daemon mode: `imapd --listen ADDR:PORT` serves every connection of the process.
+//! Daemon mode: `imapd --listen ADDR:PORT` (or ipop3d) serves every connection of the
+//! process; one daemon may listen for several protocols (the demo serves IMAP and POP3).
 //!
 //! One thread runs the mio event loop and does nothing but socket I/O: accept, read,
-//! write, timers. The protocol engine's work (`Session::step`: parsing, crypt(3) at
+//! write, timers. The protocol engine's work (`Protocol::step`: parsing, crypt(3) at
 //! login, opening a 100,000-message folder, a slice of FETCH or SEARCH) runs on a small
 //! pool of worker threads: a session is handed to a worker whole, and comes back with
 //! its output through a channel and a mio `Waker`. So a slow client, a 100 MB APPEND,
 //! a huge mailbox or an expensive password hash never holds up another client's NOOP.
-//! Steps are bounded (see `Session::step`), so a few workers serve thousands of sessions.
+//! Steps are bounded (see `imap::Session::step`), so a few workers serve thousands of
+//! sessions.
 
-use super::guarded;
+use super::{Mode, Peer, Protocol, Service, Step, guarded};
 use crate::config;
-use crate::imap::{Mode, Session, Step};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::cmp::Reverse;
@@ -32,7 +33,7 @@ const CLOSING_GRACE: Duration = Duration::from_secs(30);
 struct Conn {
     stream: TcpStream,
     /// None while a worker has it.
-    session: Option<Session>,
+    session: Option<Box<dyn Protocol>>,
     /// Bytes of the session's output already written.
     written: usize,
     /// Edge-triggered readiness not yet consumed.
@@ -49,19 +50,19 @@ struct Conn {
 /// A session sent to a worker: step it, or (`finish`) end it.
 struct Work {
     idx: usize,
-    session: Session,
+    session: Box<dyn Protocol>,
     finish: bool,
 }
 
 struct Done {
     idx: usize,
-    session: Session,
+    session: Box<dyn Protocol>,
     step: Step,
 }
 
 pub struct Daemon {
     poll: Poll,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, &'static Service)>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
@@ -75,14 +76,14 @@ pub struct Daemon {
 
 /// Bind every address first (as root, for ports below 1024); the workers start and
 /// sessions are served later, so the caller can drop privileges in between.
-pub fn bind(addrs: &[SocketAddr], users_file: PathBuf) -> io::Result<Daemon> {
+pub fn bind(addrs: &[(SocketAddr, &'static Service)], users_file: PathBuf) -> io::Result<Daemon> {
     let poll = Poll::new()?;
     let mut listeners = Vec::new();
-    for (i, a) in addrs.iter().enumerate() {
+    for (i, (a, service)) in addrs.iter().enumerate() {
         let mut l = TcpListener::bind(*a)?;
         poll.registry()
             .register(&mut l, Token(i), Interest::READABLE)?;
-        listeners.push(l);
+        listeners.push((l, *service));
     }
     crate::sys::raise_nofile_limit();
     // Channels now, threads in `run` (after any privilege drop by the caller).
@@ -122,10 +123,10 @@ fn worker(jobs: Arc<Mutex<mpsc::Receiver<Work>>>, done: mpsc::Sender<Done>, wake
             return;
         };
         let step = if finish {
-            guarded(&mut session, |s| s.finish());
+            guarded(session.as_mut(), |s| s.finish());
             Step::default()
         } else {
-            guarded(&mut session, |s| s.step(Instant::now())).unwrap_or_default()
+            guarded(session.as_mut(), |s| s.step(Instant::now())).unwrap_or_default()
         };
         if done.send(Done { idx, session, step }).is_err() {
             return;
@@ -140,7 +141,7 @@ impl Daemon {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
 
@@ -159,7 +160,7 @@ impl Daemon {
         for i in 0..n {
             let (jobs, done, wake) = (jobs.clone(), done_tx.clone(), wake.clone());
             std::thread::Builder::new()
-                .name(format!("imapd-worker-{i}"))
+                .name(format!("worker-{i}"))
                 .spawn(move || worker(jobs, done, wake))?;
         }
         self.work = work_tx;
@@ -238,7 +239,9 @@ impl Daemon {
 
     fn accept(&mut self, li: usize) {
         loop {
-            let (mut stream, addr) = match self.listeners[li].accept() {
+            let (listener, service) = &self.listeners[li];
+            let service: &'static Service = service;
+            let (mut stream, addr) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -247,7 +250,7 @@ impl Daemon {
                 }
             };
             if self.live >= config::MAX_CONNECTIONS {
-                let _ = stream.write(b"* BYE Too many connections; try again later\r\n");
+                let _ = stream.write(service.too_busy);
                 crate::log::warning(&format!(
                     "connection refused peer={} reason=too many connections",
                     addr.ip()
@@ -269,12 +272,11 @@ impl Daemon {
                 self.free.push(idx);
                 continue;
             }
-            let session = Session::new(
-                Mode::Daemon,
-                addr.ip().to_string(),
-                self.users_file.clone(),
-                None,
-            );
+            let peer = Peer {
+                addr: Some(addr),
+                mode: Mode::Daemon,
+            };
+            let session = (service.start)(peer, self.users_file.clone());
             self.conns[idx] = Some(Conn {
                 stream,
                 session: Some(session),
@@ -323,7 +325,7 @@ impl Daemon {
         }
         let finish = c.gone;
         if finish {
-            session.logout_reason_eof();
+            session.connection_lost();
         }
         let session = c.session.take().expect("present");
         if let Err(mpsc::SendError(w)) = self.work.send(Work {

@@ -1,36 +1,30 @@
-//! inetd/xinetd mode: one session on stdin/stdout, as UW imapd ran
+//! inetd/xinetd mode: one session on stdin/stdout, as UW imapd and ipop3d ran
 //! (`imap stream tcp nowait root /usr/sbin/imapd imapd`). A blocking loop: write what
 //! the session produced, wait for input or the session's next deadline, repeat.
 
-use super::guarded;
-use crate::imap::{Mode, Session};
+use super::{Mode, Peer, Service, guarded};
 use std::path::PathBuf;
 use std::time::Instant;
 
-pub fn serve(users_file: PathBuf) -> i32 {
-    let peer = crate::sys::peer_of_fd(0);
-    // Run by a user from a shell or over ssh (not a TCP connection, not root): that
-    // user is already authenticated, as with UW imapd's PREAUTH.
-    let preauth = if crate::sys::euid() != 0 && peer.is_none() {
-        crate::auth::invoking_user()
-    } else {
-        None
+pub fn serve(service: &Service, users_file: PathBuf) -> i32 {
+    let peer = Peer {
+        addr: crate::sys::peer_of_fd(0),
+        mode: Mode::Inetd,
     };
-    let peer_text = peer
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "local".into());
-    let mut session = Session::new(Mode::Inetd, peer_text, users_file, preauth);
+    let mut session = (service.start)(peer, users_file);
+    let session = session.as_mut();
     let mut buf = vec![0u8; 65536];
     loop {
         let out = std::mem::take(session.output());
         if !out.is_empty() && crate::sys::write_all_fd(1, &out).is_err() {
+            session.connection_lost();
             session.finish();
             return 0;
         }
         if session.is_closed() {
             return 0;
         }
-        let Some(step) = guarded(&mut session, |s| s.step(Instant::now())) else {
+        let Some(step) = guarded(session, |s| s.step(Instant::now())) else {
             continue;
         };
         if !session.output().is_empty() || session.is_closed() {
@@ -60,12 +54,12 @@ pub fn serve(users_file: PathBuf) -> i32 {
         }
         match crate::sys::read_fd(0, &mut buf) {
             Ok(0) | Err(_) => {
-                session.logout_reason_eof();
+                session.connection_lost();
                 session.finish();
                 return 0;
             }
             Ok(n) => {
-                guarded(&mut session, |s| s.feed(&buf[..n]));
+                guarded(session, |s| s.feed(&buf[..n]));
             }
         }
     }

@@ -1,17 +1,87 @@
-//! Transports: inetd (one connection on stdin/stdout) and the mio daemon. Both feed the
-//! same protocol engine.
+//! Transports: inetd (one connection on stdin/stdout) and the mio daemon. Both drive
+//! protocol engines (IMAP, POP3) through the `Protocol` trait; a `Service` says which
+//! engine a listener or an inetd process speaks.
 
 pub mod daemon;
 pub mod inetd;
 
+use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::time::Instant;
 
-/// Run `f` on a session, turning a panic into that session's end (BYE + log line);
+/// How the process runs, which decides what a login may do (see `auth::login`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One process per connection: a login switches the process to the user.
+    Inetd,
+    /// Many connections in one process: sessions run as the daemon's identity.
+    Daemon,
+}
+
+/// What a driver should do next.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// More work is ready without new input (call `step` again after writing).
+    pub busy: bool,
+    /// Call `step` again at this time even if nothing arrives (IDLE polls, delays, timeouts).
+    pub deadline: Option<Instant>,
+}
+
+/// A sans-I/O protocol session, as the drivers see it: bytes in, bounded steps,
+/// bytes out.
+pub trait Protocol: Send {
+    /// Bytes that arrived from the client.
+    fn feed(&mut self, data: &[u8]);
+    /// Do what can be done now; bounded, so a daemon can serve others in between.
+    fn step(&mut self, now: Instant) -> Step;
+    /// What to send to the client; the driver drains it.
+    fn output(&mut self) -> &mut Vec<u8>;
+    /// Does the session want more input now? (false while it works through what it has,
+    /// so a pipelining client cannot make it buffer without bound)
+    fn wants_input(&self) -> bool;
+    fn is_closed(&self) -> bool;
+    /// The client went away (EOF or error): a reason for the logout line.
+    fn connection_lost(&mut self);
+    /// The connection ended: release what the session holds and log the logout.
+    fn finish(&mut self);
+    /// End the session because the code failed (a caught panic): a last word and a log line.
+    fn internal_error(&mut self, what: &str);
+}
+
+/// Who connected, as the transport knows it.
+pub struct Peer {
+    /// The client's address; None on a pipe (ssh, a shell).
+    pub addr: Option<SocketAddr>,
+    pub mode: Mode,
+}
+
+impl Peer {
+    /// The address as logs show it (`local` for a pipe).
+    pub fn text(&self) -> String {
+        self.addr
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "local".into())
+    }
+}
+
+/// A protocol a listener or an inetd process serves.
+pub struct Service {
+    /// Program name: `imapd`, `ipop3d`.
+    pub name: &'static str,
+    /// Syslog ident (compile-time setting).
+    pub log_ident: &'static str,
+    /// Port of the demo (`--demo`).
+    pub demo_port: u16,
+    /// A new session for a connection (greeting already in its output).
+    pub start: fn(Peer, PathBuf) -> Box<dyn Protocol>,
+    /// Said to a connection refused because the daemon is full.
+    pub too_busy: &'static [u8],
+}
+
+/// Run `f` on a session, turning a panic into that session's end (last word + log line);
 /// the process and other sessions go on.
-pub fn guarded<T>(
-    session: &mut crate::imap::Session,
-    f: impl FnOnce(&mut crate::imap::Session) -> T,
-) -> Option<T> {
+pub fn guarded<S: Protocol + ?Sized, T>(session: &mut S, f: impl FnOnce(&mut S) -> T) -> Option<T> {
     match catch_unwind(AssertUnwindSafe(|| f(session))) {
         Ok(v) => Some(v),
         Err(p) => {
@@ -35,7 +105,8 @@ pub fn install_panic_hook() {
 
 #[cfg(test)]
 mod tests {
-    use crate::imap::{Mode, Session};
+    use super::{Mode, Protocol};
+    use crate::imap::Session;
 
     #[test]
     fn a_panic_ends_only_its_session_with_bye() {

@@ -4,6 +4,7 @@
 
 pub mod dotlock;
 pub mod maildir;
+pub mod maildrop;
 pub mod names;
 pub mod view;
 
@@ -26,6 +27,8 @@ pub enum StoreError {
     Expunged,
     ReadOnly,
     TooManyKeywords,
+    /// The POP3 maildrop lock is held by another session.
+    InUse,
     /// An I/O failure: what was being done, to which mailbox, and the OS error.
     Io {
         op: &'static str,
@@ -53,6 +56,7 @@ impl StoreError {
             StoreError::Expunged => Some("EXPUNGEISSUED"),
             StoreError::ReadOnly => Some("READ-ONLY"),
             StoreError::TooManyKeywords => Some("LIMIT"),
+            StoreError::InUse => Some("INUSE"),
             StoreError::Io { err, .. } if err.raw_os_error() == Some(libc::ENOSPC) => {
                 Some("OVERQUOTA")
             }
@@ -70,6 +74,7 @@ impl StoreError {
             StoreError::Expunged => "Message was expunged by another session".into(),
             StoreError::ReadOnly => "Mailbox is read-only".into(),
             StoreError::TooManyKeywords => "No room for more keywords in this mailbox".into(),
+            StoreError::InUse => "Mailbox is in use by another POP3 session".into(),
             StoreError::Io { op, .. } => {
                 format!("Internal error while trying to {op}; see the server log")
             }
@@ -132,6 +137,8 @@ pub trait Store: Send {
     /// Start storing a new message in `name`; the caller writes the bytes and commits.
     fn append(&mut self, name: &MailboxName) -> Result<Box<dyn AppendSink>>;
     fn exists(&mut self, name: &MailboxName) -> bool;
+    /// Take the POP3 maildrop lock (`StoreError::InUse` if another session has it).
+    fn lock_maildrop(&mut self) -> Result<maildrop::MaildropLock>;
 }
 
 /// A message being appended: written through to disk as it arrives.
@@ -165,6 +172,11 @@ pub trait Mailbox: Send {
     fn sync(&mut self, report_expunges: bool) -> Result<Vec<Update>>;
     /// The message's bytes as stored.
     fn read(&mut self, index: usize) -> Result<Vec<u8>>;
+    /// The message's bytes as stored, to be read in pieces (a 50 MB RETR must not be
+    /// held in memory whole).
+    fn open_message(&mut self, index: usize) -> Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::io::Cursor::new(self.read(index)?)))
+    }
     /// RFC822.SIZE: octets with CRLF line ends.
     fn size(&mut self, index: usize) -> Result<u64>;
     fn internal_date(&mut self, index: usize) -> Result<i64>;

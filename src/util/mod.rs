@@ -1,3 +1,4 @@
 //! Small helpers shared by the protocol and the store.
 pub mod date;
+pub mod md5;
 pub mod mutf7;

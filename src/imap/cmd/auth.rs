@@ -2,10 +2,10 @@
 //! RFC 4959). A failure is answered after the same delay whatever went wrong, and
 //! logged in the fail2ban-friendly form of `log.rs`.
 
-use super::super::session::{Frame, Mode, Session};
+use super::super::session::{Frame, Session};
+use crate::auth::sasl::PlainError;
 use crate::auth::{self, AuthError, User};
 use crate::config;
-use crate::store::maildir::MaildirStore;
 use std::time::{Duration, Instant};
 
 impl Session {
@@ -39,26 +39,13 @@ impl Session {
         if line == b"*" {
             return self.bad(tag, "AUTHENTICATE cancelled");
         }
-        let b64 = if line == b"=" { &b""[..] } else { line };
-        if !b64
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
-        {
-            return self.bad(tag, "Invalid base64 in AUTHENTICATE response");
-        }
-        let decoded = crate::imap::fetch::mime::decode_base64(b64);
-        // RFC 4616: [authzid] NUL authcid NUL passwd
-        let parts: Vec<&[u8]> = decoded.split(|&c| c == 0).collect();
-        if parts.len() != 3 {
-            return self.bad(tag, "Malformed PLAIN response");
-        }
-        if !parts[0].is_empty() && parts[0] != parts[1] {
-            return self.no(
-                tag,
-                "[AUTHORIZATIONFAILED] Logging in as another user is not supported",
-            );
-        }
-        let (user, pass) = (parts[1].to_vec(), parts[2].to_vec());
+        let (user, pass) = match auth::sasl::decode_plain(line) {
+            Ok(up) => up,
+            Err(e @ PlainError::Authorization) => {
+                return self.no(tag, &format!("[AUTHORIZATIONFAILED] {}", e.text()));
+            }
+            Err(e) => return self.bad(tag, e.text()),
+        };
         self.try_login(tag, &user, &pass, "AUTHENTICATE");
     }
 
@@ -109,59 +96,13 @@ impl Session {
 
     /// Become the user (inetd mode as root: drop privileges first), then open the store.
     pub(in crate::imap) fn enter_user(&mut self, user: User, method: &str) -> Result<(), ()> {
-        let fail = |why: String| {
-            crate::log::error(&format!(
-                "login refused user={} peer={} reason={why}",
-                user.name, self.peer
-            ));
-        };
-        let euid = crate::sys::euid();
-        if euid == 0 {
-            match (self.mode, user.uid) {
-                (Mode::Inetd, Some(uid)) if uid != 0 => {
-                    if let Err(e) = crate::sys::drop_privileges(uid, user.gid.unwrap_or(uid)) {
-                        fail(format!("cannot switch to uid {uid}: {e}"));
-                        // Half-dropped privileges must not serve anyone: end the process.
-                        crate::log::error("ending session after failed privilege drop");
-                        std::process::exit(1);
-                    }
-                }
-                (Mode::Inetd, _) => {
-                    fail("no mail uid for this user; refusing to serve mail as root".into());
-                    return Err(());
-                }
-                (Mode::Daemon, _) => {
-                    fail("the daemon runs as root; until per-user session processes exist, run it as the mail owner".into());
-                    return Err(());
-                }
-            }
-        } else if let Some(uid) = user.uid {
-            if uid != euid {
-                fail(format!(
-                    "user's uid {uid} differs from the server's uid {euid}"
-                ));
-                return Err(());
-            }
-        }
-        // Files the session creates are private to the user.
-        crate::sys::set_umask(0o077);
-        match MaildirStore::open(user.mail_root.clone()) {
-            Ok(store) => {
-                crate::log::info(&format!(
-                    "login user={} peer={} method={method}",
-                    user.name, self.peer
-                ));
-                self.store = Some(Box::new(store));
-                self.user = Some(user);
-                Ok(())
-            }
-            Err(e) => {
-                fail(format!(
-                    "cannot open mail store {}: {e}",
-                    user.mail_root.display()
-                ));
-                Err(())
-            }
-        }
+        let store = auth::login::open_mail(&user, self.mode, &self.peer).map_err(|_| ())?;
+        crate::log::info(&format!(
+            "login user={} peer={} method={method}",
+            user.name, self.peer
+        ));
+        self.store = Some(Box::new(store));
+        self.user = Some(user);
+        Ok(())
     }
 }

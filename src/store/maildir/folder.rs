@@ -437,6 +437,22 @@ impl Mailbox for MaildirFolder {
         }
     }
 
+    fn open_message(&mut self, index: usize) -> Result<Box<dyn std::io::Read + Send>> {
+        if self.view.entries[index].expunged {
+            return Err(StoreError::Expunged);
+        }
+        match std::fs::File::open(self.path_of(index)) {
+            Ok(f) => Ok(Box::new(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let loc = self.relocate(index)?;
+                let f =
+                    std::fs::File::open(self.dir.join(loc)).map_err(|_| StoreError::Expunged)?;
+                Ok(Box::new(f))
+            }
+            Err(e) => Err(self.err("read message", e)),
+        }
+    }
+
     fn size(&mut self, index: usize) -> Result<u64> {
         if let Some(v) = self.view.entries[index].vsize {
             return Ok(v);

@@ -13,6 +13,7 @@ pub mod uidlist;
 use super::names::{MailboxName, list_match};
 use super::{AppendSink, Flags, ListEntry, Mailbox, Result, StatusInfo, Store, StoreError, Uid};
 use crate::store::dotlock::DotLock;
+use crate::store::maildrop::MaildropLock;
 use folder::{MaildirFolder, folder_dir_ok};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -348,6 +349,15 @@ impl Store for MaildirStore {
             st.size += f.size(i).unwrap_or(0);
         }
         Ok(st)
+    }
+
+    fn lock_maildrop(&mut self) -> Result<MaildropLock> {
+        let path = self.root.join("ipop3d.lock");
+        match MaildropLock::acquire(&path) {
+            Ok(Some(lock)) => Ok(lock),
+            Ok(None) => Err(StoreError::InUse),
+            Err(e) => Err(StoreError::io("lock the maildrop", "INBOX", e)),
+        }
     }
 
     fn append(&mut self, name: &MailboxName) -> Result<Box<dyn AppendSink>> {

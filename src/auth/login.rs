@@ -1,0 +1,71 @@
+//! After a successful authentication, the step both protocols share: become the mail
+//! user (inetd as root: drop privileges first, for good), then open the mail store.
+//! Nothing here runs before the password has been checked.
+
+use super::User;
+use crate::net::Mode;
+use crate::store::maildir::MaildirStore;
+
+/// Why a user who gave the right password cannot be served.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Could change by itself (the store could not be opened): POP3 `[SYS/TEMP]`.
+    Temporary,
+    /// Needs an administrator (no mail uid, uid mismatch): POP3 `[SYS/PERM]`.
+    Permanent,
+}
+
+/// Become `user` and open their store; refusals are logged here
+/// (`login refused user= peer= reason=`).
+pub fn open_mail(user: &User, mode: Mode, peer: &str) -> Result<MaildirStore, Refusal> {
+    let refuse = |why: String, kind: Refusal| {
+        crate::log::error(&format!(
+            "login refused user={} peer={peer} reason={why}",
+            user.name
+        ));
+        Err(kind)
+    };
+    let euid = crate::sys::euid();
+    if euid == 0 {
+        match (mode, user.uid) {
+            (Mode::Inetd, Some(uid)) if uid != 0 => {
+                if let Err(e) = crate::sys::drop_privileges(uid, user.gid.unwrap_or(uid)) {
+                    let _ = refuse(
+                        format!("cannot switch to uid {uid}: {e}"),
+                        Refusal::Permanent,
+                    );
+                    // Half-dropped privileges must not serve anyone: end the process.
+                    crate::log::error("ending session after failed privilege drop");
+                    std::process::exit(1);
+                }
+            }
+            (Mode::Inetd, _) => {
+                return refuse(
+                    "no mail uid for this user; refusing to serve mail as root".into(),
+                    Refusal::Permanent,
+                );
+            }
+            (Mode::Daemon, _) => {
+                return refuse(
+                    "the daemon runs as root; until per-user session processes exist, run it as the mail owner".into(),
+                    Refusal::Permanent,
+                );
+            }
+        }
+    } else if let Some(uid) = user.uid {
+        if uid != euid {
+            return refuse(
+                format!("user's uid {uid} differs from the server's uid {euid}"),
+                Refusal::Permanent,
+            );
+        }
+    }
+    // Files the session creates are private to the user.
+    crate::sys::set_umask(0o077);
+    MaildirStore::open(user.mail_root.clone()).or_else(|e| {
+        refuse(
+            format!("cannot open mail store {}: {e}", user.mail_root.display()),
+            Refusal::Temporary,
+        )
+    })
+}

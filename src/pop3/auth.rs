@@ -1,0 +1,172 @@
+//! The AUTHORIZATION state (RFC 1939 4, 7): USER/PASS, APOP, and AUTH PLAIN (RFC 5034),
+//! then the maildrop lock. Failures carry RFC 2449/3206 response codes: [AUTH] for
+//! wrong credentials, [SYS/TEMP] and [SYS/PERM] for the server's side, [IN-USE] for a
+//! maildrop another POP3 session holds, [LOGIN-DELAY] for logins too close together.
+//! A failed login is answered after the same delay whatever went wrong, and logged in
+//! the fail2ban-friendly form of `log.rs`.
+
+use super::maildrop::Maildrop;
+use super::session::{Frame, Session, State};
+use crate::auth::login::Refusal;
+use crate::auth::{self, AuthError, User};
+use crate::config;
+use crate::store::StoreError;
+use std::time::{Duration, Instant};
+
+use super::parser::Command;
+
+impl Session {
+    pub(super) fn authorization(&mut self, cmd: Command) {
+        match cmd {
+            Command::User(name) => {
+                // The same answer for every name: USER must not tell who exists.
+                self.state = State::Authorization { user: Some(name) };
+                self.ok("Send PASS");
+            }
+            Command::Pass(pass) => {
+                let State::Authorization { user: Some(user) } =
+                    std::mem::replace(&mut self.state, State::Authorization { user: None })
+                else {
+                    return self.bad("Send USER first");
+                };
+                let r = auth::authenticate(&self.users_file, &user, &pass);
+                self.finish_login(&user, r, "USER");
+            }
+            Command::Apop { user, digest } => {
+                let Some(challenge) = self.apop_challenge.clone() else {
+                    return self.bad("APOP is not available on this server");
+                };
+                let r = auth::authenticate_apop(&self.users_file, &user, &challenge, &digest);
+                self.finish_login(&user, r, "APOP");
+            }
+            Command::Auth {
+                mechanism: None, ..
+            } => {
+                // The mechanism list of the pre-RFC 5034 AUTH (still sent by some clients).
+                self.out("+OK Mechanisms follow\r\nPLAIN\r\n.\r\n");
+            }
+            Command::Auth {
+                mechanism: Some(m),
+                initial,
+            } => {
+                if m != "PLAIN" {
+                    return self.bad("Unsupported authentication mechanism");
+                }
+                match initial {
+                    Some(ir) => self.sasl_response(&ir),
+                    None => {
+                        self.out("+ \r\n");
+                        self.set_frame(Frame::SaslResponse);
+                    }
+                }
+            }
+            _ => self.bad("Log in first (USER and PASS, APOP or AUTH)"),
+        }
+    }
+
+    /// The client's AUTH PLAIN response (RFC 5034 4: `*` cancels).
+    pub(super) fn sasl_response(&mut self, line: &[u8]) {
+        if line == b"*" {
+            return self.bad("Authentication cancelled");
+        }
+        match auth::sasl::decode_plain(line) {
+            Ok((user, pass)) => {
+                let r = auth::authenticate(&self.users_file, &user, &pass);
+                self.finish_login(&user, r, "AUTH");
+            }
+            Err(e) => self.bad(e.text()),
+        }
+    }
+
+    fn finish_login(&mut self, user: &[u8], result: Result<User, AuthError>, method: &str) {
+        let shown = String::from_utf8_lossy(user)
+            .chars()
+            .take(64)
+            .collect::<String>();
+        match result {
+            Ok(u) => self.enter_maildrop(u, method),
+            Err(AuthError::Rejected(reason)) => {
+                self.auth_failures += 1;
+                crate::log::notice(&format!(
+                    "login failed user={shown} peer={} reason={reason}",
+                    self.peer
+                ));
+                // Same text and delay for an unknown user and a wrong password.
+                let text = b"-ERR [AUTH] Authentication failed\r\n".to_vec();
+                let close = self.auth_failures >= config::MAX_AUTH_FAILURES;
+                let until = Instant::now() + Duration::from_millis(config::AUTH_FAIL_DELAY_MS);
+                self.delayed = Some((until, text, close));
+            }
+            Err(AuthError::Unavailable(why)) => {
+                crate::log::error(&format!(
+                    "login failed user={shown} peer={} reason=userdb unavailable: {why}",
+                    self.peer
+                ));
+                self.err("[SYS/TEMP] Authentication is temporarily unavailable");
+            }
+        }
+    }
+
+    /// Become the user, lock and number the maildrop: TRANSACTION. Whatever fails now
+    /// ends the connection: under inetd the process already belongs to the user.
+    fn enter_maildrop(&mut self, user: User, method: &str) {
+        let mut store = match auth::login::open_mail(&user, self.mode, &self.peer) {
+            Ok(s) => s,
+            Err(Refusal::Temporary) => {
+                self.err("[SYS/TEMP] Your mailbox can't be opened now; see the server log");
+                return self.close("mailbox unavailable");
+            }
+            Err(Refusal::Permanent) => {
+                self.err("[SYS/PERM] This account can't be served; see the server log");
+                return self.close("account refused");
+            }
+        };
+        let refuse = |why: &str| {
+            crate::log::notice(&format!(
+                "login refused user={} peer={} reason={why}",
+                user.name, self.peer
+            ));
+        };
+        let drop = match Maildrop::open(&mut store) {
+            Ok(d) => d,
+            Err(StoreError::InUse) => {
+                refuse("maildrop in use by another POP3 session");
+                self.err("[IN-USE] Your mailbox is in use by another POP3 session");
+                return self.close("maildrop in use");
+            }
+            Err(e) => {
+                refuse(&format!("cannot open maildrop: {e}"));
+                self.err("[SYS/TEMP] Your mailbox can't be opened now; see the server log");
+                return self.close("mailbox unavailable");
+            }
+        };
+        // RFC 2449 8.1.1: logins closer together than the advertised delay.
+        let delay = Duration::from_secs(config::POP3_LOGIN_DELAY_SECS);
+        if !delay.is_zero() {
+            let since = drop.lock().previous_login().and_then(|t| t.elapsed().ok());
+            if since.is_some_and(|s| s < delay) {
+                refuse("logged in again within LOGIN-DELAY");
+                drop.abandon();
+                self.err(&format!(
+                    "[LOGIN-DELAY] Log in at most once every {} seconds",
+                    delay.as_secs()
+                ));
+                return self.close("login delay");
+            }
+        }
+        if let Err(e) = drop.lock().record_login() {
+            crate::log::warning(&format!(
+                "cannot record login time user={} error={e}",
+                user.name
+            ));
+        }
+        let (n, size) = drop.totals();
+        crate::log::info(&format!(
+            "login user={} peer={} method={method} messages={n} octets={size}",
+            user.name, self.peer
+        ));
+        self.user_name = Some(user.name);
+        self.state = State::Transaction(Box::new(drop));
+        self.ok(&format!("Logged in; {n} messages ({size} octets)"));
+    }
+}

@@ -1,0 +1,429 @@
+//! One POP3 connection (RFC 1939 3): the AUTHORIZATION state until a login succeeds,
+//! then TRANSACTION over a locked maildrop, then UPDATE at QUIT. Sans-I/O like the IMAP
+//! engine: drivers `feed` bytes, call `step`, and drain `output`.
+//!
+//! Commands are lines; a client may send many at once (RFC 2449 6.6 PIPELINING) and
+//! they are answered in order. RETR and TOP are streamed from the store a piece per
+//! step, so a big message or a long pipeline never fills memory.
+
+use super::maildrop::{Counts, Maildrop};
+use super::parser::{self, Command};
+use super::transfer::Transfer;
+use crate::config;
+use crate::net::{Mode, Peer, Protocol, Service, Step};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// POP3 as a service of the transports (inetd, daemon, demo).
+pub static SERVICE: Service = Service {
+    name: "ipop3d",
+    log_ident: config::POP3_LOG_IDENT,
+    demo_port: 1110,
+    start,
+    too_busy: b"-ERR [SYS/TEMP] Too many connections; try again later\r\n",
+};
+
+fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
+    Box::new(Session::new(peer.mode, peer.text(), users_file))
+}
+
+pub(super) enum State {
+    /// RFC 1939 4: USER (and its name) may have been given.
+    Authorization { user: Option<Vec<u8>> },
+    /// RFC 1939 5: logged in, the maildrop locked.
+    Transaction(Box<Maildrop>),
+    /// The session is over.
+    Done,
+}
+
+pub(super) enum Frame {
+    Line,
+    /// After `AUTH PLAIN` and `+ `: the client's response line (RFC 5034 4).
+    SaslResponse,
+    /// An overlong line was refused; skip to its end.
+    Discard,
+}
+
+/// Multi-line output in progress.
+pub(super) enum Job {
+    Transfer(Transfer, TransferKind),
+    /// LIST or UIDL without an argument: the next position to list.
+    Listing {
+        next: usize,
+        uidl: bool,
+    },
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum TransferKind {
+    Retr,
+    Top,
+}
+
+pub struct Session {
+    pub(super) mode: Mode,
+    pub(super) peer: String,
+    pub(super) users_file: PathBuf,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    pub(super) state: State,
+    frame: Frame,
+    job: Option<Job>,
+    /// The APOP challenge from the greeting (None: APOP not offered).
+    pub(super) apop_challenge: Option<String>,
+    /// The logged-in user, for logs.
+    pub(super) user_name: Option<String>,
+    pub(super) auth_failures: u32,
+    /// Output held back until a time (failed-login delay), then whether to close.
+    pub(super) delayed: Option<(Instant, Vec<u8>, bool)>,
+    bad_commands: u32,
+    last_activity: Instant,
+    closed: bool,
+    logout_reason: Option<&'static str>,
+    /// Read buffer of RETR/TOP, kept between messages.
+    scratch: Vec<u8>,
+    /// What the session did, kept for the logout line after the maildrop is gone.
+    counts: Counts,
+}
+
+const MAX_BAD_COMMANDS: u32 = 20;
+
+impl Session {
+    pub fn new(mode: Mode, peer: String, users_file: PathBuf) -> Session {
+        let apop_challenge = crate::auth::apop_available(&users_file).then(challenge);
+        let mut s = Session {
+            mode,
+            peer,
+            users_file,
+            input: Vec::new(),
+            output: Vec::new(),
+            state: State::Authorization { user: None },
+            frame: Frame::Line,
+            job: None,
+            apop_challenge,
+            user_name: None,
+            auth_failures: 0,
+            delayed: None,
+            bad_commands: 0,
+            last_activity: Instant::now(),
+            closed: false,
+            logout_reason: None,
+            scratch: Vec::new(),
+            counts: Counts::default(),
+        };
+        // RFC 1939 4 (and 7 for the APOP timestamp).
+        let greeting = match &s.apop_challenge {
+            Some(c) => format!("+OK POP3 server ready {c}\r\n"),
+            None => "+OK POP3 server ready\r\n".to_string(),
+        };
+        s.out(&greeting);
+        s
+    }
+
+    pub(super) fn out(&mut self, s: &str) {
+        self.output.extend_from_slice(s.as_bytes());
+    }
+
+    pub(super) fn ok(&mut self, text: &str) {
+        self.out(&format!("+OK {text}\r\n"));
+    }
+
+    pub(super) fn err(&mut self, text: &str) {
+        self.out(&format!("-ERR {text}\r\n"));
+    }
+
+    /// A client mistake: -ERR, a log line, and the end after too many.
+    pub(super) fn bad(&mut self, text: &str) {
+        self.bad_commands += 1;
+        crate::log::notice(&format!(
+            "protocol error peer={} user={} error={text}",
+            self.peer,
+            self.user_name.as_deref().unwrap_or("-")
+        ));
+        self.err(text);
+        if self.bad_commands >= MAX_BAD_COMMANDS {
+            self.err("Too many invalid commands; closing");
+            self.close("too many invalid commands");
+        }
+    }
+
+    pub(super) fn close(&mut self, reason: &'static str) {
+        if !self.closed {
+            self.logout_reason.get_or_insert(reason);
+            self.finish();
+        }
+    }
+
+    pub(super) fn set_frame(&mut self, frame: Frame) {
+        self.frame = frame;
+    }
+
+    pub(super) fn start_job(&mut self, job: Job) {
+        self.job = Some(job);
+    }
+
+    /// Take one line from the input and act on it; false if there is no whole line.
+    fn process_input(&mut self) -> bool {
+        let Some(lf) = self.input.iter().position(|&b| b == b'\n') else {
+            if self.input.len() > config::POP3_MAX_LINE {
+                // Refuse now, drop what came, and skip the rest of the line when it ends.
+                self.input.clear();
+                if !matches!(self.frame, Frame::Discard) {
+                    self.frame = Frame::Discard;
+                    self.bad("Command line too long");
+                }
+            }
+            return false;
+        };
+        let mut line: Vec<u8> = self.input.drain(..=lf).collect();
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        match std::mem::replace(&mut self.frame, Frame::Line) {
+            Frame::Discard => {}
+            Frame::SaslResponse => self.sasl_response(&line),
+            Frame::Line if line.len() > config::POP3_MAX_LINE => self.bad("Command line too long"),
+            Frame::Line => self.dispatch(&line),
+        }
+        true
+    }
+
+    fn dispatch(&mut self, line: &[u8]) {
+        let cmd = match parser::parse(line) {
+            Ok(c) => c,
+            Err(e) => return self.bad(e),
+        };
+        match (&self.state, cmd) {
+            (_, Command::Capa) => self.cmd_capa(),
+            (_, Command::Quit) => self.cmd_quit(),
+            (_, Command::Noop) if matches!(self.state, State::Transaction(_)) => self.ok("Done"),
+            (_, Command::Stls) => self.err("STLS is not available on this server"),
+            (State::Authorization { .. }, cmd) => self.authorization(cmd),
+            (State::Transaction(_), cmd) => self.transaction(cmd),
+            (State::Done, _) => {}
+        }
+    }
+
+    /// RFC 2449 5.
+    fn cmd_capa(&mut self) {
+        let mut c = String::from("+OK Capability list follows\r\n");
+        c.push_str("TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
+        if matches!(self.state, State::Authorization { .. }) {
+            c.push_str("USER\r\nSASL PLAIN\r\n");
+        }
+        if config::POP3_LOGIN_DELAY_SECS != 0 {
+            c.push_str(&format!(
+                "LOGIN-DELAY {}\r\n",
+                config::POP3_LOGIN_DELAY_SECS
+            ));
+        }
+        // This server never removes mail by itself.
+        c.push_str("EXPIRE NEVER\r\n");
+        c.push_str(&format!(
+            "IMPLEMENTATION ipop3d-{}\r\n.\r\n",
+            env!("CARGO_PKG_VERSION")
+        ));
+        self.out(&c);
+    }
+
+    /// RFC 1939 4 (QUIT before login) and 6 (the UPDATE state).
+    fn cmd_quit(&mut self) {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Transaction(drop) => {
+                let drop = *drop;
+                let left = drop.totals().0;
+                self.counts = drop.counts;
+                match drop.commit() {
+                    Ok(()) => self.ok(&format!("Logging out ({left} messages left)")),
+                    Err(e) => {
+                        crate::log::error(&format!(
+                            "update failed user={} peer={} error={e}",
+                            self.user_name.as_deref().unwrap_or("-"),
+                            self.peer
+                        ));
+                        self.err(
+                            "[SYS/TEMP] Some deleted messages were not removed; see the server log",
+                        );
+                    }
+                }
+            }
+            _ => self.ok("Logging out"),
+        }
+        self.close("QUIT");
+    }
+
+    fn run_job(&mut self, job: Job) {
+        match job {
+            Job::Transfer(mut t, kind) => {
+                let mut scratch = std::mem::take(&mut self.scratch);
+                let r = t.pump(&mut self.output, config::OUTPUT_HIGH_WATER, &mut scratch);
+                self.scratch = scratch;
+                match r {
+                    Ok(false) => self.job = Some(Job::Transfer(t, kind)),
+                    Ok(true) => {
+                        let c = match kind {
+                            TransferKind::Retr => &mut self.counts.retr,
+                            TransferKind::Top => &mut self.counts.top,
+                        };
+                        c.0 += 1;
+                        c.1 += t.octets;
+                    }
+                    Err(e) => {
+                        // Part of the message is out: the stream can't be repaired.
+                        crate::log::error(&format!(
+                            "read message failed user={} peer={} error={e}",
+                            self.user_name.as_deref().unwrap_or("-"),
+                            self.peer
+                        ));
+                        self.close("read error during RETR");
+                    }
+                }
+            }
+            Job::Listing { next, uidl } => self.list_some(next, uidl),
+        }
+    }
+
+    /// Counts of what the session did (kept here once the maildrop is gone).
+    fn counts(&self) -> Counts {
+        match &self.state {
+            State::Transaction(d) => {
+                let mut c = d.counts;
+                c.retr = self.counts.retr;
+                c.top = self.counts.top;
+                c
+            }
+            _ => self.counts,
+        }
+    }
+}
+
+/// An APOP timestamp (RFC 1939 7): `<pid.clock@host>`, never the same twice.
+fn challenge() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SERIAL: AtomicU32 = AtomicU32::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "<{}.{}.{}.{}@{}>",
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::Relaxed),
+        now.as_secs(),
+        now.subsec_nanos(),
+        crate::sys::hostname()
+    )
+}
+
+impl Protocol for Session {
+    fn feed(&mut self, data: &[u8]) {
+        if !data.is_empty() {
+            self.last_activity = Instant::now();
+            self.input.extend_from_slice(data);
+        }
+    }
+
+    fn wants_input(&self) -> bool {
+        !self.closed && self.input.len() < config::POP3_MAX_LINE + 65536
+    }
+
+    fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.output
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn connection_lost(&mut self) {
+        self.logout_reason.get_or_insert("connection closed");
+    }
+
+    /// The connection ended: a maildrop still in TRANSACTION is left untouched (RFC
+    /// 1939 6: no UPDATE without QUIT), the lock goes, and the logout is logged.
+    fn finish(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let counts = self.counts();
+        if let State::Transaction(drop) = std::mem::replace(&mut self.state, State::Done) {
+            drop.abandon();
+        }
+        self.job = None;
+        if let Some(user) = self.user_name.take() {
+            crate::log::info(&format!(
+                "logout user={user} peer={} reason={} retr={}/{} top={}/{} dele={}/{}",
+                self.peer,
+                self.logout_reason.unwrap_or("disconnected"),
+                counts.retr.0,
+                counts.retr.1,
+                counts.top.0,
+                counts.top.1,
+                counts.dele.0,
+                counts.dele.1,
+            ));
+        }
+    }
+
+    fn internal_error(&mut self, what: &str) {
+        crate::log::error(&format!("internal error peer={} error={what}", self.peer));
+        self.job = None;
+        self.out("-ERR [SYS/TEMP] Internal server error; the session ends here\r\n");
+        self.close("internal error");
+    }
+
+    fn step(&mut self, now: Instant) -> Step {
+        if self.closed {
+            return Step::default();
+        }
+        if let Some((until, _, _)) = &self.delayed {
+            if now < *until {
+                return Step {
+                    busy: false,
+                    deadline: Some(*until),
+                };
+            }
+            let (_, text, close) = self.delayed.take().expect("checked");
+            self.output.extend_from_slice(&text);
+            if close {
+                self.close("too many failed logins");
+                return Step::default();
+            }
+        }
+        // Work through jobs and input until output is plentiful or nothing is left.
+        let mut rounds = 0;
+        while !self.closed
+            && self.output.len() < config::OUTPUT_HIGH_WATER
+            && self.delayed.is_none()
+            && rounds < 256
+        {
+            rounds += 1;
+            if let Some(job) = self.job.take() {
+                self.run_job(job);
+                continue;
+            }
+            if !self.process_input() {
+                break;
+            }
+        }
+        if self.closed {
+            return Step::default();
+        }
+        // RFC 1939 3: the autologout timer ends the session without UPDATE, silently.
+        let logout_at = self.last_activity + Duration::from_secs(config::POP3_AUTOLOGOUT_SECS);
+        if now >= logout_at && self.job.is_none() {
+            self.close("autologout");
+            return Step::default();
+        }
+        let mut deadline = logout_at;
+        if let Some((t, _, _)) = &self.delayed {
+            deadline = deadline.min(*t);
+        }
+        let busy = self.job.is_some() || (self.delayed.is_none() && self.input.contains(&b'\n'));
+        Step {
+            busy,
+            deadline: Some(deadline),
+        }
+    }
+}
