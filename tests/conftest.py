@@ -1,13 +1,15 @@
-"""Test harness: starts the real imapd binary and gives tests real connections.
+"""Test harness: starts the real imapd and ipop3d binaries and gives tests real
+connections.
 
-Modes: "daemon" (imapd --listen on loopback) and "inetd" (a minimal inetd: a loopback
-TCP listener that hands each accepted socket to a fresh imapd as stdin/stdout, exactly
-what inetd does). Under root (as in CI) every test gets a throwaway system account that
+Modes: "daemon" (imapd/ipop3d --listen on loopback) and "inetd" (a minimal inetd: a
+loopback TCP listener that hands each accepted socket to a fresh process as
+stdin/stdout, exactly what inetd does). Under root (as in CI) every test gets a throwaway system account that
 owns the mail and that sessions run as; it is removed afterwards. Syslog lines are
 caught on a private datagram socket passed with --log-socket.
 """
 import imaplib
 import os
+import poplib
 import pwd
 import random
 import re
@@ -23,6 +25,16 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAPD = os.environ.get("IMAPD_BIN", os.path.join(ROOT, "target", "debug", "imapd"))
+IPOP3D = os.environ.get("IPOP3D_BIN", os.path.join(ROOT, "target", "debug", "ipop3d"))
+# A build with short timeouts (autologout, LOGIN-DELAY) for the tests that wait them out.
+SHORT_TARGET = os.path.join(ROOT, "target", "short-timeouts")
+SHORT_SETTINGS = {
+    "IMAP_TEST_TIMINGS": "yes",
+    "IMAP_POP3_AUTOLOGOUT_SECS": "3",
+    "IMAP_POP3_LOGIN_DELAY_SECS": "3",
+    "IMAP_AUTOLOGOUT_SECS": "3",
+    "IMAP_LOGIN_TIMEOUT_SECS": "3",
+}
 IS_ROOT = os.geteuid() == 0
 PASSWORD = "s3cret pass"
 
@@ -130,8 +142,9 @@ class Account:
 
 
 class Server:
-    def __init__(self, mode, account, syslog):
+    def __init__(self, mode, account, syslog, binary=IMAPD):
         self.mode = mode
+        self.binary = binary
         self.account = account
         self.syslog = syslog
         self.procs = []
@@ -141,7 +154,7 @@ class Server:
             self._start_inetd()
 
     def _start_daemon(self):
-        args = [IMAPD, "--listen", "127.0.0.1:0", "--users", self.account.users_file,
+        args = [self.binary, "--listen", "127.0.0.1:0", "--users", self.account.users_file,
                 "--log-socket", self.syslog.path]
         if self.account.system:
             args += ["--user", self.account.name]
@@ -173,7 +186,7 @@ class Server:
                     return
                 # inetd: the socket is the child's stdin and stdout; it runs as root.
                 p = subprocess.Popen(
-                    [IMAPD, "--users", self.account.users_file, "--log-socket", self.syslog.path],
+                    [self.binary, "--users", self.account.users_file, "--log-socket", self.syslog.path],
                     stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.DEVNULL,
                     close_fds=True,
                 )
@@ -188,8 +201,16 @@ class Server:
             c.login(self.account.name, PASSWORD)
         return c
 
+    def pop(self, login=True):
+        """A poplib client (for an ipop3d server)."""
+        p = poplib.POP3("127.0.0.1", self.port, timeout=30)
+        if login:
+            p.user(self.account.name)
+            p.pass_(PASSWORD)
+        return p
+
     def raw(self):
-        return RawClient("127.0.0.1", self.port)
+        return RawClient("127.0.0.1", self.port, literals=os.path.basename(self.binary) != "ipop3d")
 
     def stop(self):
         if self.mode == "inetd":
@@ -208,9 +229,11 @@ class Server:
 class RawClient:
     """A line-level client for protocol transcripts and malformed input."""
 
-    def __init__(self, host, port):
+    def __init__(self, host, port, literals=True):
         self.sock = socket.create_connection((host, port), timeout=15)
         self.buf = b""
+        # IMAP folds `{n}` literals into the line; POP3 lines are only lines.
+        self.literals = literals
 
     def send(self, data):
         self.sock.sendall(data.encode() if isinstance(data, str) else data)
@@ -237,7 +260,7 @@ class RawClient:
         while True:
             raw = self._rawline()
             out += raw
-            m = re.search(rb"\{(\d+)\}$", raw)
+            m = re.search(rb"\{(\d+)\}$", raw) if self.literals else None
             if not m:
                 return out.decode("latin-1")
             n = int(m.group(1))
@@ -306,6 +329,41 @@ def daemon(account, syslog):
     s = Server("daemon", account, syslog)
     yield s
     s.stop()
+
+
+@pytest.fixture(params=["daemon", "inetd"])
+def pop3(request, account, syslog):
+    """ipop3d on the test account, in each run mode."""
+    s = Server(request.param, account, syslog, binary=IPOP3D)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def pop3_daemon(account, syslog):
+    s = Server("daemon", account, syslog, binary=IPOP3D)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def pop3_inetd(account, syslog):
+    s = Server("inetd", account, syslog, binary=IPOP3D)
+    yield s
+    s.stop()
+
+
+_short_built = []
+
+
+def short_timeouts_binary(name):
+    """The binary `name` built with SHORT_SETTINGS (once per run, in its own target
+    directory so the normal build is untouched)."""
+    if not _short_built:
+        env = dict(os.environ, CARGO_TARGET_DIR=SHORT_TARGET, **SHORT_SETTINGS)
+        subprocess.run(["cargo", "build", "--quiet", "--bins"], cwd=ROOT, env=env, check=True)
+        _short_built.append(True)
+    return os.path.join(SHORT_TARGET, "debug", name)
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ impl Maildrop {
         let mut messages = Vec::with_capacity(mailbox.view().len());
         for index in 0..mailbox.view().len() {
             let uid = mailbox.view().entries[index].uid;
-            match mailbox.size(index) {
+            match mailbox.pop3_size(index) {
                 Ok(size) => messages.push(Message {
                     index,
                     uid,

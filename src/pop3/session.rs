@@ -233,7 +233,7 @@ impl Session {
             State::Transaction(drop) => {
                 let drop = *drop;
                 let left = drop.totals().0;
-                self.counts = drop.counts;
+                self.counts.dele = drop.counts.dele;
                 match drop.commit() {
                     Ok(()) => self.ok(&format!("Logging out ({left} messages left)")),
                     Err(e) => {

@@ -3,9 +3,9 @@
 //! one more, and ".\r\n" at the end. Streamed from the store in pieces as the client
 //! reads, so a 50 MB message never sits in memory whole.
 //!
-//! The octets sent before dot-stuffing are the message's CRLF size (`Mailbox::size`),
-//! which is what STAT and LIST report; a last line without a line end is ended with
-//! CRLF, as the multi-line response needs.
+//! The octets sent before dot-stuffing are `Mailbox::pop3_size` (the CRLF size, plus
+//! the CRLF that ends a last line left unterminated, as the multi-line response needs),
+//! which is what STAT and LIST report.
 
 use std::io::{self, Read};
 
@@ -120,7 +120,9 @@ impl Transfer {
     /// Close the response: end an unterminated last line, then the "." line.
     fn end(&mut self, out: &mut Vec<u8>) -> bool {
         if !self.at_line_start {
-            out.extend_from_slice(if self.after_cr { b"\n" } else { b"\r\n" });
+            // Always a whole CRLF (a trailing bare CR stays data), as pop3_size counts.
+            out.extend_from_slice(b"\r\n");
+            self.octets += 2;
             self.at_line_start = true;
         }
         out.extend_from_slice(b".\r\n");
@@ -160,10 +162,9 @@ mod tests {
         for piece in [1, 2, 3, 7, 64, 65536] {
             let (out, octets) = run(msg, None, piece);
             assert_eq!(out, want, "piece size {piece}");
-            // The message's CRLF size; the CRLF that ends the unterminated last line
-            // belongs to the response's end, not to the message.
+            // The message's CRLF size, and the CRLF that ends its unterminated last line.
             let crlf = crate::store::maildir::folder::crlf_size(msg);
-            assert_eq!(octets, crlf, "piece size {piece}");
+            assert_eq!(octets, crlf + 2, "piece size {piece}");
         }
     }
 

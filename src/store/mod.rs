@@ -179,6 +179,18 @@ pub trait Mailbox: Send {
     }
     /// RFC822.SIZE: octets with CRLF line ends.
     fn size(&mut self, index: usize) -> Result<u64>;
+    /// The octets a POP3 RETR sends before dot-stuffing: `size`, plus the CRLF that
+    /// ends a last line the message leaves unterminated (RFC 1939 3 needs it before
+    /// the final ".").
+    fn pop3_size(&mut self, index: usize) -> Result<u64> {
+        let data = self.read(index)?;
+        let end = if data.is_empty() || data.ends_with(b"\n") {
+            0
+        } else {
+            2
+        };
+        Ok(self.size(index)? + end)
+    }
     fn internal_date(&mut self, index: usize) -> Result<i64>;
     /// Set the flags of one message; the view is updated.
     fn set_flags(&mut self, index: usize, flags: Flags) -> Result<()>;

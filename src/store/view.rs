@@ -38,6 +38,8 @@ pub struct Entry {
     /// RFC822.SIZE and INTERNALDATE once known (from file names, caches or the file).
     pub vsize: Option<u64>,
     pub internal_date: Option<i64>,
+    /// Does the message end with a line end? (POP3 adds a CRLF when it does not.)
+    pub terminated: Option<bool>,
 }
 
 /// What the session must tell the client after a sync.
@@ -96,6 +98,7 @@ impl View {
                 e.locator = s.locator;
                 e.vsize = e.vsize.or(s.vsize);
                 e.internal_date = e.internal_date.or(s.internal_date);
+                e.terminated = e.terminated.or(s.terminated);
                 e.recent |= s.recent;
                 if !e.expunged && s.flags != e.flags {
                     e.flags = s.flags;
@@ -163,6 +166,7 @@ mod tests {
             locator: "".into(),
             vsize: None,
             internal_date: None,
+            terminated: None,
         }
     }
 

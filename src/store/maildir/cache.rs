@@ -3,13 +3,14 @@
 //! and FETCH FAST needs no stat() per message. Every field is big-endian, with a version
 //! and an FNV-1a checksum; a damaged, foreign or stale cache is ignored and rebuilt.
 //!
-//! Layout: magic `IMAPDCA2`, u32 uidvalidity, u32 next_uid, i64 new/ mtime (ns),
+//! Layout: magic `IMAPDCA3`, u32 uidvalidity, u32 next_uid, i64 new/ mtime (ns),
 //! i64 cur/ mtime (ns), i64 uidlist mtime (ns), u64 uidlist size, u32 count, then per
-//! message: u32 uid, u8 place (0 cur, 1 new), u64 vsize (u64::MAX unknown), i64 internal
+//! message: u32 uid, u8 place (bit 0: in new/; bit 1: line end known, bit 2: the
+//! message ends with a line end), u64 vsize (u64::MAX unknown), i64 internal
 //! date (i64::MIN unknown), u16 name length, name; last, u64 checksum of all before it
 //! (`checksum`: 64-bit words read big-endian, multiply-xor mixed).
 
-const MAGIC: &[u8; 8] = b"IMAPDCA2";
+const MAGIC: &[u8; 8] = b"IMAPDCA3";
 pub const FILE: &str = "imapd.cache";
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -27,6 +28,7 @@ pub struct CachedMessage {
     pub locator: String,
     pub vsize: Option<u64>,
     pub internal_date: Option<i64>,
+    pub terminated: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -65,10 +67,15 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
     out.extend_from_slice(&s.stamps.uidlist_size.to_be_bytes());
     out.extend_from_slice(&(s.messages.len() as u32).to_be_bytes());
     for m in &s.messages {
-        let (place, name) = match m.locator.strip_prefix("new/") {
+        let (mut place, name) = match m.locator.strip_prefix("new/") {
             Some(n) => (1u8, n),
             None => (0u8, m.locator.strip_prefix("cur/").unwrap_or(&m.locator)),
         };
+        match m.terminated {
+            Some(true) => place |= 0b110,
+            Some(false) => place |= 0b010,
+            None => {}
+        }
         let name = &name.as_bytes()[..name.len().min(u16::MAX as usize)];
         out.extend_from_slice(&m.uid.to_be_bytes());
         out.push(place);
@@ -144,18 +151,19 @@ pub fn decode(b: &[u8]) -> Option<Snapshot> {
         let idate = r.i64()?;
         let len = r.u16()? as usize;
         let name = std::str::from_utf8(r.take(len)?).ok()?;
-        if uid <= last_uid || name.bytes().any(|c| c == b'/') || place > 1 {
+        if uid <= last_uid || name.bytes().any(|c| c == b'/') || place > 0b111 {
             return None;
         }
         last_uid = uid;
         let mut locator = String::with_capacity(4 + name.len());
-        locator.push_str(if place == 1 { "new/" } else { "cur/" });
+        locator.push_str(if place & 1 == 1 { "new/" } else { "cur/" });
         locator.push_str(name);
         s.messages.push(CachedMessage {
             uid,
             locator,
             vsize: (vsize != u64::MAX).then_some(vsize),
             internal_date: (idate != i64::MIN).then_some(idate),
+            terminated: (place & 0b010 != 0).then_some(place & 0b100 != 0),
         });
     }
     (r.i == body.len()).then_some(s)
@@ -181,12 +189,14 @@ mod tests {
                     locator: "cur/a:2,S".into(),
                     vsize: Some(10),
                     internal_date: None,
+                    terminated: Some(false),
                 },
                 CachedMessage {
                     uid: 2,
                     locator: "new/b".into(),
                     vsize: None,
                     internal_date: Some(-5),
+                    terminated: None,
                 },
             ],
         }

@@ -9,7 +9,7 @@ use super::uidlist::{Uidlist, base_name};
 use super::{keywords, read_uidlist};
 use crate::store::dotlock::DotLock;
 use std::collections::HashSet;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -121,6 +121,7 @@ impl MaildirFolder {
                 locator: m.locator.into_boxed_str(),
                 vsize: m.vsize,
                 internal_date: m.internal_date,
+                terminated: m.terminated,
             });
         }
         Ok(Some(entries))
@@ -219,6 +220,7 @@ impl MaildirFolder {
                 locator: loc.clone().into_boxed_str(),
                 vsize: rec.vsize().or_else(|| vsize_of(loc)),
                 internal_date: None,
+                terminated: None,
             });
         }
         entries.sort_unstable_by_key(|e| e.uid);
@@ -317,6 +319,7 @@ impl MaildirFolder {
                     locator: e.locator.to_string(),
                     vsize: e.vsize,
                     internal_date: e.internal_date,
+                    terminated: e.terminated,
                 })
                 .collect(),
         };
@@ -333,6 +336,21 @@ impl MaildirFolder {
         self.cache_dirty = false;
     }
 
+    /// The message's file, found again if another process renamed it.
+    fn open_file(&mut self, index: usize) -> Result<std::fs::File> {
+        if self.view.entries[index].expunged {
+            return Err(StoreError::Expunged);
+        }
+        match std::fs::File::open(self.path_of(index)) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let loc = self.relocate(index)?;
+                std::fs::File::open(self.dir.join(loc)).map_err(|_| StoreError::Expunged)
+            }
+            Err(e) => Err(self.err("read message", e)),
+        }
+    }
+
     fn path_of(&self, index: usize) -> PathBuf {
         self.dir.join(&*self.view.entries[index].locator)
     }
@@ -340,13 +358,17 @@ impl MaildirFolder {
 
 /// Octets of `data` with every bare LF counted as CRLF.
 pub fn crlf_size(data: &[u8]) -> u64 {
+    crlf_size_from(data, &mut 0)
+}
+
+/// `crlf_size` of one piece of a message; `prev` carries the last octet across pieces.
+pub fn crlf_size_from(data: &[u8], prev: &mut u8) -> u64 {
     let mut n = data.len() as u64;
-    let mut prev = 0u8;
     for &b in data {
-        if b == b'\n' && prev != b'\r' {
+        if b == b'\n' && *prev != b'\r' {
             n += 1;
         }
-        prev = b;
+        *prev = b;
     }
     n
 }
@@ -438,29 +460,58 @@ impl Mailbox for MaildirFolder {
     }
 
     fn open_message(&mut self, index: usize) -> Result<Box<dyn std::io::Read + Send>> {
-        if self.view.entries[index].expunged {
-            return Err(StoreError::Expunged);
-        }
-        match std::fs::File::open(self.path_of(index)) {
-            Ok(f) => Ok(Box::new(f)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let loc = self.relocate(index)?;
-                let f =
-                    std::fs::File::open(self.dir.join(loc)).map_err(|_| StoreError::Expunged)?;
-                Ok(Box::new(f))
-            }
-            Err(e) => Err(self.err("read message", e)),
-        }
+        Ok(Box::new(self.open_file(index)?))
     }
 
     fn size(&mut self, index: usize) -> Result<u64> {
         if let Some(v) = self.view.entries[index].vsize {
             return Ok(v);
         }
-        let v = crlf_size(&self.read(index)?);
+        // Counted in pieces: a 50 MB message is not read into memory to be measured.
+        let mut reader = self.open_message(index)?;
+        let mut buf = vec![0u8; 65536];
+        let (mut v, mut prev) = (0u64, 0u8);
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.err("read message", e)),
+            };
+            v += crlf_size_from(&buf[..n], &mut prev);
+        }
         self.view.entries[index].vsize = Some(v);
+        if v > 0 {
+            self.view.entries[index].terminated = Some(prev == b'\n');
+        }
         self.cache_dirty = true;
         Ok(v)
+    }
+
+    fn pop3_size(&mut self, index: usize) -> Result<u64> {
+        let size = self.size(index)?;
+        if size == 0 {
+            return Ok(0);
+        }
+        let terminated = match self.view.entries[index].terminated {
+            Some(t) => t,
+            None => {
+                // The size came from the file name: look at the last octet only.
+                use std::os::unix::fs::FileExt;
+                let file = self.open_file(index)?;
+                let len = file
+                    .metadata()
+                    .map_err(|e| self.err("read message", e))?
+                    .len();
+                let mut last = [0u8; 1];
+                let t = len == 0
+                    || (file.read_exact_at(&mut last, len - 1).is_ok() && last[0] == b'\n');
+                self.view.entries[index].terminated = Some(t);
+                self.cache_dirty = true;
+                t
+            }
+        };
+        Ok(if terminated { size } else { size + 2 })
     }
 
     fn internal_date(&mut self, index: usize) -> Result<i64> {
