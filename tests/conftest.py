@@ -361,7 +361,7 @@ def short_timeouts_binary(name):
     directory so the normal build is untouched)."""
     if not _short_built:
         env = dict(os.environ, CARGO_TARGET_DIR=SHORT_TARGET, **SHORT_SETTINGS)
-        subprocess.run(["cargo", "build", "--quiet", "--bins"], cwd=ROOT, env=env, check=True)
+        subprocess.run(["cargo", "build", "--locked", "--quiet", "--bins"], cwd=ROOT, env=env, check=True)
         _short_built.append(True)
     return os.path.join(SHORT_TARGET, "debug", name)
 

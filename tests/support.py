@@ -26,10 +26,18 @@ def wait_port(port, what="server", timeout=20):
             time.sleep(0.05)
 
 
-def start_dovecot(base, maildir, user, password, uid, gid, home, tuning=""):
+def start_dovecot(base, maildir, user, password, uid, gid, home, tuning="", pop3_port=None):
     """Dovecot (Debian's dovecot-imapd) on `maildir` for one passwd-file user, on a free
-    loopback port, in the foreground. Returns (process, port)."""
+    loopback port, in the foreground; with `pop3_port`, dovecot-pop3d on that port too.
+    Returns (process, port)."""
     port = free_port()
+    protocols = "imap pop3" if pop3_port else "imap"
+    pop3 = f"""service pop3-login {{
+  inet_listener pop3 {{
+    port = {pop3_port}
+  }}
+}}
+""" if pop3_port else ""
     d = os.path.join(base, "dovecot")
     os.makedirs(d, exist_ok=True)
     os.chmod(d, 0o755)  # Dovecot's auth process runs as the dovecot user
@@ -38,7 +46,7 @@ def start_dovecot(base, maildir, user, password, uid, gid, home, tuning=""):
         f.write(f"{user}:{{PLAIN}}{password}:{uid}:{gid}::{home}::\n")
     conf = os.path.join(d, "dovecot.conf")
     with open(conf, "w") as f:
-        f.write(f"""protocols = imap
+        f.write(f"""protocols = {protocols}
 listen = 127.0.0.1
 base_dir = {d}/run
 state_dir = {d}/state
@@ -60,8 +68,10 @@ service imap-login {{
     port = {port}
   }}
 }}
-{tuning}
+{pop3}{tuning}
 """)
     proc = subprocess.Popen(["dovecot", "-F", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, "dovecot")
+    if pop3_port:
+        wait_port(pop3_port, "dovecot pop3")
     return proc, port

@@ -1,15 +1,17 @@
-"""imapd as administrators run it: under real xinetd (as root, dropping to the mail
-user after login), and from a shell or ssh as a user (PREAUTH, as UW imapd)."""
+"""imapd and ipop3d as administrators run them: under real xinetd (as root, dropping
+to the mail user after login), and imapd from a shell or ssh as a user (PREAUTH, as
+UW imapd)."""
 import os
 import re
 import shutil
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 
 import pytest
 
-from conftest import IMAPD, IS_ROOT, PASSWORD, message
+from conftest import IMAPD, IPOP3D, IS_ROOT, PASSWORD, message
 from support import free_port, wait_port
 
 
@@ -42,14 +44,16 @@ def test_preauth_over_a_pipe_as_the_invoking_user(account, syslog, root_required
     syslog.wait_for(rf"login user={account.name} peer=local method=PREAUTH")
 
 
-def test_under_xinetd_the_session_runs_as_the_mail_user(account, syslog, tmp_path, root_required):
+@contextmanager
+def xinetd_service(server, server_args, tmp_path):
+    """Real xinetd running `server` for one service on a loopback test port, with the
+    service definition an admin writes for UW imapd/ipop3d. Yields (xinetd, port)."""
     xinetd = shutil.which("xinetd") or "/usr/sbin/xinetd"
     assert os.path.exists(xinetd), "xinetd is not installed (.ci/run installs it)"
     port = free_port()
     conf = tmp_path / "xinetd.conf"
-    # The same service definition an admin writes for UW imapd, on a test port.
     conf.write_text(f"""
-service imaptest
+service mailtest
 {{
     type        = UNLISTED
     port        = {port}
@@ -57,8 +61,8 @@ service imaptest
     protocol    = tcp
     wait        = no
     user        = root
-    server      = {IMAPD}
-    server_args = --users {account.users_file} --log-socket {syslog.path}
+    server      = {server}
+    server_args = {server_args}
     bind        = 127.0.0.1
     only_from   = 127.0.0.1
     instances   = 50
@@ -68,6 +72,33 @@ service imaptest
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port, "xinetd", timeout=10)
+        yield xi, port
+    finally:
+        xi.terminate()
+        xi.wait(timeout=10)
+
+
+def assert_child_runs_as(xi, account):
+    """The serving process is xinetd's child; after login it is the user, for good."""
+    children = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            st = proc_status(pid)
+        except OSError:
+            continue
+        if st.get("PPid") == str(xi.pid):
+            children.append(st)
+    assert len(children) == 1, children
+    st = children[0]
+    assert st["Uid"].split() == [str(account.uid)] * 4
+    assert st["Gid"].split() == [str(account.gid)] * 4
+    assert st["Groups"].split() == [str(account.gid)]
+    assert int(st["CapEff"], 16) == 0
+
+
+def test_under_xinetd_the_session_runs_as_the_mail_user(account, syslog, tmp_path, root_required):
+    args = f"--users {account.users_file} --log-socket {syslog.path}"
+    with xinetd_service(IMAPD, args, tmp_path) as (xi, port):
         import imaplib
         account.deliver(message("via xinetd"))
         c = imaplib.IMAP4("127.0.0.1", port, timeout=20)
@@ -76,21 +107,7 @@ service imaptest
         assert data == [b"1"]
         typ, data = c.append("INBOX", None, None, message("appended").encode())
         assert typ == "OK"
-        # The serving process is xinetd's child; after login it is the user, for good.
-        children = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                st = proc_status(pid)
-            except OSError:
-                continue
-            if st.get("PPid") == str(xi.pid):
-                children.append(st)
-        assert len(children) == 1, children
-        st = children[0]
-        assert st["Uid"].split() == [str(account.uid)] * 4
-        assert st["Gid"].split() == [str(account.gid)] * 4
-        assert st["Groups"].split() == [str(account.gid)]
-        assert int(st["CapEff"], 16) == 0
+        assert_child_runs_as(xi, account)
         c.logout()
         # What the session wrote (APPENDed files carry ,W=; its uidlist and cache)
         # belongs to the user and is private.
@@ -103,6 +120,26 @@ service imaptest
             assert (s.st_uid, s.st_gid) == (account.uid, account.gid), path
             assert s.st_mode & 0o077 == 0, (path, oct(s.st_mode))
         syslog.wait_for(rf"login user={account.name} peer=127\.0\.0\.1 method=LOGIN")
-    finally:
-        xi.terminate()
-        xi.wait(timeout=10)
+
+
+def test_ipop3d_under_xinetd_runs_as_the_mail_user(account, syslog, tmp_path, root_required):
+    import poplib
+    args = f"--users {account.users_file} --log-socket {syslog.path}"
+    with xinetd_service(IPOP3D, args, tmp_path) as (xi, port):
+        account.deliver(message("pop via xinetd"))
+        account.deliver(message("second"))
+        p = poplib.POP3("127.0.0.1", port, timeout=20)
+        p.user(account.name)
+        p.pass_(PASSWORD)
+        assert p.stat()[0] == 2
+        assert b"Subject: pop via xinetd" in b"\r\n".join(p.retr(1)[1])
+        p.dele(1)
+        assert_child_runs_as(xi, account)
+        assert p.quit().startswith(b"+OK")
+        # The lock file the session made belongs to the user and is private.
+        st = os.stat(os.path.join(account.maildir, "ipop3d.lock"))
+        assert (st.st_uid, st.st_gid) == (account.uid, account.gid)
+        assert st.st_mode & 0o077 == 0
+        assert len(os.listdir(os.path.join(account.maildir, "cur"))) + \
+            len(os.listdir(os.path.join(account.maildir, "new"))) == 1
+        syslog.wait_for(rf"ipop3d\[\d+\]: logout user={account.name} peer=127\.0\.0\.1 reason=QUIT retr=1/")
