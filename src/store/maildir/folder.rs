@@ -56,8 +56,20 @@ impl MaildirFolder {
             uidlist: None,
             cache_dirty: false,
         };
-        let entries = match f.cached_snapshot()? {
-            Some(entries) => entries,
+        let cached = std::fs::read(f.dir.join(cache::FILE))
+            .ok()
+            .and_then(|b| cache::decode(&b));
+        let entries = match &cached {
+            Some(snap) => match f.cached_snapshot(snap)? {
+                Some(entries) => entries,
+                None => {
+                    // The folder changed since the cache was written, but a message's
+                    // file name still names the same bytes: keep what was measured.
+                    let mut entries = f.scan()?;
+                    fill_from_cache(&mut entries, snap);
+                    entries
+                }
+            },
             None => f.scan()?,
         };
         f.view.entries = entries;
@@ -93,13 +105,7 @@ impl MaildirFolder {
     }
 
     /// The cache file, if it describes the folder as it is now.
-    fn cached_snapshot(&mut self) -> Result<Option<Vec<Entry>>> {
-        let Ok(bytes) = std::fs::read(self.dir.join(cache::FILE)) else {
-            return Ok(None);
-        };
-        let Some(snap) = cache::decode(&bytes) else {
-            return Ok(None);
-        };
+    fn cached_snapshot(&mut self, snap: &Snapshot) -> Result<Option<Vec<Entry>>> {
         let now = self.current_stamps()?;
         if snap.stamps != now || !Self::stable(&now) {
             return Ok(None);
@@ -112,13 +118,13 @@ impl MaildirFolder {
         self.next_uid = snap.next_uid;
         self.stamps = Some(now);
         let mut entries = Vec::with_capacity(snap.messages.len());
-        for m in snap.messages {
+        for m in &snap.messages {
             entries.push(Entry {
                 uid: m.uid,
                 flags: flags_of(&m.locator),
                 recent: false,
                 expunged: false,
-                locator: m.locator.into_boxed_str(),
+                locator: m.locator.as_str().into(),
                 vsize: m.vsize,
                 internal_date: m.internal_date,
                 terminated: m.terminated,
@@ -353,6 +359,23 @@ impl MaildirFolder {
 
     fn path_of(&self, index: usize) -> PathBuf {
         self.dir.join(&*self.view.entries[index].locator)
+    }
+}
+
+/// Sizes, dates and line-end facts of a cache that no longer describes the folder,
+/// for the messages still there (matched by the unique part of their file names).
+fn fill_from_cache(entries: &mut [Entry], snap: &Snapshot) {
+    let known: std::collections::HashMap<&str, &CachedMessage> = snap
+        .messages
+        .iter()
+        .map(|m| (base_name(&m.locator[4..]), m))
+        .collect();
+    for e in entries.iter_mut() {
+        if let Some(m) = known.get(base_name(&e.locator[4..])) {
+            e.vsize = e.vsize.or(m.vsize);
+            e.internal_date = e.internal_date.or(m.internal_date);
+            e.terminated = e.terminated.or(m.terminated);
+        }
     }
 }
 
