@@ -552,19 +552,7 @@ mod fuzz {
     //! output must stay bounded.
     use super::*;
     use crate::store::maildir::MaildirStore;
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::util::fuzz::{Rng, feed_in_slices, mutate};
 
     const CORPUS: &[&str] = &[
         "a SELECT INBOX\r\n",
@@ -620,47 +608,13 @@ mod fuzz {
             s.store = Some(Box::new(store));
             for _ in 0..12 {
                 let mut cmd = CORPUS[rng.below(CORPUS.len())].as_bytes().to_vec();
-                for _ in 0..rng.below(4) {
-                    if cmd.is_empty() {
-                        break;
-                    }
-                    let i = rng.below(cmd.len());
-                    match rng.below(5) {
-                        0 => cmd[i] = rng.next() as u8,
-                        1 => {
-                            const ALPHABET: &[u8] = b"(){}[]<>\"\\*%:. 0123456789\r\n+";
-                            cmd.insert(i, ALPHABET[rng.below(ALPHABET.len())])
-                        }
-                        2 => cmd.truncate(i),
-                        3 => {
-                            let tail = cmd[i..].to_vec();
-                            cmd.extend_from_slice(&tail);
-                        }
-                        _ => {
-                            cmd.remove(i);
-                        }
-                    }
-                }
-                // Feed in random slices, stepping in between, as a network would.
-                let mut rest = &cmd[..];
-                while !rest.is_empty() {
-                    let n = 1 + rng.below(rest.len());
-                    s.feed(&rest[..n]);
-                    rest = &rest[n..];
-                    s.step(Instant::now());
-                    assert!(
-                        s.output().len() < 64 * 1024 * 1024,
-                        "round {round}: output unbounded"
-                    );
-                    s.output().clear();
+                mutate(&mut cmd, &mut rng, b"(){}[]<>\"\\*%:. 0123456789\r\n+");
+                // Fed in random slices, stepping in between, as a network would.
+                feed_in_slices(&mut s, &cmd, &mut rng, |s| {
                     if s.mailbox.is_some() {
                         selected_rounds += 1;
                     }
-                }
-                for _ in 0..4 {
-                    s.step(Instant::now());
-                    s.output().clear();
-                }
+                });
                 if s.is_closed() {
                     break;
                 }

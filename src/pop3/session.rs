@@ -427,3 +427,99 @@ impl Protocol for Session {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Mutated POP3 commands fed in random slices to sessions before and after login,
+    //! over a real (temporary) Maildir: nothing may panic, output stays bounded, and
+    //! no message is lost except by a DELE that a QUIT confirmed.
+    use super::*;
+    use crate::store::maildir::MaildirStore;
+    use crate::util::fuzz::{Rng, feed_in_slices, mutate};
+
+    const CORPUS: &[&str] = &[
+        "USER fuzz\r\n",
+        "PASS x y\r\n",
+        "APOP fuzz 0123456789abcdef0123456789abcdef\r\n",
+        "AUTH PLAIN\r\nAGZ1enoAeA==\r\n",
+        "AUTH\r\n",
+        "CAPA\r\n",
+        "STAT\r\n",
+        "LIST\r\n",
+        "LIST 2\r\n",
+        "UIDL\r\n",
+        "UIDL 1\r\n",
+        "RETR 1\r\n",
+        "RETR 3\r\n",
+        "TOP 2 1\r\n",
+        "TOP 1 0\r\n",
+        "DELE 1\r\n",
+        "RSET\r\n",
+        "NOOP\r\n",
+        "STLS\r\n",
+        "QUIT\r\n",
+    ];
+
+    const MESSAGES: &[&str] = &[
+        "Subject: a\n\n.dot\nbody\n",
+        "Subject: b\r\n\r\nline 1\r\nline 2\r\n",
+        "Subject: c\n\nno newline at the end",
+    ];
+
+    #[test]
+    fn mutated_commands_never_panic() {
+        let dir = std::env::temp_dir().join(format!("ipop3d-fuzz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut rng = Rng(0x2545f4914f6cdd1d);
+        // IMAPD_FUZZ_ROUNDS=100000 for a longer campaign.
+        let rounds: usize = std::env::var("IMAPD_FUZZ_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(400);
+        let mut transaction_steps = 0;
+        for round in 0..rounds {
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut store = MaildirStore::open(dir.clone()).expect("temp maildir");
+            for (i, m) in MESSAGES.iter().enumerate() {
+                std::fs::write(dir.join("new").join(format!("{round}.{i}.fuzz")), m).unwrap();
+            }
+            let mut s = Session::new(Mode::Daemon, "fuzz".into(), "/nonexistent".into());
+            if round % 4 != 0 {
+                let drop = Maildrop::open(&mut store).expect("maildrop");
+                s.user_name = Some("fuzz".into());
+                s.state = State::Transaction(Box::new(drop));
+            }
+            for _ in 0..12 {
+                let mut cmd = CORPUS[rng.below(CORPUS.len())].as_bytes().to_vec();
+                mutate(&mut cmd, &mut rng, b" .0123456789\r\n-+*=");
+                feed_in_slices(&mut s, &cmd, &mut rng, |s| {
+                    if matches!(s.state, State::Transaction(_)) {
+                        transaction_steps += 1;
+                    }
+                });
+                if s.is_closed() {
+                    break;
+                }
+            }
+            let quit = s.is_closed() && s.logout_reason == Some("QUIT");
+            s.finish();
+            // Without a QUIT nothing is deleted.
+            if !quit {
+                let left = ["new", "cur"]
+                    .iter()
+                    .map(|d| std::fs::read_dir(dir.join(d)).unwrap().count())
+                    .sum::<usize>();
+                assert_eq!(
+                    left,
+                    MESSAGES.len(),
+                    "round {round}: mail lost without QUIT"
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            transaction_steps > rounds,
+            "the fuzzer must reach the TRANSACTION state ({transaction_steps})"
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! Test-only helpers for the engines' fuzz runs: a small deterministic generator and
+//! the byte mutations applied to a corpus of valid commands, and feeding a session in
+//! the random slices a network would deliver.
+
+use crate::net::Protocol;
+use std::time::Instant;
+
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Up to three random edits: a changed byte, an inserted one from `alphabet`, a cut, a
+/// repeated tail, a removed byte.
+pub fn mutate(cmd: &mut Vec<u8>, rng: &mut Rng, alphabet: &[u8]) {
+    for _ in 0..rng.below(4) {
+        if cmd.is_empty() {
+            break;
+        }
+        let i = rng.below(cmd.len());
+        match rng.below(5) {
+            0 => cmd[i] = rng.next() as u8,
+            1 => cmd.insert(i, alphabet[rng.below(alphabet.len())]),
+            2 => cmd.truncate(i),
+            3 => {
+                let tail = cmd[i..].to_vec();
+                cmd.extend_from_slice(&tail);
+            }
+            _ => {
+                cmd.remove(i);
+            }
+        }
+    }
+}
+
+/// Feed `data` in random slices, stepping in between; the output must stay bounded.
+/// `each` runs after every step (to look at the session's state).
+pub fn feed_in_slices<S: Protocol>(
+    s: &mut S,
+    data: &[u8],
+    rng: &mut Rng,
+    mut each: impl FnMut(&mut S),
+) {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let n = 1 + rng.below(rest.len());
+        s.feed(&rest[..n]);
+        rest = &rest[n..];
+        s.step(Instant::now());
+        assert!(s.output().len() < 64 * 1024 * 1024, "output unbounded");
+        s.output().clear();
+        each(s);
+    }
+    for _ in 0..4 {
+        s.step(Instant::now());
+        s.output().clear();
+    }
+}
