@@ -8,7 +8,7 @@ use std::time::Instant;
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -16,7 +16,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 }
 
@@ -29,7 +29,7 @@ pub fn mutate(cmd: &mut Vec<u8>, rng: &mut Rng, alphabet: &[u8]) {
         }
         let i = rng.below(cmd.len());
         match rng.below(5) {
-            0 => cmd[i] = rng.next() as u8,
+            0 => cmd[i] = rng.next_u64() as u8,
             1 => cmd.insert(i, alphabet[rng.below(alphabet.len())]),
             2 => cmd.truncate(i),
             3 => {
