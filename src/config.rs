@@ -171,7 +171,7 @@ text_setting!(
     /// POP3 UIDL of a message, from the mailbox's UIDVALIDITY (`%v`) and the message's
     /// UID (`%u`), printf-style widths and `X`/`x` for hex, as Dovecot's
     /// pop3_uidl_format. The default is Dovecot's, so its users' fetchers download
-    /// nothing twice after a switch; UW ipop3d's is `%08xv%08xu`.
+    /// nothing twice after a switch; UW ipop3d's is `%08Xv%08Xu`.
     POP3_UIDL_FORMAT = "%08Xu%08Xv"
 );
 bool_setting!(
