@@ -119,6 +119,13 @@ class Account:
             os.chown(self.users_file, self.uid, self.gid)
         os.chmod(self.users_file, 0o600)
 
+    def become(self):
+        """preexec_fn for a tool that must run as the account (an MDA, a fetcher)."""
+        if self.system:
+            os.setgroups([])
+            os.setgid(self.gid)
+            os.setuid(self.uid)
+
     def folder(self, name="INBOX"):
         return self.maildir if name == "INBOX" else os.path.join(self.maildir, "." + name)
 

@@ -273,12 +273,7 @@ def deliver_with_procmail(acc, text):
         f.write(f":0\n{acc.maildir}/\n")
     os.chmod(rc, 0o644)
 
-    def as_user():
-        if acc.system:
-            os.setgid(acc.gid)
-            os.setuid(acc.uid)
-
-    p = subprocess.run(["procmail", "-m", rc], input=text.encode(), preexec_fn=as_user,
+    p = subprocess.run(["procmail", "-m", rc], input=text.encode(), preexec_fn=acc.become,
                        capture_output=True, timeout=30)
     assert p.returncode == 0, p.stderr
 

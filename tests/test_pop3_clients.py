@@ -191,3 +191,60 @@ def test_imap_autologout_in_the_short_build(account, syslog):
         assert r.closed()
     finally:
         s.stop()
+
+
+def getmail(server, delete):
+    """One getmail run (getmail6, as the account: it will not deliver as root) into a
+    local Maildir; returns the subjects it has."""
+    from pathlib import Path
+    acc = server.account
+    local = Path(acc.base) / "getmail-local"
+    for sub in ("cur", "new", "tmp"):
+        (local / sub).mkdir(parents=True, exist_ok=True)
+    state = Path(acc.base) / "getmail-state"
+    state.mkdir(exist_ok=True)
+    rc = state / "getmailrc"
+    rc.write_text(f"""[retriever]
+type = SimplePOP3Retriever
+server = 127.0.0.1
+port = {server.port}
+username = {acc.name}
+password = {PASSWORD}
+
+[destination]
+type = Maildir
+path = {local}/
+
+[options]
+read_all = false
+delete = {str(delete).lower()}
+verbose = 0
+""")
+    if acc.system:
+        for path in (local, local / "cur", local / "new", local / "tmp", state, rc):
+            os.chown(path, acc.uid, acc.gid)
+    p = subprocess.run(["getmail", "--getmaildir", str(state), "--rcfile", str(rc)],
+                       capture_output=True, text=True, timeout=60, preexec_fn=acc.become,
+                       env=dict(os.environ, HOME=acc.base))
+    assert p.returncode == 0, p.stdout + p.stderr
+    subjects = []
+    for sub in ("new", "cur"):
+        for name in os.listdir(local / sub):
+            m = re.search(r"Subject: (.*)", (local / sub / name).read_text())
+            subjects.append(m.group(1))
+    return sorted(subjects)
+
+
+def test_getmail_leave_on_server_then_delete(pop3):
+    acc = pop3.account
+    for i in range(3):
+        acc.deliver(message(f"get {i}"))
+    assert getmail(pop3, delete=False) == ["get 0", "get 1", "get 2"]
+    assert getmail(pop3, delete=False) == ["get 0", "get 1", "get 2"]
+    acc.deliver(message("get 3"))
+    # The new message once; with delete on, getmail removes what it has (now and
+    # before) from the server.
+    assert getmail(pop3, delete=True) == ["get 0", "get 1", "get 2", "get 3"]
+    p = pop3.pop()
+    assert p.stat() == (0, 0)
+    p.quit()
