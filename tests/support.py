@@ -75,3 +75,27 @@ service imap-login {{
     if pop3_port:
         wait_port(pop3_port, "dovecot pop3")
     return proc, port
+
+
+class OurDaemon:
+    """imapd or ipop3d (`binary`) as a daemon on a free loopback port, serving `maildir`
+    to the virtual user bench/bench; run as `user` when started by root."""
+
+    def __init__(self, binary, base, maildir, user):
+        self.port = free_port()
+        users = os.path.join(base, os.path.basename(binary) + "-passwd")
+        with open(users, "w") as f:
+            f.write(f"bench:{{PLAIN}}bench:::::: userdb_mail=maildir:{maildir}\n")
+        os.chmod(users, 0o644)
+        args = [binary, "--listen", f"127.0.0.1:{self.port}", "--users", users, "--log-socket", "/nonexistent"]
+        if os.geteuid() == 0:
+            args += ["--user", user]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()

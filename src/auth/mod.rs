@@ -1,6 +1,7 @@
 //! Who the client is: virtual users from a Dovecot-format passwd-file today; system
 //! accounts and PAM come with their own issue and plug in beside `passwd_file`.
 
+pub mod held_reply;
 pub mod login;
 pub mod passwd_file;
 pub mod sasl;

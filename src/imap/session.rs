@@ -7,6 +7,7 @@
 use super::cmd::Job;
 use super::parser::{self, AppendArgs, Parser};
 use crate::auth::User;
+use crate::auth::held_reply::HeldReply;
 use crate::config;
 pub use crate::net::{Mode, Step};
 use crate::net::{Peer, Protocol, Service};
@@ -72,7 +73,7 @@ pub struct Session {
     pub(super) job: Option<Job>,
     pub(super) auth_failures: u32,
     /// Output held back until a time (failed-login delay), then whether to close.
-    pub(super) delayed: Option<(Instant, Vec<u8>, bool)>,
+    pub(super) delayed: Option<HeldReply>,
     bad_commands: u32,
     last_activity: Instant,
     pub(super) next_idle_poll: Option<Instant>,
@@ -464,19 +465,18 @@ impl Protocol for Session {
         if self.closed {
             return Step::default();
         }
-        if let Some((until, _, _)) = &self.delayed {
-            if now < *until {
+        match HeldReply::release(&mut self.delayed, now, &mut self.output) {
+            Err(until) => {
                 return Step {
                     busy: false,
-                    deadline: Some(*until),
+                    deadline: Some(until),
                 };
             }
-            let (_, text, close) = self.delayed.take().expect("checked");
-            self.output.extend_from_slice(&text);
-            if close {
+            Ok(true) => {
                 self.close("too many failed logins");
                 return Step::default();
             }
+            Ok(false) => {}
         }
         // Work through jobs and input until output is plentiful or nothing is left.
         let mut rounds = 0;
@@ -527,8 +527,8 @@ impl Protocol for Session {
         if let Some(t) = self.next_idle_poll {
             deadline = deadline.min(t);
         }
-        if let Some((t, _, _)) = &self.delayed {
-            deadline = deadline.min(*t);
+        if let Some(held) = &self.delayed {
+            deadline = deadline.min(held.until());
         }
         // Busy means work is ready; whether there is room to write it is the driver's
         // business (it waits for the socket to drain when it could not flush).
@@ -586,11 +586,7 @@ mod fuzz {
         let dir = std::env::temp_dir().join(format!("imapd-fuzz-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut rng = Rng(0x9e3779b97f4a7c15);
-        // IMAPD_FUZZ_ROUNDS=100000 for a longer campaign.
-        let rounds: usize = std::env::var("IMAPD_FUZZ_ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(600);
+        let rounds = crate::util::fuzz::rounds(600);
         let mut selected_rounds = 0;
         for round in 0..rounds {
             if round % 50 == 0 {

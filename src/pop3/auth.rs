@@ -7,11 +7,12 @@
 
 use super::maildrop::Maildrop;
 use super::session::{Frame, Session, State};
+use crate::auth::held_reply::HeldReply;
 use crate::auth::login::Refusal;
 use crate::auth::{self, AuthError, User};
 use crate::config;
 use crate::store::StoreError;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::parser::Command;
 
@@ -92,10 +93,11 @@ impl Session {
                     self.peer
                 ));
                 // Same text and delay for an unknown user and a wrong password.
-                let text = b"-ERR [AUTH] Authentication failed\r\n".to_vec();
-                let close = self.auth_failures >= config::MAX_AUTH_FAILURES;
-                let until = Instant::now() + Duration::from_millis(config::AUTH_FAIL_DELAY_MS);
-                self.delayed = Some((until, text, close));
+                self.delayed = Some(HeldReply::failed_login(
+                    b"-ERR [AUTH] Authentication failed\r\n".to_vec(),
+                    self.auth_failures,
+                    b"",
+                ));
             }
             Err(AuthError::Unavailable(why)) => {
                 crate::log::error(&format!(

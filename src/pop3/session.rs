@@ -9,6 +9,7 @@
 use super::maildrop::{Counts, Maildrop};
 use super::parser::{self, Command};
 use super::transfer::Transfer;
+use crate::auth::held_reply::HeldReply;
 use crate::config;
 use crate::net::{Mode, Peer, Protocol, Service, Step};
 use std::path::PathBuf;
@@ -75,7 +76,7 @@ pub struct Session {
     pub(super) user_name: Option<String>,
     pub(super) auth_failures: u32,
     /// Output held back until a time (failed-login delay), then whether to close.
-    pub(super) delayed: Option<(Instant, Vec<u8>, bool)>,
+    pub(super) delayed: Option<HeldReply>,
     bad_commands: u32,
     last_activity: Instant,
     closed: bool,
@@ -377,19 +378,18 @@ impl Protocol for Session {
         if self.closed {
             return Step::default();
         }
-        if let Some((until, _, _)) = &self.delayed {
-            if now < *until {
+        match HeldReply::release(&mut self.delayed, now, &mut self.output) {
+            Err(until) => {
                 return Step {
                     busy: false,
-                    deadline: Some(*until),
+                    deadline: Some(until),
                 };
             }
-            let (_, text, close) = self.delayed.take().expect("checked");
-            self.output.extend_from_slice(&text);
-            if close {
+            Ok(true) => {
                 self.close("too many failed logins");
                 return Step::default();
             }
+            Ok(false) => {}
         }
         // Work through jobs and input until output is plentiful or nothing is left.
         let mut rounds = 0;
@@ -417,8 +417,8 @@ impl Protocol for Session {
             return Step::default();
         }
         let mut deadline = logout_at;
-        if let Some((t, _, _)) = &self.delayed {
-            deadline = deadline.min(*t);
+        if let Some(held) = &self.delayed {
+            deadline = deadline.min(held.until());
         }
         let busy = self.job.is_some() || (self.delayed.is_none() && self.input.contains(&b'\n'));
         Step {
@@ -471,11 +471,7 @@ mod fuzz {
         let dir = std::env::temp_dir().join(format!("ipop3d-fuzz-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut rng = Rng(0x2545f4914f6cdd1d);
-        // IMAPD_FUZZ_ROUNDS=100000 for a longer campaign.
-        let rounds: usize = std::env::var("IMAPD_FUZZ_ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(400);
+        let rounds = crate::util::fuzz::rounds(400);
         let mut transaction_steps = 0;
         for round in 0..rounds {
             let _ = std::fs::remove_dir_all(&dir);

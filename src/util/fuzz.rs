@@ -5,6 +5,15 @@
 use crate::net::Protocol;
 use std::time::Instant;
 
+/// Rounds to run: `default`, or IMAPD_FUZZ_ROUNDS for a longer campaign
+/// (`IMAPD_FUZZ_ROUNDS=100000 cargo test --release --lib fuzz`).
+pub fn rounds(default: usize) -> usize {
+    std::env::var("IMAPD_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub struct Rng(pub u64);
 
 impl Rng {

@@ -24,7 +24,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from support import free_port, start_dovecot, wait_port  # noqa: E402
+from support import OurDaemon, start_dovecot  # noqa: E402
 IMAPD = os.path.join(ROOT, "target", "release", "imapd")
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
          "november oscar papa quebec romeo sierra tango uniform victor whiskey xray").split()
@@ -64,27 +64,11 @@ def timed(fn):
     return time.perf_counter() - t, r
 
 
-class Imapd:
+class Imapd(OurDaemon):
     name = "imapd"
 
     def __init__(self, base, maildir, user):
-        self.port = free_port()
-        users = os.path.join(base, "imapd-passwd")
-        with open(users, "w") as f:
-            f.write(f"bench:{{PLAIN}}bench:::::: userdb_mail=maildir:{maildir}\n")
-        os.chmod(users, 0o644)
-        args = [IMAPD, "--listen", f"127.0.0.1:{self.port}", "--users", users, "--log-socket", "/nonexistent"]
-        if os.geteuid() == 0:
-            args += ["--user", user]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-
-    def pids(self):
-        return [self.proc.pid]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
+        super().__init__(IMAPD, base, maildir, user)
 
 
 class Dovecot:

@@ -22,7 +22,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from support import free_port, start_dovecot, wait_port  # noqa: E402
+from support import OurDaemon, free_port, start_dovecot  # noqa: E402
 
 IPOP3D = os.path.join(ROOT, "target", "release", "ipop3d")
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
@@ -52,27 +52,11 @@ def add_big(path, mb):
             f.write(line)
 
 
-class Ipop3d:
+class Ipop3d(OurDaemon):
     name = "ipop3d"
 
     def __init__(self, base, maildir, user):
-        self.port = free_port()
-        users = os.path.join(base, "ipop3d-passwd")
-        with open(users, "w") as f:
-            f.write(f"bench:{{PLAIN}}bench:::::: userdb_mail=maildir:{maildir}\n")
-        os.chmod(users, 0o644)
-        args = [IPOP3D, "--listen", f"127.0.0.1:{self.port}", "--users", users, "--log-socket", "/nonexistent"]
-        if os.geteuid() == 0:
-            args += ["--user", user]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-
-    def pids(self):
-        return [self.proc.pid]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
+        super().__init__(IPOP3D, base, maildir, user)
 
 
 class Dovecot:

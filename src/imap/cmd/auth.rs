@@ -3,10 +3,9 @@
 //! logged in the fail2ban-friendly form of `log.rs`.
 
 use super::super::session::{Frame, Session};
+use crate::auth::held_reply::HeldReply;
 use crate::auth::sasl::PlainError;
 use crate::auth::{self, AuthError, User};
-use crate::config;
-use std::time::{Duration, Instant};
 
 impl Session {
     pub(super) fn cmd_login(&mut self, tag: &str, user: &[u8], pass: &[u8]) {
@@ -72,14 +71,12 @@ impl Session {
                     self.peer
                 ));
                 // Same text and delay for an unknown user and a wrong password.
-                let mut text = format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n")
-                    .into_bytes();
-                let close = self.auth_failures >= config::MAX_AUTH_FAILURES;
-                if close {
-                    text.extend_from_slice(b"* BYE Too many failed logins\r\n");
-                }
-                let until = Instant::now() + Duration::from_millis(config::AUTH_FAIL_DELAY_MS);
-                self.delayed = Some((until, text, close));
+                let text = format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n");
+                self.delayed = Some(HeldReply::failed_login(
+                    text.into_bytes(),
+                    self.auth_failures,
+                    b"* BYE Too many failed logins\r\n",
+                ));
             }
             Err(AuthError::Unavailable(why)) => {
                 crate::log::error(&format!(
