@@ -553,3 +553,38 @@ def test_concurrent_pop3_sessions_of_different_connections(pop3_daemon):
     other.send("CAPA\r\n")
     assert other.line().startswith("+OK")
     slow.close()
+
+
+def test_server_side_refusals_carry_sys_codes(pop3, syslog):
+    """RFC 3206: [SYS/PERM] when an account can't be served without an admin, [SYS/TEMP]
+    when it may work later; both end the connection and are logged with the peer."""
+    from conftest import IS_ROOT
+    acc = pop3.account
+    # inetd as root must not serve mail as root (no uid); a daemon (or a non-root
+    # process) can't serve a uid other than its own.
+    other_uid = f"{(acc.uid if acc.system else os.getuid()) + 1}:{os.getgid()}"
+    uid_fields = ":" if IS_ROOT and pop3.mode == "inetd" else other_uid
+    with open(acc.users_file, "a") as f:
+        f.write(f"nouid:{{PLAIN}}pw1:{uid_fields}::{acc.home}::\n")
+        uid = f"{acc.uid}:{acc.gid}" if acc.system else ":"
+        f.write(f"broken:{{PLAIN}}pw2:{uid}::{acc.home}::userdb_mail=maildir:/proc/1/none/Maildir\n")
+    for user, pw, code in [("nouid", "pw1", "[SYS/PERM]"), ("broken", "pw2", "[SYS/TEMP]")]:
+        r = pop3.raw()
+        assert r.line().startswith("+OK")
+        r.send(f"USER {user}\r\nPASS {pw}\r\n")
+        assert r.line().startswith("+OK")
+        assert r.line().startswith(f"-ERR {code} "), code
+        assert r.closed()
+        syslog.wait_for(rf"login refused user={user} peer=127\.0\.0\.1 reason=")
+    # The users file unreadable: a temporary failure, and the session goes on.
+    os.rename(acc.users_file, acc.users_file + ".away")
+    try:
+        r = pop3.raw()
+        assert r.line().startswith("+OK")
+        r.send(f"USER {acc.name}\r\nPASS {PASSWORD}\r\n")
+        assert r.line().startswith("+OK")
+        assert r.line() == "-ERR [SYS/TEMP] Authentication is temporarily unavailable"
+        r.send("QUIT\r\n")
+        assert r.line().startswith("+OK")
+    finally:
+        os.rename(acc.users_file + ".away", acc.users_file)
