@@ -173,9 +173,18 @@ pub fn set_umask(mask: u32) {
 /// Wait until `fd` is readable or `timeout_ms` passes (-1: forever). Ok(true) if readable
 /// (or hung up: the read will say so).
 pub fn poll_readable(fd: c_int, timeout_ms: i32) -> io::Result<bool> {
+    poll_for(fd, libc::POLLIN, timeout_ms)
+}
+
+/// Wait until `fd` takes more output (or has failed: the write will say so).
+pub fn poll_writable(fd: c_int, timeout_ms: i32) -> io::Result<bool> {
+    poll_for(fd, libc::POLLOUT, timeout_ms)
+}
+
+fn poll_for(fd: c_int, events: libc::c_short, timeout_ms: i32) -> io::Result<bool> {
     let mut p = libc::pollfd {
         fd,
-        events: libc::POLLIN,
+        events,
         revents: 0,
     };
     loop {
@@ -208,18 +217,52 @@ pub fn read_fd(fd: c_int, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// write(2) all of `buf` to a raw descriptor (stdout under inetd).
-pub fn write_all_fd(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
+/// Write all of `buf`; on a non-blocking descriptor, wait for room, but give up with
+/// `TimedOut` when the reader takes nothing for `stall_ms`.
+pub fn write_all_fd(fd: c_int, mut buf: &[u8], stall_ms: i32) -> io::Result<()> {
     while !buf.is_empty() {
         // SAFETY: buf is valid for buf.len() bytes of reading.
         let n = unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) };
         if n < 0 {
             let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    if !poll_writable(fd, stall_ms)? {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client stopped reading",
+                        ));
+                    }
+                    continue;
+                }
+                _ => return Err(e),
             }
-            return Err(e);
         }
         buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// Half-close a socket: the client sees our end of the stream after the last byte.
+pub fn shutdown_write(fd: c_int) -> io::Result<()> {
+    // SAFETY: shutdown on a descriptor number; an invalid one is an error return.
+    if unsafe { libc::shutdown(fd, libc::SHUT_WR) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Make `fd` non-blocking (for the whole open file: under inetd, the client's socket).
+pub fn set_nonblocking(fd: c_int) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor number; an invalid one is an error return.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above, setting flags built from the ones just read.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ import os
 import poplib
 import re
 import shutil
+import socket
 import subprocess
 import time
 
@@ -154,6 +155,7 @@ def test_autologout_ends_an_idle_session_without_deleting(mode, account, syslog)
         assert r.closed()
         assert r.buf == b""
         syslog.wait_for(rf"logout user={account.name} peer=127\.0\.0\.1 reason=autologout")
+        time.sleep(1)  # this build's LOGIN-DELAY (3 s) runs from the login, as long
         p = s.pop()
         assert p.stat()[0] == 1
         p.quit()
@@ -248,3 +250,25 @@ def test_getmail_leave_on_server_then_delete(pop3):
     p = pop3.pop()
     assert p.stat() == (0, 0)
     p.quit()
+
+
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+def test_a_client_that_stops_reading_is_logged_out_and_frees_the_maildrop(mode, account, syslog):
+    s = short_server(mode, account, syslog)
+    try:
+        account.deliver("Subject: big\n\n" + ("r" * 999 + "\n") * 20000)  # 20 MB
+        account.deliver(message("small"))
+        r = s.raw()
+        assert r.line().startswith("+OK")
+        r.send(f"USER {account.name}\r\nPASS {PASSWORD}\r\nDELE 2\r\nRETR 1\r\n")
+        r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        # ...and this client reads no more: the server can't finish the RETR.
+        syslog.wait_for(rf"logout user={account.name} peer=127\.0\.0\.1 reason=autologout.* dele=1/",
+                        timeout=20)
+        time.sleep(1)  # past this build's LOGIN-DELAY
+        p = s.pop()  # the maildrop lock went with the session; DELE was not committed
+        assert p.stat()[0] == 2
+        p.quit()
+        r.close()
+    finally:
+        s.stop()

@@ -486,6 +486,9 @@ impl Protocol for Session {
         {
             rounds += 1;
             if let Some(job) = self.job.take() {
+                // A client reading a long FETCH is active; one that stopped reading
+                // makes no progress here and is logged out in time.
+                self.last_activity = now;
                 self.run_job(job);
                 if rounds >= 64 {
                     break;
@@ -540,8 +543,16 @@ impl Protocol for Session {
     }
 
     /// The client went away without LOGOUT.
-    fn connection_lost(&mut self) {
-        self.logout_reason.get_or_insert("connection closed");
+    fn connection_lost(&mut self, reason: &'static str) {
+        self.logout_reason.get_or_insert(reason);
+    }
+
+    fn idle_limit(&self) -> Duration {
+        Duration::from_secs(if self.user.is_some() {
+            config::AUTOLOGOUT_SECS
+        } else {
+            config::LOGIN_TIMEOUT_SECS
+        })
     }
 }
 

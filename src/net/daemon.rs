@@ -325,7 +325,7 @@ impl Daemon {
         }
         let finish = c.gone;
         if finish {
-            session.connection_lost();
+            session.connection_lost("connection closed");
         }
         let session = c.session.take().expect("present");
         if let Err(mpsc::SendError(w)) = self.work.send(Work {
@@ -410,6 +410,17 @@ impl Daemon {
     fn remove(&mut self, idx: usize) {
         if let Some(mut c) = self.conns[idx].take() {
             let _ = self.poll.registry().deregister(&mut c.stream);
+            // Unread input at close makes the kernel reset the connection, which can
+            // destroy the last words (BYE, -ERR) before the client reads them: end our
+            // side first, and take what has already arrived.
+            let _ = c.stream.shutdown(std::net::Shutdown::Write);
+            let mut buf = [0u8; 16384];
+            for _ in 0..64 {
+                match c.stream.read(&mut buf) {
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
             self.free.push(idx);
             self.live -= 1;
         }

@@ -41,8 +41,11 @@ pub trait Protocol: Send {
     /// so a pipelining client cannot make it buffer without bound)
     fn wants_input(&self) -> bool;
     fn is_closed(&self) -> bool;
-    /// The client went away (EOF or error): a reason for the logout line.
-    fn connection_lost(&mut self);
+    /// The client went away (EOF, error, stopped reading): the reason for the logout line.
+    fn connection_lost(&mut self, reason: &'static str);
+    /// How long the client may leave the session without a sign of life (sending, or
+    /// reading what it was sent) before it ends: the autologout period.
+    fn idle_limit(&self) -> std::time::Duration;
     /// The connection ended: release what the session holds and log the logout.
     fn finish(&mut self);
     /// End the session because the code failed (a caught panic): a last word and a log line.

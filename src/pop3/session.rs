@@ -336,8 +336,12 @@ impl Protocol for Session {
         self.closed
     }
 
-    fn connection_lost(&mut self) {
-        self.logout_reason.get_or_insert("connection closed");
+    fn connection_lost(&mut self, reason: &'static str) {
+        self.logout_reason.get_or_insert(reason);
+    }
+
+    fn idle_limit(&self) -> Duration {
+        Duration::from_secs(config::POP3_AUTOLOGOUT_SECS)
     }
 
     /// The connection ended: a maildrop still in TRANSACTION is left untouched (RFC
@@ -400,6 +404,9 @@ impl Protocol for Session {
         {
             rounds += 1;
             if let Some(job) = self.job.take() {
+                // A client reading a long RETR is active; one that stopped reading
+                // makes no progress here, and the autologout frees its maildrop.
+                self.last_activity = now;
                 self.run_job(job);
                 continue;
             }
@@ -412,7 +419,7 @@ impl Protocol for Session {
         }
         // RFC 1939 3: the autologout timer ends the session without UPDATE, silently.
         let logout_at = self.last_activity + Duration::from_secs(config::POP3_AUTOLOGOUT_SECS);
-        if now >= logout_at && self.job.is_none() {
+        if now >= logout_at {
             self.close("autologout");
             return Step::default();
         }
