@@ -98,11 +98,7 @@ impl Session {
                 self.err("Message was deleted by another session");
             }
             Err(e) => {
-                crate::log::error(&format!(
-                    "read message failed user={} peer={} error={e}",
-                    self.user_name.as_deref().unwrap_or("-"),
-                    self.peer
-                ));
+                self.log_failure("read message", &e);
                 self.err("[SYS/TEMP] The message can't be read now; see the server log");
             }
         }

@@ -148,6 +148,15 @@ impl Session {
         }
     }
 
+    /// Log a server-side failure: `<what> failed user= peer= error=`, as imapd does.
+    pub(super) fn log_failure(&self, what: &str, err: &dyn std::fmt::Display) {
+        crate::log::error(&format!(
+            "{what} failed user={} peer={} error={err}",
+            self.user_name.as_deref().unwrap_or("-"),
+            self.peer
+        ));
+    }
+
     pub(super) fn close(&mut self, reason: &'static str) {
         if !self.closed {
             self.logout_reason.get_or_insert(reason);
@@ -238,11 +247,7 @@ impl Session {
                 match drop.commit() {
                     Ok(()) => self.ok(&format!("Logging out ({left} messages left)")),
                     Err(e) => {
-                        crate::log::error(&format!(
-                            "update failed user={} peer={} error={e}",
-                            self.user_name.as_deref().unwrap_or("-"),
-                            self.peer
-                        ));
+                        self.log_failure("update", &e);
                         self.err(
                             "[SYS/TEMP] Some deleted messages were not removed; see the server log",
                         );
@@ -272,11 +277,7 @@ impl Session {
                     }
                     Err(e) => {
                         // Part of the message is out: the stream can't be repaired.
-                        crate::log::error(&format!(
-                            "read message failed user={} peer={} error={e}",
-                            self.user_name.as_deref().unwrap_or("-"),
-                            self.peer
-                        ));
+                        self.log_failure("read message", &e);
                         self.close("read error during RETR");
                     }
                 }
