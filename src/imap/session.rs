@@ -237,11 +237,7 @@ impl Session {
                     self.close("line too long");
                     return false;
                 }
-                let mut line: Vec<u8> = self.input.drain(..=lf).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
+                let line = crate::util::take_line(&mut self.input, lf);
                 self.on_line(line);
                 true
             }

@@ -185,11 +185,7 @@ impl Session {
             }
             return false;
         };
-        let mut line: Vec<u8> = self.input.drain(..=lf).collect();
-        line.pop();
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
+        let line = crate::util::take_line(&mut self.input, lf);
         match std::mem::replace(&mut self.frame, Frame::Line) {
             Frame::Discard => {}
             Frame::SaslResponse => self.sasl_response(&line),
