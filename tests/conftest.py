@@ -191,6 +191,9 @@ class Server:
                     conn, _ = self.listener.accept()
                 except OSError:
                     return
+                if self._stopping:
+                    conn.close()
+                    return
                 # inetd: the socket is the child's stdin and stdout; it runs as root.
                 p = subprocess.Popen(
                     [self.binary, "--users", self.account.users_file, "--log-socket", self.syslog.path],
@@ -200,7 +203,8 @@ class Server:
                 self.procs.append(p)
                 conn.close()
 
-        threading.Thread(target=accept_loop, daemon=True).start()
+        self.accepter = threading.Thread(target=accept_loop, daemon=True)
+        self.accepter.start()
 
     def connect(self, login=True):
         c = imaplib.IMAP4("127.0.0.1", self.port, timeout=30)
@@ -222,6 +226,14 @@ class Server:
     def stop(self):
         if self.mode == "inetd":
             self._stopping = True
+            # Wake the accept() before closing: a thread still blocked on the closed
+            # descriptor number would take the connections of the next test's
+            # listener, which gets the same number, and run this test's binary for them.
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.accepter.join(timeout=5)
             self.listener.close()
         for p in self.procs:
             if p.poll() is None:
