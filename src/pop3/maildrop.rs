@@ -20,19 +20,10 @@ pub struct Message {
     retrieved: bool,
 }
 
-/// What happened in a session, for the logout line.
-#[derive(Default, Debug, Clone, Copy)]
-pub struct Counts {
-    pub retr: (u64, u64),
-    pub top: (u64, u64),
-    pub dele: (u64, u64),
-}
-
 pub struct Maildrop {
     mailbox: Box<dyn Mailbox>,
     lock: MaildropLock,
     messages: Vec<Message>,
-    pub counts: Counts,
 }
 
 /// A message number that can't be used, with the text for `-ERR`.
@@ -77,7 +68,6 @@ impl Maildrop {
             mailbox,
             lock,
             messages,
-            counts: Counts::default(),
         })
     }
 
@@ -96,9 +86,18 @@ impl Maildrop {
 
     /// (count, octets) of the messages not marked deleted: STAT, and the login reply.
     pub fn totals(&self) -> (usize, u64) {
+        self.sum(false)
+    }
+
+    /// (count, octets) of the messages marked deleted, for the logout line.
+    pub fn marked_deleted(&self) -> (usize, u64) {
+        self.sum(true)
+    }
+
+    fn sum(&self, deleted: bool) -> (usize, u64) {
         self.messages
             .iter()
-            .filter(|m| !m.deleted)
+            .filter(|m| m.deleted == deleted)
             .fold((0, 0), |(n, s), m| (n + 1, s + m.size))
     }
 
@@ -125,10 +124,7 @@ impl Maildrop {
 
     pub fn dele(&mut self, n: u32) -> Result<(), Refused> {
         self.get(n)?;
-        let m = &mut self.messages[n as usize - 1];
-        m.deleted = true;
-        self.counts.dele.0 += 1;
-        self.counts.dele.1 += m.size;
+        self.messages[n as usize - 1].deleted = true;
         Ok(())
     }
 
@@ -137,7 +133,6 @@ impl Maildrop {
         for m in &mut self.messages {
             m.deleted = false;
         }
-        self.counts.dele = (0, 0);
     }
 
     /// The stored bytes of message `n`, for RETR (`retrieved`) or TOP.

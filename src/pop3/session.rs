@@ -6,7 +6,7 @@
 //! they are answered in order. RETR and TOP are streamed from the store a piece per
 //! step, so a big message or a long pipeline never fills memory.
 
-use super::maildrop::{Counts, Maildrop};
+use super::maildrop::Maildrop;
 use super::parser::{self, Command};
 use super::transfer::Transfer;
 use crate::auth::held_reply::HeldReply;
@@ -55,6 +55,14 @@ pub(super) enum Job {
     },
 }
 
+/// What a session did, (messages, octets) each, for the logout line.
+#[derive(Default, Debug, Clone, Copy)]
+struct Counts {
+    retr: (u64, u64),
+    top: (u64, u64),
+    dele: (u64, u64),
+}
+
 #[derive(Clone, Copy)]
 pub(super) enum TransferKind {
     Retr,
@@ -83,7 +91,7 @@ pub struct Session {
     logout_reason: Option<&'static str>,
     /// Read buffer of RETR/TOP, kept between messages.
     scratch: Vec<u8>,
-    /// What the session did, kept for the logout line after the maildrop is gone.
+    /// What the session did, for the logout line.
     counts: Counts,
 }
 
@@ -239,7 +247,7 @@ impl Session {
             State::Transaction(drop) => {
                 let drop = *drop;
                 let left = drop.totals().0;
-                self.counts.dele = drop.counts.dele;
+                self.note_deletions(&drop);
                 match drop.commit() {
                     Ok(()) => self.ok(&format!("Logging out ({left} messages left)")),
                     Err(e) => {
@@ -282,17 +290,10 @@ impl Session {
         }
     }
 
-    /// Counts of what the session did (kept here once the maildrop is gone).
-    fn counts(&self) -> Counts {
-        match &self.state {
-            State::Transaction(d) => {
-                let mut c = d.counts;
-                c.retr = self.counts.retr;
-                c.top = self.counts.top;
-                c
-            }
-            _ => self.counts,
-        }
+    /// The DELEs standing when the session leaves TRANSACTION (committed or not).
+    fn note_deletions(&mut self, drop: &Maildrop) {
+        let (n, octets) = drop.marked_deleted();
+        self.counts.dele = (n as u64, octets);
     }
 }
 
@@ -348,10 +349,11 @@ impl Protocol for Session {
             return;
         }
         self.closed = true;
-        let counts = self.counts();
         if let State::Transaction(drop) = std::mem::replace(&mut self.state, State::Done) {
+            self.note_deletions(&drop);
             drop.abandon();
         }
+        let counts = self.counts;
         self.job = None;
         if let Some(user) = self.user_name.take() {
             crate::log::info(&format!(
