@@ -469,17 +469,11 @@ impl Mailbox for MaildirFolder {
     }
 
     fn read(&mut self, index: usize) -> Result<Vec<u8>> {
-        if self.view.entries[index].expunged {
-            return Err(StoreError::Expunged);
-        }
-        match std::fs::read(self.path_of(index)) {
-            Ok(d) => Ok(d),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let loc = self.relocate(index)?;
-                std::fs::read(self.dir.join(loc)).map_err(|_| StoreError::Expunged)
-            }
-            Err(e) => Err(self.err("read message", e)),
-        }
+        let mut file = self.open_file(index)?;
+        let mut data = Vec::with_capacity(file.metadata().map_or(0, |m| m.len() as usize));
+        file.read_to_end(&mut data)
+            .map_err(|e| self.err("read message", e))?;
+        Ok(data)
     }
 
     fn open_message(&mut self, index: usize) -> Result<Box<dyn std::io::Read + Send>> {
