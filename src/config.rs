@@ -71,6 +71,21 @@ text_setting!(
     MAIL_LOCATION = "~/Maildir"
 );
 text_setting!(
+    /// Where mbox users' INBOX lives: the spool file `SPOOL_DIR/USER` that Postfix
+    /// local(8) and procmail deliver to (an `mbox:` mail location without `INBOX=`).
+    SPOOL_DIR = "/var/mail"
+);
+text_setting!(
+    /// Where mbox users' other folders live, under their home (a bare `mbox` location).
+    MBOX_FOLDER_DIR = "mail"
+);
+text_setting!(
+    /// The group that may create `USER.lock` in the spool directory (Debian: `mail`,
+    /// with /var/mail `drwxrwsr-x root:mail`). A session keeps it only as its saved
+    /// group and takes it only to create and remove the dot-lock. Empty: none.
+    MBOX_PRIVILEGED_GROUP = "mail"
+);
+text_setting!(
     /// Syslog socket; log lines are RFC 3164 datagrams, facility below.
     LOG_SOCKET = "/dev/log"
 );
@@ -145,6 +160,11 @@ num_setting!(
     DOTLOCK_STALE_SECS: u64 = 120
 );
 num_setting!(
+    /// An mbox dot-lock (`USER.lock`) older than this is taken to be left by a crashed
+    /// program and removed (Postfix: 500 s, procmail: 1024 s).
+    MBOX_DOTLOCK_STALE_SECS: u64 = 600
+);
+num_setting!(
     /// Output buffered for one connection before its command pauses until the client reads.
     OUTPUT_HIGH_WATER: usize = 262_144
 );
@@ -206,6 +226,16 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("IMAP_MAX_CONNECTIONS", MAX_CONNECTIONS.to_string()),
         ("IMAP_MAX_WORKERS", MAX_WORKERS.to_string()),
         ("IMAP_DOTLOCK_STALE_SECS", DOTLOCK_STALE_SECS.to_string()),
+        (
+            "IMAP_MBOX_DOTLOCK_STALE_SECS",
+            MBOX_DOTLOCK_STALE_SECS.to_string(),
+        ),
+        ("IMAP_SPOOL_DIR", SPOOL_DIR.to_string()),
+        ("IMAP_MBOX_FOLDER_DIR", MBOX_FOLDER_DIR.to_string()),
+        (
+            "IMAP_MBOX_PRIVILEGED_GROUP",
+            MBOX_PRIVILEGED_GROUP.to_string(),
+        ),
         ("IMAP_OUTPUT_HIGH_WATER", OUTPUT_HIGH_WATER.to_string()),
         ("IMAP_POP3_LOG_IDENT", POP3_LOG_IDENT.to_string()),
         (

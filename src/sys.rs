@@ -82,6 +82,13 @@ pub fn user_of_uid(uid: u32) -> Option<(String, String)> {
 /// Become `uid`/`gid` for good: supplementary groups, gid, uid, then check that root
 /// cannot be regained. Called before any mail file is opened.
 pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
+    drop_privileges_keeping(uid, gid, None)
+}
+
+/// Like `drop_privileges`, but keep `group` as the saved set-group-ID, so that the
+/// process can switch its effective group to it for a moment (the mbox spool's dot-lock)
+/// and back. Supplementary groups are the user's primary group only.
+pub fn drop_privileges_keeping(uid: u32, gid: u32, group: Option<u32>) -> io::Result<()> {
     if uid == 0 {
         return Err(io::Error::other("refusing to serve mail as uid 0"));
     }
@@ -91,7 +98,7 @@ pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
         if libc::setgroups(1, groups.as_ptr()) != 0 {
             return Err(io::Error::last_os_error());
         }
-        if libc::setresgid(gid, gid, gid) != 0 {
+        if libc::setresgid(gid, gid, group.unwrap_or(gid)) != 0 {
             return Err(io::Error::last_os_error());
         }
         if libc::setresuid(uid, uid, uid) != 0 {
@@ -323,6 +330,41 @@ pub fn try_lock_exclusive(file: &std::fs::File) -> io::Result<bool> {
             _ => return Err(e),
         }
     }
+}
+
+/// The group kept as saved set-group-ID by `drop_privileges_keeping`, if any.
+pub fn saved_privileged_gid() -> Option<u32> {
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    // SAFETY: getresgid writes three gid_t through valid pointers.
+    if unsafe { libc::getresgid(&mut r, &mut e, &mut s) } != 0 {
+        return None;
+    }
+    (s != r).then_some(s)
+}
+
+/// Switch the effective group (to the saved or real one); false if not allowed.
+pub fn set_egid(gid: u32) -> bool {
+    // SAFETY: plain system call.
+    unsafe { libc::setegid(gid) == 0 }
+}
+
+/// The gid of a group name.
+pub fn group_gid(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as c_char; 16384];
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: getgrnam_r fills grp using buf; result says whether it found one.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
 }
 
 #[cfg(test)]

@@ -26,10 +26,11 @@ def wait_port(port, what="server", timeout=20):
             time.sleep(0.05)
 
 
-def start_dovecot(base, maildir, user, password, uid, gid, home, tuning="", pop3_port=None):
-    """Dovecot (Debian's dovecot-imapd) on `maildir` for one passwd-file user, on a free
-    loopback port, in the foreground; with `pop3_port`, dovecot-pop3d on that port too.
-    Returns (process, port)."""
+def start_dovecot(base, maildir, user, password, uid, gid, home, tuning="", pop3_port=None,
+                  mail_location=None):
+    """Dovecot (Debian's dovecot-imapd) on `maildir` (or any `mail_location`) for one
+    passwd-file user, on a free loopback port, in the foreground; with `pop3_port`,
+    dovecot-pop3d on that port too. Returns (process, port)."""
     port = free_port()
     protocols = "imap pop3" if pop3_port else "imap"
     pop3 = f"""service pop3-login {{
@@ -53,7 +54,7 @@ state_dir = {d}/state
 log_path = {d}/log
 ssl = no
 disable_plaintext_auth = no
-mail_location = maildir:{maildir}
+mail_location = {mail_location or "maildir:" + maildir}
 first_valid_uid = 1
 passdb {{
   driver = passwd-file
@@ -81,11 +82,11 @@ class OurDaemon:
     """imapd or ipop3d (`binary`) as a daemon on a free loopback port, serving `maildir`
     to the virtual user bench/bench; run as `user` when started by root."""
 
-    def __init__(self, binary, base, maildir, user):
+    def __init__(self, binary, base, maildir, user, location=None):
         self.port = free_port()
         users = os.path.join(base, os.path.basename(binary) + "-passwd")
         with open(users, "w") as f:
-            f.write(f"bench:{{PLAIN}}bench:::::: userdb_mail=maildir:{maildir}\n")
+            f.write(f"bench:{{PLAIN}}bench:::::: userdb_mail={location or 'maildir:' + maildir}\n")
         os.chmod(users, 0o644)
         args = [binary, "--listen", f"127.0.0.1:{self.port}", "--users", users, "--log-socket", "/nonexistent"]
         if os.geteuid() == 0:

@@ -2,9 +2,11 @@
 //! user (inetd as root: drop privileges first, for good), then open the mail store.
 //! Nothing here runs before the password has been checked.
 
-use super::User;
+use super::{MailLocation, User};
 use crate::net::Mode;
+use crate::store::Store;
 use crate::store::maildir::MaildirStore;
+use crate::store::mbox::MboxStore;
 
 /// Why a user who gave the right password cannot be served.
 #[derive(Debug)]
@@ -17,7 +19,7 @@ pub enum Refusal {
 
 /// Become `user` and open their store; refusals are logged here
 /// (`login refused user= peer= reason=`).
-pub fn open_mail(user: &User, mode: Mode, peer: &str) -> Result<MaildirStore, Refusal> {
+pub fn open_mail(user: &User, mode: Mode, peer: &str) -> Result<Box<dyn Store>, Refusal> {
     let refuse = |why: String, kind: Refusal| {
         crate::log::error(&format!(
             "login refused user={} peer={peer} reason={why}",
@@ -29,7 +31,10 @@ pub fn open_mail(user: &User, mode: Mode, peer: &str) -> Result<MaildirStore, Re
     if euid == 0 {
         match (mode, user.uid) {
             (Mode::Inetd, Some(uid)) if uid != 0 => {
-                if let Err(e) = crate::sys::drop_privileges(uid, user.gid.unwrap_or(uid)) {
+                let keep = spool_group(&user.mail);
+                if let Err(e) =
+                    crate::sys::drop_privileges_keeping(uid, user.gid.unwrap_or(uid), keep)
+                {
                     let _ = refuse(
                         format!("cannot switch to uid {uid}: {e}"),
                         Refusal::Permanent,
@@ -62,10 +67,34 @@ pub fn open_mail(user: &User, mode: Mode, peer: &str) -> Result<MaildirStore, Re
     }
     // Files the session creates are private to the user.
     crate::sys::set_umask(0o077);
-    MaildirStore::open(user.mail_root.clone()).or_else(|e| {
+    let opened: std::io::Result<Box<dyn Store>> = match &user.mail {
+        MailLocation::Maildir(root) => {
+            MaildirStore::open(root.clone()).map(|s| Box::new(s) as Box<dyn Store>)
+        }
+        MailLocation::Mbox { inbox, folders } => {
+            MboxStore::open(inbox.clone(), folders.clone()).map(|s| Box::new(s) as Box<dyn Store>)
+        }
+    };
+    opened.or_else(|e| {
         refuse(
-            format!("cannot open mail store {}: {e}", user.mail_root.display()),
+            format!("cannot open mail store {}: {e}", user.mail.describe()),
             Refusal::Temporary,
         )
     })
+}
+
+/// The privileged group to keep for the mbox dot-lock: only when the user's INBOX sits in
+/// a spool directory that group owns and may write (Debian's `drwxrwsr-t root:mail`).
+fn spool_group(mail: &MailLocation) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let MailLocation::Mbox { inbox, .. } = mail else {
+        return None;
+    };
+    let group = crate::config::MBOX_PRIVILEGED_GROUP;
+    if group.is_empty() {
+        return None;
+    }
+    let gid = crate::sys::group_gid(group)?;
+    let dir = std::fs::metadata(inbox.parent()?).ok()?;
+    (dir.gid() == gid && dir.mode() & 0o020 != 0).then_some(gid)
 }

@@ -15,8 +15,27 @@ pub struct User {
     /// Identity to switch to after login (None: keep the process's own).
     pub uid: Option<u32>,
     pub gid: Option<u32>,
-    /// Root of the user's Maildir.
-    pub mail_root: PathBuf,
+    pub mail: MailLocation,
+}
+
+/// Where and in which format a user's mail is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MailLocation {
+    /// A Maildir++ root (INBOX), folders as `.Name` inside it.
+    Maildir(PathBuf),
+    /// INBOX an mbox file (the spool), folders mbox files under a directory.
+    Mbox { inbox: PathBuf, folders: PathBuf },
+}
+
+impl MailLocation {
+    pub fn describe(&self) -> String {
+        match self {
+            MailLocation::Maildir(p) => format!("maildir:{}", p.display()),
+            MailLocation::Mbox { inbox, folders } => {
+                format!("mbox:{}:INBOX={}", folders.display(), inbox.display())
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -27,11 +46,8 @@ pub enum AuthError {
     Unavailable(String),
 }
 
-/// Expand a mail location (`~/Maildir`, `/var/vmail/%u`, `maildir:~/Maildir:LAYOUT=...`).
-pub fn expand_mail_location(location: &str, user: &str, home: Option<&str>) -> Option<PathBuf> {
-    let loc = location.strip_prefix("maildir:").unwrap_or(location);
-    // Dovecot's extra `:KEY=VALUE` parameters are not ours; keep the path part.
-    let loc = loc.split(':').next().unwrap_or(loc);
+/// Expand `~`, `%u`, `%n`, `%d`, `%h`, `%%` in one path of a mail location; absolute only.
+fn expand_path(loc: &str, user: &str, home: Option<&str>) -> Option<PathBuf> {
     let mut out = String::new();
     let mut chars = loc.chars().peekable();
     if loc.starts_with('~') {
@@ -54,6 +70,43 @@ pub fn expand_mail_location(location: &str, user: &str, home: Option<&str>) -> O
     }
     let p = PathBuf::from(out);
     p.is_absolute().then_some(p)
+}
+
+/// Expand a mail location in Dovecot's syntax: `~/Maildir` or `maildir:PATH` (Maildir),
+/// `mbox:FOLDERS[:INBOX=PATH]` (mbox; INBOX defaults to the spool, SPOOL_DIR/USER), or
+/// a bare `mbox` (folders in ~/MBOX_FOLDER_DIR). Other `:KEY=VALUE` parameters of
+/// Dovecot's are ignored.
+pub fn expand_mail_location(
+    location: &str,
+    user: &str,
+    home: Option<&str>,
+) -> Option<MailLocation> {
+    let mut parts = location.split(':');
+    let first = parts.next()?;
+    let (kind, path) = match first {
+        "maildir" | "mbox" => (first, parts.next()),
+        _ => ("maildir", Some(first)),
+    };
+    let params: Vec<&str> = parts.collect();
+    if kind == "maildir" {
+        return Some(MailLocation::Maildir(expand_path(path?, user, home)?));
+    }
+    let folders = match path.filter(|p| !p.is_empty()) {
+        Some(p) => expand_path(p, user, home)?,
+        None => expand_path(&format!("~/{}", crate::config::MBOX_FOLDER_DIR), user, home)?,
+    };
+    let inbox = match params.iter().find_map(|p| p.strip_prefix("INBOX=")) {
+        Some(p) => expand_path(p, user, home)?,
+        None => {
+            // The spool file is named after the login name, never a path.
+            let name = user.split('@').next().unwrap_or(user);
+            if name.contains('/') || name.starts_with('.') {
+                return None;
+            }
+            PathBuf::from(crate::config::SPOOL_DIR).join(name)
+        }
+    };
+    Some(MailLocation::Mbox { inbox, folders })
 }
 
 /// A user name a client may send: printable, no path or field separators.
@@ -80,12 +133,12 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn invoking_user() -> Option<User> {
     let uid = crate::sys::euid();
     let (name, home) = crate::sys::user_of_uid(uid)?;
-    let mail_root = expand_mail_location(crate::config::MAIL_LOCATION, &name, Some(&home))?;
+    let mail = expand_mail_location(crate::config::MAIL_LOCATION, &name, Some(&home))?;
     Some(User {
         name,
         uid: None,
         gid: None,
-        mail_root,
+        mail,
     })
 }
 

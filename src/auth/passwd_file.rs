@@ -137,7 +137,7 @@ fn user_of(entry: Entry) -> Result<User, AuthError> {
         .mail
         .as_deref()
         .unwrap_or(crate::config::MAIL_LOCATION);
-    let mail_root =
+    let mail =
         expand_mail_location(location, &entry.user, entry.home.as_deref()).ok_or_else(|| {
             AuthError::Unavailable(format!("no usable mail location for {}", entry.user))
         })?;
@@ -145,13 +145,14 @@ fn user_of(entry: Entry) -> Result<User, AuthError> {
         name: entry.user,
         uid: entry.uid,
         gid: entry.gid,
-        mail_root,
+        mail,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::MailLocation;
 
     #[test]
     fn parses_dovecot_lines() {
@@ -163,7 +164,7 @@ mod tests {
         assert_eq!(e.mail.as_deref(), Some("maildir:~/Mail"));
         assert_eq!(
             expand_mail_location(e.mail.as_deref().unwrap(), "alice", e.home.as_deref()).unwrap(),
-            std::path::PathBuf::from("/home/alice/Mail")
+            MailLocation::Maildir("/home/alice/Mail".into())
         );
         assert!(parse_line("# comment").is_none());
         assert!(verify("{PLAIN}secret", b"secret"));
@@ -185,9 +186,23 @@ mod tests {
     fn mail_location_expansion() {
         assert_eq!(
             expand_mail_location("/var/vmail/%d/%n", "bob@example.org", None).unwrap(),
-            std::path::PathBuf::from("/var/vmail/example.org/bob")
+            MailLocation::Maildir("/var/vmail/example.org/bob".into())
         );
         assert!(expand_mail_location("~/Maildir", "bob", None).is_none());
         assert!(expand_mail_location("relative/%u", "bob", None).is_none());
+        assert_eq!(
+            expand_mail_location("mbox:~/mail:INBOX=/var/mail/%u", "bob", Some("/home/bob")),
+            Some(MailLocation::Mbox {
+                inbox: "/var/mail/bob".into(),
+                folders: "/home/bob/mail".into()
+            })
+        );
+        assert_eq!(
+            expand_mail_location("mbox", "bob", Some("/home/bob")),
+            Some(MailLocation::Mbox {
+                inbox: std::path::Path::new(crate::config::SPOOL_DIR).join("bob"),
+                folders: std::path::Path::new("/home/bob").join(crate::config::MBOX_FOLDER_DIR)
+            })
+        );
     }
 }

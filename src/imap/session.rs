@@ -606,7 +606,7 @@ mod fuzz {
                 name: "fuzz".into(),
                 uid: None,
                 gid: None,
-                mail_root: dir.clone(),
+                mail: crate::auth::MailLocation::Maildir(dir.clone()),
             });
             s.store = Some(Box::new(store));
             for _ in 0..12 {

@@ -129,7 +129,7 @@ impl Session {
                 user.name, self.peer
             ));
         };
-        let drop = match Maildrop::open(&mut store) {
+        let drop = match Maildrop::open(store.as_mut()) {
             Ok(d) => d,
             Err(StoreError::InUse) => {
                 refuse("maildrop in use by another POP3 session");

@@ -1,10 +1,11 @@
 //! The store interface: what the IMAP (and POP3) engines ask of a mail store. Drivers
-//! (Maildir now, mbox in its own issue) implement `Store` and `Mailbox`; protocol code
+//! (Maildir, mbox) implement `Store` and `Mailbox`; protocol code
 //! never learns which format it talks to.
 
 pub mod dotlock;
 pub mod maildir;
 pub mod maildrop;
+pub mod mbox;
 pub mod names;
 pub mod view;
 
@@ -121,11 +122,15 @@ pub struct StatusInfo {
     pub size: u64,
 }
 
-/// The hierarchy delimiter of every store (Maildir++ uses `.`).
+/// The hierarchy delimiter of Maildir++ (mbox stores use `/`: `Store::delimiter`).
 pub const DELIMITER: char = '.';
 
 /// A user's whole mail store.
 pub trait Store: Send {
+    /// The hierarchy delimiter of mailbox names in this store.
+    fn delimiter(&self) -> char {
+        DELIMITER
+    }
     fn list(&mut self) -> Result<Vec<ListEntry>>;
     fn create(&mut self, name: &MailboxName) -> Result<()>;
     fn delete(&mut self, name: &MailboxName) -> Result<()>;

@@ -1,13 +1,16 @@
 //! The one place where a client's mailbox name becomes a store name. Everything a
-//! client sends goes through `MailboxName::parse`, which confines it to the user's
-//! mail root: no absolute paths, `..`, `~other`, `#namespace`, `/`, NUL or control
-//! characters, and INBOX in any case means INBOX (RFC 3501 5.1).
+//! client sends goes through `MailboxName::parse_with` (with the store's hierarchy
+//! delimiter), which confines it to the user's mail root: no absolute paths, `..`,
+//! `~other`, `#namespace`, a path separator that is not the delimiter, a level that
+//! starts with `.` (hidden files, `..`), NUL or control characters, and INBOX in any
+//! case means INBOX (RFC 3501 5.1).
 
 use super::DELIMITER;
 
-/// A validated mailbox name: modified UTF-7, `.`-separated, INBOX canonical.
+/// A validated mailbox name: modified UTF-7, levels joined by the store's delimiter
+/// (Maildir++ `.`, mbox `/`), INBOX canonical.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct MailboxName(String);
+pub struct MailboxName(String, char);
 
 /// Longest name accepted: a Maildir++ folder is one directory entry (`.` + name),
 /// and file systems allow 255 octets.
@@ -15,10 +18,16 @@ pub const MAX_NAME: usize = 250;
 
 impl MailboxName {
     pub fn inbox() -> Self {
-        MailboxName("INBOX".into())
+        MailboxName("INBOX".into(), DELIMITER)
     }
 
+    /// A name for a Maildir++ store (delimiter `.`).
     pub fn parse(raw: &[u8]) -> Result<Self, &'static str> {
+        Self::parse_with(raw, DELIMITER)
+    }
+
+    /// A name for a store whose hierarchy delimiter is `delim` (`.` or `/`).
+    pub fn parse_with(raw: &[u8], delim: char) -> Result<Self, &'static str> {
         if raw.is_empty() {
             return Err("empty name");
         }
@@ -28,8 +37,11 @@ impl MailboxName {
         if raw.iter().any(|&c| c < 0x20 || c == 0x7f) {
             return Err("control characters are not allowed");
         }
-        if raw.contains(&b'/') || raw.contains(&b'\\') {
-            return Err("'/' and '\\' are not allowed (the hierarchy delimiter is '.')");
+        if raw.contains(&b'\\') {
+            return Err("'\\' is not allowed");
+        }
+        if delim == '.' && raw.contains(&b'/') {
+            return Err("'/' is not allowed (the hierarchy delimiter is '.')");
         }
         match raw[0] {
             b'~' => return Err("'~' (other users' mail) is not allowed"),
@@ -40,14 +52,22 @@ impl MailboxName {
             return Err("not valid modified UTF-7 (RFC 3501 5.1.3)");
         }
         let s = std::str::from_utf8(raw).map_err(|_| "not ASCII")?;
-        let mut parts: Vec<&str> = s.split(DELIMITER).collect();
+        let mut parts: Vec<&str> = s.split(delim).collect();
         if parts.iter().any(|p| p.is_empty()) {
-            return Err("empty hierarchy level (leading, trailing or doubled '.')");
+            return Err("empty hierarchy level (leading, trailing or doubled delimiter)");
+        }
+        if parts.iter().any(|p| p.starts_with('.')) {
+            return Err("a level may not start with '.'");
         }
         if parts[0].eq_ignore_ascii_case("INBOX") {
             parts[0] = "INBOX";
         }
-        Ok(MailboxName(parts.join(".")))
+        Ok(MailboxName(parts.join(&delim.to_string()), delim))
+    }
+
+    /// How many hierarchy levels the name has.
+    pub fn levels(&self) -> usize {
+        self.0.split(self.1).count()
     }
 
     pub fn as_str(&self) -> &str {
@@ -62,10 +82,10 @@ impl MailboxName {
     pub fn parents(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut acc = String::new();
-        let parts: Vec<&str> = self.0.split(DELIMITER).collect();
+        let parts: Vec<&str> = self.0.split(self.1).collect();
         for p in &parts[..parts.len() - 1] {
             if !acc.is_empty() {
-                acc.push(DELIMITER);
+                acc.push(self.1);
             }
             acc.push_str(p);
             out.push(acc.clone());
@@ -77,7 +97,12 @@ impl MailboxName {
 /// RFC 3501 6.3.8 LIST pattern match: `*` matches anything, `%` anything but the
 /// delimiter. Iterative with backtracking on the last `*`/`%`, so no pattern blows up.
 pub fn list_match(pattern: &[u8], name: &[u8]) -> bool {
-    let delim = DELIMITER as u8;
+    list_match_with(pattern, name, DELIMITER)
+}
+
+/// `list_match` for a store whose delimiter is `delim`.
+pub fn list_match_with(pattern: &[u8], name: &[u8], delim: char) -> bool {
+    let delim = delim as u8;
     // Dynamic programming over (pattern, name) positions: O(p*n), bounded by the
     // line limit, immune to exponential backtracking.
     let n = name.len();
@@ -152,6 +177,22 @@ mod tests {
             vec!["Work".to_string()]
         );
         assert!(MailboxName::parse(b"&U,BTFw-").is_ok());
+        // mbox: `/` separates levels; `.` is an ordinary character but never leads.
+        for bad in [
+            &b"/root"[..],
+            b"../x",
+            b"a/../b",
+            b"a/.imap",
+            b".subscriptions",
+            b"a//b",
+            b"a/",
+        ] {
+            assert!(MailboxName::parse_with(bad, '/').is_err());
+        }
+        let n = MailboxName::parse_with(b"inbox", '/').unwrap();
+        assert!(n.is_inbox());
+        let n = MailboxName::parse_with(b"lists/rust.users", '/').unwrap();
+        assert_eq!((n.levels(), n.parents()), (2, vec!["lists".to_string()]));
     }
 
     #[test]

@@ -263,3 +263,98 @@ mod tests {
         assert_eq!(parse_rfc5322(b"garbage"), None);
     }
 }
+
+const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+
+/// RFC 5322 date-time in UTC: `Thu, 23 Nov 2026 10:00:00 +0000`.
+pub fn rfc5322_datetime(t: i64) -> String {
+    let days = t.div_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    let s = t.rem_euclid(86400);
+    format!(
+        "{}, {} {} {:04} {:02}:{:02}:{:02} +0000",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// The asctime(3) form mbox `From ` lines carry, in local time: `Thu Nov 23 10:00:00 2026`.
+pub fn ctime(t: i64) -> String {
+    let lt = t + local_offset(t) as i64;
+    let days = lt.div_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    let s = lt.rem_euclid(86400);
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {:04}",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        d,
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        y
+    )
+}
+
+/// The date of an mbox `From sender date` line: asctime form in local time, with the
+/// variants writers use (no seconds, a zone name or offset before the year, a trailing
+/// `remote from host`). Unix time; None if the line carries no such date.
+pub fn parse_from_line_date(line: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(line).ok()?;
+    let tokens: Vec<&str> = text.split_ascii_whitespace().collect();
+    // The date is the last `Www Mmm dd hh:mm[:ss] [zone] yyyy` in the line: the sender
+    // may itself contain spaces (quoted local parts).
+    for i in (1..tokens.len().saturating_sub(3)).rev() {
+        if !WEEKDAYS.iter().any(|w| w.eq_ignore_ascii_case(tokens[i])) {
+            continue;
+        }
+        let Some(m) = month_index(tokens[i + 1].as_bytes()) else {
+            continue;
+        };
+        let Ok(d) = tokens[i + 2].parse::<u32>() else {
+            continue;
+        };
+        let Some(secs) = parse_hms(tokens[i + 3]) else {
+            continue;
+        };
+        let mut zone: Option<i64> = None;
+        for tok in tokens.iter().skip(i + 4).take(3) {
+            if tok.len() == 4 && tok.bytes().all(|c| c.is_ascii_digit()) {
+                let y: i64 = tok.parse().ok()?;
+                if !valid_day(y, m, d) {
+                    return None;
+                }
+                let local = days_from_civil(y, m, d) * 86400 + secs;
+                return Some(match zone {
+                    Some(off) => local - off,
+                    None => local - local_offset(local) as i64,
+                });
+            }
+            zone = parse_zone_numeric(tok).or(zone);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod from_line_tests {
+    use super::*;
+
+    #[test]
+    fn from_line_dates() {
+        let t = parse_from_line_date(b"From MAILER-DAEMON Mon Nov 23 10:00:00 2026").unwrap();
+        assert_eq!(ctime(t), "Mon Nov 23 10:00:00 2026");
+        assert!(parse_from_line_date(b"From a@b Mon Jan  1 00:00 +0100 2001").is_some());
+        assert!(
+            parse_from_line_date(b"From \"a b\"@c Tue Feb  2 10:11:12 2010 remote from x")
+                .is_some()
+        );
+        assert!(parse_from_line_date(b"From here to eternity").is_none());
+        assert!(parse_from_line_date(b"From a Thu Feb 31 10:00:00 2026").is_none());
+    }
+}

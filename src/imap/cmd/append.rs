@@ -66,7 +66,7 @@ impl Session {
                 ),
             );
         }
-        let name = match MailboxName::parse(&args.mailbox) {
+        let name = match MailboxName::parse_with(&args.mailbox, self.delimiter()) {
             Ok(n) => n,
             Err(why) => return refuse(self, format!("NO [CANNOT] Invalid mailbox name: {why}")),
         };

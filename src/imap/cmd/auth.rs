@@ -98,7 +98,7 @@ impl Session {
             "login user={} peer={} method={method}",
             user.name, self.peer
         ));
-        self.store = Some(Box::new(store));
+        self.store = Some(store);
         self.user = Some(user);
         Ok(())
     }

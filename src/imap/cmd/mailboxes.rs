@@ -5,13 +5,20 @@
 use super::super::parser::StatusAtt;
 use super::super::response;
 use super::super::session::Session;
-use crate::store::names::list_match;
+use crate::store::names::list_match_with;
 use crate::store::{Flags, MailboxName, StoreError};
 
 impl Session {
+    /// The hierarchy delimiter of the user's store.
+    pub(super) fn delimiter(&self) -> char {
+        self.store
+            .as_ref()
+            .map_or(crate::store::DELIMITER, |s| s.delimiter())
+    }
+
     /// Validate a client's mailbox name, answering NO if it is not acceptable.
     pub(super) fn mailbox_name(&mut self, tag: &str, raw: &[u8]) -> Option<MailboxName> {
-        match MailboxName::parse(raw) {
+        match MailboxName::parse_with(raw, self.delimiter()) {
             Ok(n) => Some(n),
             Err(why) => {
                 crate::log::notice(&format!(
@@ -95,7 +102,8 @@ impl Session {
     pub(super) fn cmd_create(&mut self, tag: &str, raw: &[u8]) {
         // A trailing delimiter declares a future hierarchy (RFC 3501 6.3.3); Maildir++
         // needs no directory for it, so it is dropped.
-        let raw = raw.strip_suffix(b".").unwrap_or(raw);
+        let delim = [self.delimiter() as u8];
+        let raw = raw.strip_suffix(&delim[..]).unwrap_or(raw);
         let Some(name) = self.mailbox_name(tag, raw) else {
             return;
         };
@@ -179,10 +187,11 @@ impl Session {
 
     pub(super) fn cmd_list(&mut self, tag: &str, reference: &[u8], pattern: &[u8], lsub: bool) {
         let cmd = if lsub { "LSUB" } else { "LIST" };
+        let delim = self.delimiter();
         if pattern.is_empty() {
             // RFC 3501 6.3.8: the hierarchy delimiter and root.
             if !lsub {
-                self.out("* LIST (\\Noselect) \".\" \"\"\r\n");
+                self.out(&format!("* LIST (\\Noselect) \"{delim}\" \"\"\r\n"));
             }
             return self.ok(tag, &format!("{cmd} completed"));
         }
@@ -193,7 +202,7 @@ impl Session {
             && full[..5].eq_ignore_ascii_case(b"INBOX")
             && full
                 .get(5)
-                .is_none_or(|&c| c == b'.' || c == b'*' || c == b'%')
+                .is_none_or(|&c| c == delim as u8 || c == b'*' || c == b'%')
         {
             full[..5].copy_from_slice(b"INBOX");
         }
@@ -208,18 +217,21 @@ impl Session {
                 Ok(s) => s,
                 Err(e) => return self.store_error(tag, &e),
             };
-            for name in subs.iter().filter(|n| list_match(&full, n.as_bytes())) {
+            for name in subs
+                .iter()
+                .filter(|n| list_match_with(&full, n.as_bytes(), delim))
+            {
                 let exists = all.iter().any(|e| &e.name == name && !e.noselect);
-                text.extend_from_slice(if exists {
-                    b"* LSUB () \".\" "
-                } else {
-                    b"* LSUB (\\Noselect) \".\" "
-                });
+                let attrs = if exists { "" } else { "\\Noselect" };
+                text.extend_from_slice(format!("* LSUB ({attrs}) \"{delim}\" ").as_bytes());
                 response::mailbox(&mut text, name);
                 text.extend_from_slice(b"\r\n");
             }
         } else {
-            for e in all.iter().filter(|e| list_match(&full, e.name.as_bytes())) {
+            for e in all
+                .iter()
+                .filter(|e| list_match_with(&full, e.name.as_bytes(), delim))
+            {
                 let mut attrs = Vec::new();
                 if e.noselect {
                     attrs.push("\\Noselect");
@@ -229,7 +241,9 @@ impl Session {
                 } else {
                     "\\HasNoChildren"
                 });
-                text.extend_from_slice(format!("* LIST ({}) \".\" ", attrs.join(" ")).as_bytes());
+                text.extend_from_slice(
+                    format!("* LIST ({}) \"{delim}\" ", attrs.join(" ")).as_bytes(),
+                );
                 response::mailbox(&mut text, &e.name);
                 text.extend_from_slice(b"\r\n");
             }

@@ -105,7 +105,8 @@ impl Session {
             Command::Login(user, pass) => self.cmd_login(tag, &user, &pass),
             Command::Authenticate(mech, initial) => self.cmd_authenticate(tag, &mech, initial),
             Command::Namespace => {
-                self.out("* NAMESPACE ((\"\" \".\")) NIL NIL\r\n");
+                let delim = self.delimiter();
+                self.out(&format!("* NAMESPACE ((\"\" \"{delim}\")) NIL NIL\r\n"));
                 self.ok(tag, "NAMESPACE completed");
             }
             Command::Select(m) => self.cmd_select(tag, &m, false),

@@ -1,0 +1,1067 @@
+//! One mbox opened by a session. The file is the truth for UIDs and flags (UW imapd's
+//! model, so that mutt, Dovecot and UW read what this store writes); `imapd.index` only
+//! spares a parse. Every access takes the locks for its moment only:
+//! - a change is noticed by stat (inode, size, mtime, ctime): mail appended after a known
+//!   end is parsed from there, anything else from the index or the whole file;
+//! - new messages (no valid X-UID, no `O` in Status) get their UIDs and metadata headers
+//!   at once, under the write locks, by a journaled rewrite of the tail they sit in;
+//! - flag changes are collected during a command and written when it ends: in place where
+//!   the padded headers have room, otherwise by one rewrite from the first that has not;
+//! - EXPUNGE rewrites from the first expunged message.
+
+use super::index::{self, Stamp, State};
+use super::journal::{self, Rewrite};
+use super::lock::{self, DotLock, RangeLock};
+use super::parse::{self, Base, MsgRec, Scanner, Unquoter};
+use super::write::{self, Meta};
+use crate::store::view::{Entry, View};
+use crate::store::{Flags, Mailbox, Result, StoreError, Uid, Update};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read, Seek, Write as _};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Messages served larger than this are copied to a private temporary file for
+/// streaming, so that the mbox need not stay locked while a slow client reads.
+const IN_MEMORY: u64 = 1 << 20;
+
+/// Keywords a folder can hold (`Flags::keywords` is 32 bits).
+const MAX_KEYWORDS: usize = 32;
+
+pub struct MboxFolder {
+    name: String,
+    path: PathBuf,
+    index_dir: PathBuf,
+    readonly: bool,
+    /// The file could be opened for writing (else UIDs of new mail are provisional).
+    writable: bool,
+    file: File,
+    state: State,
+    /// Hash of the last bytes of the file as parsed: appended mail is parsed alone only
+    /// when the old end is still there.
+    tail_hash: u64,
+    /// UIDVALIDITY of an mbox with no metadata yet (no message, no pseudo-message).
+    provisional_uidvalidity: u32,
+    keywords: Vec<String>,
+    view: View,
+    pending: BTreeMap<Uid, Flags>,
+    /// The state the view was last brought up to.
+    view_stamp: Stamp,
+    /// Messages this session labelled (it is the one to report them \Recent).
+    recent: HashSet<Uid>,
+    index_dirty: bool,
+}
+
+fn now() -> i64 {
+    crate::util::date::now()
+}
+
+impl MboxFolder {
+    pub fn open(name: &str, path: PathBuf, index_dir: PathBuf, readonly: bool) -> Result<Self> {
+        let err = |op: &'static str| {
+            let name = name.to_string();
+            move |e: io::Error| StoreError::io(op, &name, e)
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&index_dir)
+            .map_err(err("create the index directory"))?;
+        let (file, writable) = match lock::open_mbox(&path) {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => (
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&path)
+                    .map_err(err("open mailbox"))?,
+                false,
+            ),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(StoreError::NoSuchMailbox);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NoSuchMailbox),
+            Err(e) => return Err(err("open mailbox")(e)),
+        };
+        if !file.metadata().map_err(err("open mailbox"))?.is_file() {
+            return Err(StoreError::NoSuchMailbox);
+        }
+        let mut f = MboxFolder {
+            name: name.to_string(),
+            path,
+            index_dir,
+            readonly,
+            writable,
+            file,
+            state: State {
+                stamp: Stamp::default(),
+                junk_prefix: 0,
+                pseudo: None,
+                msgs: Vec::new(),
+            },
+            tail_hash: 0,
+            provisional_uidvalidity: 0,
+            keywords: Vec::new(),
+            view: View::default(),
+            pending: BTreeMap::new(),
+            view_stamp: Stamp::default(),
+            recent: HashSet::new(),
+            index_dirty: false,
+        };
+        f.refresh()?;
+        f.view.entries = f.entries();
+        f.view_stamp = f.state.stamp;
+        Ok(f)
+    }
+
+    fn err(&self, op: &'static str, e: io::Error) -> StoreError {
+        StoreError::io(op, &self.name, e)
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.index_dir.join("imapd.journal")
+    }
+
+    fn base(&self) -> Option<&Base> {
+        self.state
+            .pseudo
+            .as_ref()
+            .and_then(|p| p.base.as_ref())
+            .or_else(|| self.state.msgs.first().and_then(|m| m.base.as_ref()))
+    }
+
+    /// The path's current stamp (None: the mbox is gone).
+    fn path_stamp(&self) -> Result<Option<Stamp>> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) => Ok(Some(Stamp::of(&m))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err("stat mailbox", e)),
+        }
+    }
+
+    /// Bring `state` up to date with the file, labelling new mail. Cheap when unchanged.
+    fn refresh(&mut self) -> Result<()> {
+        let stamp = self.path_stamp()?;
+        if stamp == Some(self.state.stamp) && !self.journal_path().exists() {
+            return Ok(());
+        }
+        if stamp.is_none() {
+            // Deleted under us (by mutt, or the admin): no messages.
+            self.state.msgs.clear();
+            self.state.pseudo = None;
+            return Ok(());
+        }
+        if self.writable {
+            self.with_write_lock(|_| Ok(()))
+        } else {
+            self.with_read_lock(|_| Ok(()))
+        }
+    }
+
+    /// If the path now names another file (replaced by a rename), use that one.
+    fn reopen_if_replaced(&mut self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let ino = self
+            .file
+            .metadata()
+            .map_err(|e| self.err("stat mailbox", e))?
+            .ino();
+        if let Some(s) = self.path_stamp()? {
+            if s.ino != ino {
+                let f = if self.writable {
+                    lock::open_mbox(&self.path)
+                } else {
+                    File::open(&self.path)
+                };
+                self.file = f.map_err(|e| self.err("open mailbox", e))?;
+                self.state.stamp = Stamp::default();
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `f` under the dot-lock and the fcntl write lock, with `state` current and
+    /// new mail labelled.
+    fn with_write_lock<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let _dot = DotLock::acquire(&self.path).map_err(|e| self.err("lock mailbox", e))?;
+        self.reopen_if_replaced()?;
+        let handle = self
+            .file
+            .try_clone()
+            .map_err(|e| self.err("lock mailbox", e))?;
+        let _w = RangeLock::write(&handle).map_err(|e| self.err("lock mailbox", e))?;
+        journal::recover(&self.journal_path(), &self.file, &self.name)
+            .map_err(|e| self.err("finish an interrupted rewrite", e))?;
+        self.reload()?;
+        self.label()?;
+        let r = f(self);
+        self.after_write()?;
+        r
+    }
+
+    /// Run `f` under the fcntl read lock with `state` current (no labelling).
+    fn with_read_lock<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.writable && self.journal_path().exists() {
+            return self.with_write_lock(f);
+        }
+        self.reopen_if_replaced()?;
+        let handle = self
+            .file
+            .try_clone()
+            .map_err(|e| self.err("lock mailbox", e))?;
+        let r = RangeLock::read(&handle).map_err(|e| self.err("lock mailbox", e))?;
+        self.reload()?;
+        if self.unlabelled() {
+            if self.writable {
+                // New mail arrived: it needs its UIDs (written) before anything else.
+                drop(r);
+                return self.with_write_lock(f);
+            }
+            self.label_in_memory();
+        }
+        f(self)
+    }
+
+    /// Is there a message without a valid UID (new mail, or UIDs out of order)?
+    fn unlabelled(&self) -> bool {
+        let last = self.base().map_or(0, |b| b.last_uid);
+        let mut prev = 0;
+        for m in &self.state.msgs {
+            if m.uid <= prev || m.uid > last {
+                return true;
+            }
+            prev = m.uid;
+        }
+        false
+    }
+
+    /// A mailbox this session may not write: UIDs for new mail in memory only, in the
+    /// order a writer would give them.
+    fn label_in_memory(&mut self) {
+        let mut last = self.base().map_or(0, |b| b.last_uid);
+        let mut prev = 0;
+        for m in &mut self.state.msgs {
+            if m.uid <= prev || m.uid > last {
+                last += 1;
+                m.uid = last;
+            }
+            prev = m.uid;
+        }
+    }
+
+    fn after_write(&mut self) -> Result<()> {
+        let m = self
+            .file
+            .metadata()
+            .map_err(|e| self.err("stat mailbox", e))?;
+        let stamp = Stamp::of(&m);
+        if stamp != self.state.stamp {
+            self.state.stamp = stamp;
+            self.tail_hash = self.tail_hash_now()?;
+            self.index_dirty = true;
+        }
+        Ok(())
+    }
+
+    fn tail_hash_now(&self) -> Result<u64> {
+        let size = self.state.stamp.size;
+        let from = size.saturating_sub(4096);
+        let mut buf = vec![0u8; (size - from) as usize];
+        self.file
+            .read_exact_at(&mut buf, from)
+            .map_err(|e| self.err("read mailbox", e))?;
+        let mut h = journal::Hasher::default();
+        h.update(&buf);
+        Ok(h.finish())
+    }
+
+    /// Parse what changed since `state.stamp` (caller holds a lock).
+    fn reload(&mut self) -> Result<()> {
+        let m = self
+            .file
+            .metadata()
+            .map_err(|e| self.err("stat mailbox", e))?;
+        let now_stamp = Stamp::of(&m);
+        if now_stamp == self.state.stamp {
+            return Ok(());
+        }
+        let old = self.state.stamp;
+        let last_separated = self.state.msgs.last().is_none_or(|l| l.end < l.next)
+            && (self.state.msgs.last().map(|l| l.next))
+                .or(self.state.pseudo.as_ref().map(|p| p.next))
+                .unwrap_or(self.state.junk_prefix)
+                == old.size;
+        let appended_only = old.ino == now_stamp.ino
+            && old.size > 0
+            && now_stamp.size > old.size
+            && last_separated
+            && self.tail_hash_now_at(old.size)? == self.tail_hash;
+        if appended_only {
+            let first = self.state.msgs.is_empty() && self.state.pseudo.is_none();
+            let scan = Scanner::scan(&self.file, old.size, first)
+                .map_err(|e| self.err("read mailbox", e))?;
+            self.absorb(scan.msgs, first);
+        } else if let Some(st) = self.load_index(&now_stamp) {
+            self.state = st;
+        } else {
+            let scan =
+                Scanner::scan(&self.file, 0, true).map_err(|e| self.err("read mailbox", e))?;
+            self.state.junk_prefix = scan.junk_prefix;
+            self.state.msgs.clear();
+            self.state.pseudo = None;
+            self.absorb(scan.msgs, true);
+            if self.state.junk_prefix > 0 {
+                crate::log::warning(&format!(
+                    "mbox {}: {} octets before the first From line are not a message; kept as they are",
+                    self.name, self.state.junk_prefix
+                ));
+            }
+        }
+        // The stamp read before parsing: a change during the parse shows as newer.
+        self.state.stamp = now_stamp;
+        self.tail_hash = self.tail_hash_now()?;
+        self.index_dirty = true;
+        self.learn_keywords();
+        Ok(())
+    }
+
+    fn tail_hash_now_at(&self, size: u64) -> Result<u64> {
+        let from = size.saturating_sub(4096);
+        let mut buf = vec![0u8; (size - from) as usize];
+        self.file
+            .read_exact_at(&mut buf, from)
+            .map_err(|e| self.err("read mailbox", e))?;
+        let mut h = journal::Hasher::default();
+        h.update(&buf);
+        Ok(h.finish())
+    }
+
+    fn load_index(&self, stamp: &Stamp) -> Option<State> {
+        let bytes = std::fs::read(self.index_dir.join(index::FILE)).ok()?;
+        let st = index::decode(&bytes)?;
+        (st.stamp == *stamp).then_some(st)
+    }
+
+    /// Take scanned records in (the first of a file may be UW's pseudo-message).
+    fn absorb(&mut self, mut msgs: Vec<MsgRec>, first: bool) {
+        if first && msgs.first().is_some_and(|m| m.pseudo) {
+            self.state.pseudo = Some(msgs.remove(0));
+        }
+        self.state.msgs.extend(msgs);
+    }
+
+    /// The keyword table: the folder's declared keywords, then any others messages use.
+    fn learn_keywords(&mut self) {
+        let mut table = self.keywords.clone();
+        let declared = self.base().map(|b| b.keywords.clone()).unwrap_or_default();
+        for k in declared
+            .iter()
+            .chain(self.state.msgs.iter().flat_map(|m| m.keywords.iter()))
+        {
+            if table.len() < MAX_KEYWORDS && !table.iter().any(|t| t.eq_ignore_ascii_case(k)) {
+                table.push(k.clone());
+            }
+        }
+        self.keywords = table;
+    }
+
+    fn keyword_bits(&self, names: &[String]) -> u32 {
+        let mut bits = 0;
+        for n in names {
+            if let Some(i) = self.keywords.iter().position(|k| k.eq_ignore_ascii_case(n)) {
+                bits |= 1 << i;
+            }
+        }
+        bits
+    }
+
+    fn keyword_names(&self, bits: u32) -> Vec<String> {
+        (0..self.keywords.len())
+            .filter(|i| bits & (1 << i) != 0)
+            .map(|i| self.keywords[i].clone())
+            .collect()
+    }
+
+    fn new_uidvalidity(&self) -> u32 {
+        let t = now().clamp(1, u32::MAX as i64) as u32;
+        t.max(self.provisional_uidvalidity.saturating_add(1))
+            .max(self.base().map_or(0, |b| b.uidvalidity.saturating_add(1)))
+    }
+
+    /// Bump LAST-UID in the file (10 digits in place) and in memory.
+    fn bump_last_uid(&mut self, slot: parse::Slot, last: u32) -> Result<()> {
+        self.file
+            .write_all_at(format!("{last:010}").as_bytes(), slot.off)
+            .map_err(|e| self.err("write mailbox metadata", e))?;
+        let holder = match self.state.pseudo.as_mut() {
+            Some(p) => p.base.as_mut(),
+            None => self.state.msgs.first_mut().and_then(|m| m.base.as_mut()),
+        };
+        if let Some(b) = holder {
+            b.last_uid = last;
+        }
+        Ok(())
+    }
+
+    /// Give new mail its UID and metadata headers (caller holds the write locks).
+    fn label(&mut self) -> Result<()> {
+        if !self.writable {
+            self.label_in_memory();
+            return Ok(());
+        }
+        let (uidvalidity, mut last) = match self.base() {
+            Some(b) => (b.uidvalidity, b.last_uid),
+            None => {
+                if self.state.msgs.is_empty() {
+                    if self.provisional_uidvalidity == 0 {
+                        self.provisional_uidvalidity = self.new_uidvalidity();
+                    }
+                    return Ok(());
+                }
+                let v = if self.provisional_uidvalidity != 0 {
+                    self.provisional_uidvalidity
+                } else {
+                    self.new_uidvalidity()
+                };
+                (v, 0)
+            }
+        };
+        let fresh = self.base().is_none();
+        let mut prev = 0;
+        let mut uids = Vec::with_capacity(self.state.msgs.len());
+        let mut first_change = None;
+        for (i, m) in self.state.msgs.iter().enumerate() {
+            let uid = if !fresh && m.uid > prev && m.uid <= last {
+                m.uid
+            } else {
+                last += 1;
+                last
+            };
+            if (uid != m.uid || m.recent) && first_change.is_none() {
+                first_change = Some(i);
+            }
+            uids.push(uid);
+            prev = uid;
+        }
+        let Some(from) = first_change else {
+            return Ok(());
+        };
+        if last == u32::MAX {
+            return Err(StoreError::Corrupt(format!(
+                "mbox {}: UIDs exhausted; needs a new UIDVALIDITY",
+                self.name
+            )));
+        }
+        for (m, &uid) in self.state.msgs.iter().zip(&uids).skip(from) {
+            if m.recent {
+                self.recent.insert(uid);
+            }
+        }
+        let base = Base {
+            uidvalidity,
+            last_uid: last,
+            keywords: self.keywords.clone(),
+            ..Default::default()
+        };
+        let slot = self.base().and_then(|b| b.last_uid_slot);
+        let with_base = fresh || slot.is_none() || (from == 0 && self.state.pseudo.is_none());
+        if !with_base {
+            // LAST-UID first: a crash before the rewrite wastes UIDs, never reuses one.
+            self.bump_last_uid(slot.expect("checked"), last)?;
+        }
+        let mut new_uids = uids.into_iter();
+        let metas: Vec<Option<(u32, u8, Vec<String>)>> = self
+            .state
+            .msgs
+            .iter()
+            .map(|m| {
+                Some((
+                    new_uids.next().expect("one per message"),
+                    m.flags,
+                    m.keywords.clone(),
+                ))
+            })
+            .collect();
+        self.rewrite(from, with_base.then_some(base), &metas)
+    }
+
+    /// Rewrite the file from message `from` (or from its metadata holder, with `base`),
+    /// giving each message the metadata in `metas` (None: expunged).
+    fn rewrite(
+        &mut self,
+        from: usize,
+        base: Option<Base>,
+        metas: &[Option<(u32, u8, Vec<String>)>],
+    ) -> Result<()> {
+        let mut base = base;
+        let from = if base.is_some() { 0 } else { from };
+        if from == 0 && base.is_none() && self.state.pseudo.is_none() {
+            // The first message carries X-IMAPbase: it goes along.
+            base = self.base().cloned();
+        }
+        let pseudo_off = self.state.pseudo.as_ref().map(|p| p.from_off);
+        let rewrite_pseudo = base.is_some() && pseudo_off.is_some();
+        let start = match (rewrite_pseudo, self.state.msgs.get(from)) {
+            (true, _) => pseudo_off.expect("checked"),
+            (false, Some(m)) => m.from_off,
+            (false, None) => return Ok(()),
+        };
+        let old_len = self.state.stamp.size;
+        let mut rw = Rewrite::begin(&self.journal_path(), start, old_len)
+            .map_err(|e| self.err("start rewriting mailbox", e))?;
+        let result = (|| -> io::Result<()> {
+            let mut out = Vec::new();
+            let mut base_here = base.clone();
+            let keeps_any = metas.iter().skip(from).any(Option::is_some);
+            if rewrite_pseudo || (!keeps_any && base_here.is_some()) {
+                // UW's pseudo-message keeps UIDVALIDITY and LAST-UID in a folder that has
+                // no message left to carry them (a POP3 user empties INBOX every day).
+                let b = base_here.take().expect("checked");
+                rw.write(&write::pseudo_message(&b, now()))?;
+            }
+            for (m, meta) in self.state.msgs.iter().zip(metas).skip(from) {
+                let Some((uid, flags, keywords)) = meta else {
+                    continue;
+                };
+                let mut raw = vec![0u8; (m.end - m.from_off) as usize];
+                self.file.read_exact_at(&mut raw, m.from_off)?;
+                out.clear();
+                write::rewrite_message(
+                    &raw,
+                    m,
+                    &Meta {
+                        uid: *uid,
+                        flags: *flags,
+                        keywords,
+                    },
+                    base_here.take().as_ref(),
+                    &mut out,
+                );
+                rw.write(&out)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            rw.abandon();
+            return Err(self.err("rewrite mailbox", e));
+        }
+        rw.commit(&self.file)
+            .map_err(|e| self.err("rewrite mailbox", e))?;
+        // What is now on disk from `start` on: parse it again.
+        let first = from == 0 && (base.is_some() || self.state.pseudo.is_none());
+        if first {
+            self.state.pseudo = None;
+        }
+        self.state.msgs.truncate(from);
+        let scan =
+            Scanner::scan(&self.file, start, first).map_err(|e| self.err("read mailbox", e))?;
+        self.absorb(scan.msgs, first);
+        let m = self
+            .file
+            .metadata()
+            .map_err(|e| self.err("stat mailbox", e))?;
+        self.state.stamp = Stamp::of(&m);
+        self.tail_hash = self.tail_hash_now()?;
+        self.index_dirty = true;
+        Ok(())
+    }
+
+    /// The records as view entries (sorted by UID: file order is UID order).
+    fn entries(&self) -> Vec<Entry> {
+        self.state
+            .msgs
+            .iter()
+            .map(|m| Entry {
+                uid: m.uid,
+                flags: Flags {
+                    system: m.flags,
+                    keywords: self.keyword_bits(&m.keywords),
+                },
+                recent: self.recent.contains(&m.uid),
+                expunged: false,
+                locator: "".into(),
+                vsize: Some(m.vsize),
+                internal_date: Some(m.internal_date),
+                terminated: Some(m.terminated),
+            })
+            .collect()
+    }
+
+    fn find(&self, uid: Uid) -> Option<usize> {
+        self.state.msgs.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// Write the flag changes collected so far.
+    fn apply_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.with_write_lock(|s| {
+            let mut rewrite_from: Option<usize> = None;
+            let mut changed: Vec<(usize, u8, Vec<String>)> = Vec::new();
+            for (&uid, fl) in &pending {
+                let Some(i) = s.find(uid) else { continue };
+                let names = s.keyword_names(fl.keywords);
+                let m = &s.state.msgs[i];
+                if m.flags == fl.system && m.keywords == names {
+                    continue;
+                }
+                changed.push((i, fl.system, names));
+            }
+            let used: Vec<String> = changed.iter().flat_map(|c| c.2.iter().cloned()).collect();
+            let new_base = s.declare_keywords(&used)?;
+            if new_base.is_some() {
+                rewrite_from = Some(0);
+            }
+            for (i, flags, names) in &changed {
+                if rewrite_from.is_some_and(|r| r <= *i) {
+                    continue;
+                }
+                if !s.write_in_place(*i, *flags, names)? {
+                    rewrite_from = Some(rewrite_from.map_or(*i, |r| r.min(*i)));
+                }
+            }
+            for (i, flags, names) in changed {
+                let m = &mut s.state.msgs[i];
+                m.flags = flags;
+                m.keywords = names;
+            }
+            if let Some(from) = rewrite_from {
+                let metas: Vec<_> = s
+                    .state
+                    .msgs
+                    .iter()
+                    .map(|m| Some((m.uid, m.flags, m.keywords.clone())))
+                    .collect();
+                s.rewrite(from, new_base, &metas)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Dovecot knows a message's keyword only if the folder's X-IMAPbase lists it: add
+    /// the missing ones, in place if the padded list has room. Ok(Some(base)): no room,
+    /// the caller must rewrite from the start with that base.
+    fn declare_keywords(&mut self, names: &[String]) -> Result<Option<Base>> {
+        let Some(b) = self.base() else {
+            return Ok(None); // no metadata yet: the labelling rewrite declares them all
+        };
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|n| !b.keywords.iter().any(|k| k.eq_ignore_ascii_case(n)))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(None);
+        }
+        let mut updated = b.clone();
+        updated.keywords.extend(missing);
+        let text = write::keywords_text(&updated.keywords);
+        if let Some(slot) = b.keywords_slot {
+            if let Some(v) = write::padded(&text, slot.cap as usize) {
+                self.file
+                    .write_all_at(&v, slot.off)
+                    .map_err(|e| self.err("write mailbox metadata", e))?;
+                let holder = match self.state.pseudo.as_mut() {
+                    Some(p) => p.base.as_mut(),
+                    None => self.state.msgs.first_mut().and_then(|m| m.base.as_mut()),
+                };
+                if let Some(h) = holder {
+                    h.keywords = updated.keywords;
+                }
+                return Ok(None);
+            }
+        }
+        updated.last_uid_slot = None;
+        updated.keywords_slot = None;
+        Ok(Some(updated))
+    }
+
+    /// Overwrite Status, X-Status and X-Keywords of message `i` in place, if they are
+    /// there and wide enough. Same-length pwrites: a crash leaves old or new values.
+    fn write_in_place(&self, i: usize, flags: u8, keywords: &[String]) -> Result<bool> {
+        let m = &self.state.msgs[i];
+        let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
+        let plan = |slot: Option<parse::Slot>,
+                    value: Vec<u8>,
+                    needed: bool|
+         -> Option<Option<(u64, Vec<u8>)>> {
+            match slot {
+                Some(s) => write::padded(&value, s.cap as usize).map(|v| Some((s.off, v))),
+                None if needed => None,
+                None => Some(None),
+            }
+        };
+        let letters = write::xstatus_letters(flags);
+        let kw = write::keywords_text(keywords);
+        let steps = [
+            plan(m.status_slot, write::status_value(flags), true),
+            plan(m.xstatus_slot, letters.clone(), letters.len() > 1),
+            plan(m.keywords_slot, kw.clone(), !kw.is_empty()),
+        ];
+        for s in steps {
+            match s {
+                None => return Ok(false),
+                Some(Some(w)) => writes.push(w),
+                Some(None) => {}
+            }
+        }
+        for (off, v) in writes {
+            self.file
+                .write_all_at(&v, off)
+                .map_err(|e| self.err("store flags", e))?;
+        }
+        Ok(true)
+    }
+
+    /// The served bytes of message `i` (caller holds a lock) into `out`.
+    fn copy_served(&self, i: usize, out: &mut dyn io::Write) -> io::Result<()> {
+        let m = &self.state.msgs[i];
+        let mut header = vec![0u8; (m.body_off - m.hdr_off) as usize];
+        self.file.read_exact_at(&mut header, m.hdr_off)?;
+        out.write_all(&parse::served_header(&header, m.cl_framed))?;
+        let mut pos = m.body_off;
+        let mut buf = vec![0u8; (m.end - m.body_off).min(1 << 16) as usize];
+        let mut unq = Unquoter::default();
+        let mut piece = Vec::new();
+        while pos < m.end {
+            let n = ((m.end - pos) as usize).min(buf.len());
+            self.file.read_exact_at(&mut buf[..n], pos)?;
+            pos += n as u64;
+            if m.cl_framed {
+                out.write_all(&buf[..n])?;
+            } else {
+                piece.clear();
+                unq.feed(&buf[..n], &mut piece);
+                out.write_all(&piece)?;
+            }
+        }
+        piece.clear();
+        unq.finish(&mut piece);
+        out.write_all(&piece)
+    }
+
+    fn with_message<T>(
+        &mut self,
+        index: usize,
+        f: impl FnOnce(&Self, usize) -> io::Result<T>,
+    ) -> Result<T> {
+        let e = &self.view.entries[index];
+        if e.expunged {
+            return Err(StoreError::Expunged);
+        }
+        let uid = e.uid;
+        self.with_read_lock(|s| {
+            let i = s.find(uid).ok_or(StoreError::Expunged)?;
+            f(s, i).map_err(|e| s.err("read message", e))
+        })
+    }
+
+    pub fn write_index(&mut self) {
+        if !self.index_dirty {
+            return;
+        }
+        let tmp = self.index_dir.join(format!(
+            "{}.{}.tmp",
+            index::FILE,
+            crate::store::maildir::filename::unique("w")
+        ));
+        let ok = std::fs::write(&tmp, index::encode(&self.state))
+            .and_then(|_| std::fs::rename(&tmp, self.index_dir.join(index::FILE)));
+        if ok.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        self.index_dirty = false;
+    }
+
+    /// Add a message at the end (APPEND, COPY): `message` as the client sent it.
+    pub fn append(
+        &mut self,
+        message: &[u8],
+        flags: Flags,
+        keywords: &[String],
+        date: i64,
+    ) -> Result<(u32, Uid)> {
+        if !self.writable {
+            return Err(StoreError::ReadOnly);
+        }
+        self.with_write_lock(|s| {
+            let mut names = Vec::new();
+            for k in keywords {
+                if !s.keywords.iter().any(|t| t.eq_ignore_ascii_case(k)) {
+                    if s.keywords.len() >= MAX_KEYWORDS {
+                        return Err(StoreError::TooManyKeywords);
+                    }
+                    s.keywords.push(k.clone());
+                }
+                names.push(k.clone());
+            }
+            if let Some(base) = s.declare_keywords(&names)? {
+                let metas: Vec<_> = s
+                    .state
+                    .msgs
+                    .iter()
+                    .map(|m| Some((m.uid, m.flags, m.keywords.clone())))
+                    .collect();
+                s.rewrite(0, Some(base), &metas)?;
+            }
+            let (uidvalidity, last, slot) = match s.base() {
+                Some(b) => (b.uidvalidity, b.last_uid, b.last_uid_slot),
+                None => {
+                    if s.provisional_uidvalidity == 0 {
+                        s.provisional_uidvalidity = s.new_uidvalidity();
+                    }
+                    (s.provisional_uidvalidity, 0, None)
+                }
+            };
+            let uid = last
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Corrupt(format!("mbox {}: UIDs exhausted", s.name)))?;
+            let first = s.state.msgs.is_empty() && s.state.pseudo.is_none();
+            if !first {
+                let Some(slot) = slot else {
+                    // Metadata without a 10-wide LAST-UID (hand-edited): renumbering would
+                    // be needed; refuse rather than risk reusing a UID.
+                    return Err(StoreError::Corrupt(format!(
+                        "mbox {}: X-IMAPbase LAST-UID not in the 10-digit form",
+                        s.name
+                    )));
+                };
+                s.bump_last_uid(slot, uid)?;
+            }
+            let base = first.then(|| Base {
+                uidvalidity,
+                last_uid: uid,
+                keywords: s.keywords.clone(),
+                ..Default::default()
+            });
+            let mut payload = Vec::with_capacity(message.len() + 512);
+            let size = s.state.stamp.size;
+            // The file must end with an empty line before a new From line.
+            let mut tail = [0u8; 2];
+            let tail_len = size.min(2) as usize;
+            s.file
+                .read_exact_at(&mut tail[..tail_len], size - tail_len as u64)
+                .map_err(|e| s.err("read mailbox", e))?;
+            match &tail[..tail_len] {
+                [] | [b'\n', b'\n'] => {}
+                [b'\n'] | [_, b'\n'] => payload.push(b'\n'),
+                _ => payload.extend_from_slice(b"\n\n"),
+            }
+            write::new_message(
+                message,
+                date,
+                &Meta {
+                    uid,
+                    flags: flags.system & !Flags::PASSED,
+                    keywords: &names,
+                },
+                base.as_ref(),
+                &mut payload,
+            );
+            let mut rw = Rewrite::begin(&s.journal_path(), size, size)
+                .map_err(|e| s.err("append message", e))?;
+            if let Err(e) = rw.write(&payload) {
+                rw.abandon();
+                return Err(s.err("append message", e));
+            }
+            rw.commit(&s.file).map_err(|e| s.err("append message", e))?;
+            // Parse the new message in like delivered mail.
+            s.reload()?;
+            Ok((uidvalidity, uid))
+        })
+    }
+}
+
+impl Mailbox for MboxFolder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn uidvalidity(&self) -> u32 {
+        self.base()
+            .map_or(self.provisional_uidvalidity, |b| b.uidvalidity)
+    }
+    fn uidnext(&self) -> u32 {
+        self.base().map_or(1, |b| b.last_uid.saturating_add(1))
+    }
+    fn readonly(&self) -> bool {
+        self.readonly
+    }
+    fn view(&self) -> &View {
+        &self.view
+    }
+    fn keywords(&self) -> &[String] {
+        &self.keywords
+    }
+
+    fn keyword_index(&mut self, name: &str) -> Result<usize> {
+        if let Some(i) = self
+            .keywords
+            .iter()
+            .position(|k| k.eq_ignore_ascii_case(name))
+        {
+            return Ok(i);
+        }
+        if self.keywords.len() >= MAX_KEYWORDS {
+            return Err(StoreError::TooManyKeywords);
+        }
+        self.keywords.push(name.to_string());
+        Ok(self.keywords.len() - 1)
+    }
+
+    fn sync(&mut self, report_expunges: bool) -> Result<Vec<Update>> {
+        self.apply_pending()?;
+        self.refresh()?;
+        if self.state.stamp == self.view_stamp {
+            return Ok(if report_expunges {
+                self.view.take_expunged()
+            } else {
+                Vec::new()
+            });
+        }
+        let scan = self.entries();
+        self.view_stamp = self.state.stamp;
+        let (updates, skipped) = self.view.apply(scan, report_expunges);
+        if skipped > 0 {
+            crate::log::warning(&format!(
+                "{skipped} message(s) in {} got UIDs below ones already shown",
+                self.name
+            ));
+        }
+        Ok(updates)
+    }
+
+    fn read(&mut self, index: usize) -> Result<Vec<u8>> {
+        let cap = self.view.entries[index].vsize.unwrap_or(0) as usize;
+        self.with_message(index, |s, i| {
+            let mut out = Vec::with_capacity(cap);
+            s.copy_served(i, &mut out)?;
+            Ok(out)
+        })
+    }
+
+    fn open_message(&mut self, index: usize) -> Result<Box<dyn Read + Send>> {
+        if self.view.entries[index].vsize.unwrap_or(0) <= IN_MEMORY {
+            return Ok(Box::new(io::Cursor::new(self.read(index)?)));
+        }
+        let dir = self.index_dir.clone();
+        self.with_message(index, |s, i| {
+            let mut tmp = private_temp(&dir)?;
+            {
+                let mut w = io::BufWriter::with_capacity(1 << 16, &mut tmp);
+                s.copy_served(i, &mut w)?;
+                w.flush()?;
+            }
+            tmp.rewind()?;
+            Ok(Box::new(tmp) as Box<dyn Read + Send>)
+        })
+    }
+
+    fn size(&mut self, index: usize) -> Result<u64> {
+        Ok(self.view.entries[index].vsize.unwrap_or(0))
+    }
+
+    fn pop3_size(&mut self, index: usize) -> Result<u64> {
+        let e = &self.view.entries[index];
+        let v = e.vsize.unwrap_or(0);
+        Ok(if v == 0 || e.terminated != Some(false) {
+            v
+        } else {
+            v + 2
+        })
+    }
+
+    fn internal_date(&mut self, index: usize) -> Result<i64> {
+        Ok(self.view.entries[index].internal_date.unwrap_or(0))
+    }
+
+    fn set_flags(&mut self, index: usize, flags: Flags) -> Result<()> {
+        if self.readonly {
+            return Err(StoreError::ReadOnly);
+        }
+        let e = &mut self.view.entries[index];
+        if e.expunged {
+            return Err(StoreError::Expunged);
+        }
+        let mut flags = flags;
+        flags.system &= !Flags::PASSED;
+        e.flags = flags;
+        self.pending.insert(e.uid, flags);
+        Ok(())
+    }
+
+    fn expunge(&mut self, indexes: &[usize]) -> Result<()> {
+        if self.readonly {
+            return Err(StoreError::ReadOnly);
+        }
+        self.apply_pending()?;
+        let gone: HashSet<Uid> = indexes
+            .iter()
+            .filter(|&&i| !self.view.entries[i].expunged)
+            .map(|&i| self.view.entries[i].uid)
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.with_write_lock(|s| {
+            let Some(from) = s.state.msgs.iter().position(|m| gone.contains(&m.uid)) else {
+                return Ok(());
+            };
+            let metas: Vec<_> = s
+                .state
+                .msgs
+                .iter()
+                .map(|m| (!gone.contains(&m.uid)).then(|| (m.uid, m.flags, m.keywords.clone())))
+                .collect();
+            s.rewrite(from, None, &metas)
+        })?;
+        for &i in indexes {
+            self.view.entries[i].expunged = true;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.apply_pending() {
+            crate::log::error(&format!("mbox {}: flags not written: {e}", self.name));
+        }
+        self.write_index();
+    }
+}
+
+impl Drop for MboxFolder {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// An unnamed file only this process can see (O_TMPFILE), or a created-and-unlinked one.
+fn private_temp(dir: &Path) -> io::Result<File> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+    {
+        Ok(f) => Ok(f),
+        Err(_) => {
+            let p = dir.join(format!(
+                "imapd.tmp.{}",
+                crate::store::maildir::filename::unique("t")
+            ));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&p)?;
+            std::fs::remove_file(&p)?;
+            Ok(f)
+        }
+    }
+}
+
+use std::os::unix::fs::DirBuilderExt;

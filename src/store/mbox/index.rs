@@ -1,0 +1,281 @@
+//! `imapd.index`: what one parse of an mbox found (offsets, UIDs, flags, sizes), kept
+//! beside the journal so that opening an unchanged mbox reads this file instead of the
+//! whole mbox. It is only a cache: it names the mbox state it describes (inode, size,
+//! mtime and ctime in ns) and is ignored when that differs, or when damaged.
+//!
+//! Layout, all big-endian: magic `IMAPDMB1`, stamp (4 x u64), u64 junk prefix, u8 pseudo
+//! present, u32 count, the records (pseudo first), u64 checksum of all before it.
+//! A record: u64 from/hdr/body/end/next, u32 uid, u8 flags, u8 bits (recent, terminated,
+//! Content-Length framed, pseudo), u64 vsize, i64 date, three slots (u64 offset, u32
+//! capacity, u32::MAX when absent), keywords (u16 count, u16-length strings), u8 base
+//! present + u32 uidvalidity, u32 last uid, keywords, two slots.
+
+use super::parse::{Base, MsgRec, Slot};
+use crate::store::maildir::cache::checksum;
+
+const MAGIC: &[u8; 8] = b"IMAPDMB1";
+pub const FILE: &str = "imapd.index";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl Stamp {
+    pub fn of(m: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        }
+    }
+}
+
+pub struct State {
+    pub stamp: Stamp,
+    pub junk_prefix: u64,
+    pub pseudo: Option<MsgRec>,
+    pub msgs: Vec<MsgRec>,
+}
+
+struct Out(Vec<u8>);
+
+impl Out {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn slot(&mut self, s: Option<Slot>) {
+        let s = s.map_or((0, u32::MAX), |s| (s.off, s.cap));
+        self.u64(s.0);
+        self.u32(s.1);
+    }
+    fn strings(&mut self, v: &[String]) {
+        self.u16(v.len().min(u16::MAX as usize) as u16);
+        for k in v.iter().take(u16::MAX as usize) {
+            let b = &k.as_bytes()[..k.len().min(u16::MAX as usize)];
+            self.u16(b.len() as u16);
+            self.0.extend_from_slice(b);
+        }
+    }
+    fn rec(&mut self, r: &MsgRec) {
+        for v in [r.from_off, r.hdr_off, r.body_off, r.end, r.next] {
+            self.u64(v);
+        }
+        self.u32(r.uid);
+        self.u8(r.flags);
+        self.u8(r.recent as u8
+            | (r.terminated as u8) << 1
+            | (r.cl_framed as u8) << 2
+            | (r.pseudo as u8) << 3);
+        self.u64(r.vsize);
+        self.u64(r.internal_date as u64);
+        self.slot(r.status_slot);
+        self.slot(r.xstatus_slot);
+        self.slot(r.keywords_slot);
+        self.strings(&r.keywords);
+        match &r.base {
+            Some(b) => {
+                self.u8(1);
+                self.u32(b.uidvalidity);
+                self.u32(b.last_uid);
+                self.strings(&b.keywords);
+                self.slot(b.last_uid_slot);
+                self.slot(b.keywords_slot);
+            }
+            None => self.u8(0),
+        }
+    }
+}
+
+pub fn encode(s: &State) -> Vec<u8> {
+    let mut o = Out(Vec::with_capacity(64 + s.msgs.len() * 110));
+    o.0.extend_from_slice(MAGIC);
+    o.u64(s.stamp.ino);
+    o.u64(s.stamp.size);
+    o.u64(s.stamp.mtime_ns as u64);
+    o.u64(s.stamp.ctime_ns as u64);
+    o.u64(s.junk_prefix);
+    o.u8(s.pseudo.is_some() as u8);
+    o.u32(s.msgs.len() as u32);
+    if let Some(p) = &s.pseudo {
+        o.rec(p);
+    }
+    for m in &s.msgs {
+        o.rec(m);
+    }
+    let sum = checksum(&o.0);
+    o.u64(sum);
+    o.0
+}
+
+struct In<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl In<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let s = self.b.get(self.pos..self.pos + n)?;
+        self.pos += n;
+        Some(s)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn slot(&mut self) -> Option<Option<Slot>> {
+        let off = self.u64()?;
+        let cap = self.u32()?;
+        Some((cap != u32::MAX).then_some(Slot { off, cap }))
+    }
+    fn strings(&mut self) -> Option<Vec<String>> {
+        let n = self.u16()?;
+        let mut v = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let len = self.u16()? as usize;
+            v.push(String::from_utf8(self.take(len)?.to_vec()).ok()?);
+        }
+        Some(v)
+    }
+    fn rec(&mut self) -> Option<MsgRec> {
+        let mut r = MsgRec {
+            from_off: self.u64()?,
+            hdr_off: self.u64()?,
+            body_off: self.u64()?,
+            end: self.u64()?,
+            next: self.u64()?,
+            uid: self.u32()?,
+            flags: self.u8()?,
+            ..Default::default()
+        };
+        let bits = self.u8()?;
+        r.recent = bits & 1 != 0;
+        r.terminated = bits & 2 != 0;
+        r.cl_framed = bits & 4 != 0;
+        r.pseudo = bits & 8 != 0;
+        r.vsize = self.u64()?;
+        r.internal_date = self.u64()? as i64;
+        r.status_slot = self.slot()?;
+        r.xstatus_slot = self.slot()?;
+        r.keywords_slot = self.slot()?;
+        r.keywords = self.strings()?;
+        if self.u8()? == 1 {
+            r.base = Some(Base {
+                uidvalidity: self.u32()?,
+                last_uid: self.u32()?,
+                keywords: self.strings()?,
+                last_uid_slot: self.slot()?,
+                keywords_slot: self.slot()?,
+            });
+        }
+        Some(r)
+    }
+}
+
+pub fn decode(b: &[u8]) -> Option<State> {
+    if b.len() < 8 + 8 || &b[..8] != MAGIC {
+        return None;
+    }
+    let (body, sum) = b.split_at(b.len() - 8);
+    if checksum(body) != u64::from_be_bytes(sum.try_into().ok()?) {
+        return None;
+    }
+    let mut i = In { b: body, pos: 8 };
+    let stamp = Stamp {
+        ino: i.u64()?,
+        size: i.u64()?,
+        mtime_ns: i.u64()? as i64,
+        ctime_ns: i.u64()? as i64,
+    };
+    let junk_prefix = i.u64()?;
+    let has_pseudo = i.u8()? == 1;
+    let count = i.u32()? as usize;
+    let pseudo = if has_pseudo { Some(i.rec()?) } else { None };
+    let mut msgs = Vec::with_capacity(count.min(body.len() / 64));
+    for _ in 0..count {
+        msgs.push(i.rec()?);
+    }
+    (i.pos == body.len()).then_some(State {
+        stamp,
+        junk_prefix,
+        pseudo,
+        msgs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let rec = MsgRec {
+            from_off: 1,
+            hdr_off: 2,
+            body_off: 3,
+            end: 4,
+            next: 5,
+            uid: 6,
+            flags: 7,
+            keywords: vec!["$Junk".into()],
+            recent: true,
+            vsize: 8,
+            internal_date: -9,
+            terminated: true,
+            cl_framed: false,
+            status_slot: Some(Slot { off: 10, cap: 3 }),
+            xstatus_slot: None,
+            keywords_slot: Some(Slot { off: 11, cap: 33 }),
+            base: Some(Base {
+                uidvalidity: 12,
+                last_uid: 13,
+                keywords: vec!["a".into(), "b".into()],
+                last_uid_slot: Some(Slot { off: 14, cap: 10 }),
+                keywords_slot: None,
+            }),
+            pseudo: false,
+        };
+        let s = State {
+            stamp: Stamp {
+                ino: 1,
+                size: 2,
+                mtime_ns: 3,
+                ctime_ns: 4,
+            },
+            junk_prefix: 0,
+            pseudo: None,
+            msgs: vec![rec.clone(), rec],
+        };
+        let mut b = encode(&s);
+        let d = decode(&b).unwrap();
+        assert_eq!(d.stamp, s.stamp);
+        assert_eq!(d.msgs.len(), 2);
+        assert_eq!(d.msgs[1].base, s.msgs[1].base);
+        assert_eq!(d.msgs[1].keywords_slot, s.msgs[1].keywords_slot);
+        assert_eq!(d.msgs[0].internal_date, -9);
+        b[20] ^= 1;
+        assert!(decode(&b).is_none());
+    }
+}

@@ -1,0 +1,233 @@
+//! mbox locks, taken the way the other programs on the spool take them, and held only for
+//! the moment of a read or write (never for a whole session):
+//! - writers: dot-lock `NAME.lock` beside the file first, then an fcntl write lock (the
+//!   order of Dovecot's `mbox_write_locks = dotlock fcntl`; Postfix local(8) and procmail
+//!   take both too), so whichever comes second waits;
+//! - readers: an fcntl read lock (Dovecot's `mbox_read_locks = fcntl`), which keeps a
+//!   delivery from being half-read.
+//!
+//! The fcntl locks are open-file-description locks (F_OFD_SETLK): they conflict with the
+//! classic POSIX locks other programs take, and unlike those they also separate two
+//! sessions inside one daemon process.
+//!
+//! A spool directory like Debian's `drwxrwsr-t root:mail` lets only group mail create
+//! `USER.lock`. The session keeps the privileged group (config MBOX_PRIVILEGED_GROUP) as
+//! its saved set-group-ID and switches to it only to create and remove the lock.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long to wait for another program's lock before giving up.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A held fcntl lock; released on drop.
+pub struct RangeLock<'f> {
+    file: &'f File,
+}
+
+fn ofd_lock(file: &File, kind: libc::c_short) -> io::Result<bool> {
+    // SAFETY: zeroed flock is a valid "whole file" request; the fd is open.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fcntl with a valid fd and a pointer to a live flock.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+fn wait_for<T>(mut attempt: impl FnMut() -> io::Result<Option<T>>, what: &str) -> io::Result<T> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(v) = attempt()? {
+            return Ok(v);
+        }
+        if start.elapsed() > WAIT {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("timed out waiting for the {what}"),
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+impl<'f> RangeLock<'f> {
+    pub fn read(file: &'f File) -> io::Result<RangeLock<'f>> {
+        Self::take(file, libc::F_RDLCK as libc::c_short, "mbox read lock")
+    }
+
+    pub fn write(file: &'f File) -> io::Result<RangeLock<'f>> {
+        Self::take(file, libc::F_WRLCK as libc::c_short, "mbox write lock")
+    }
+
+    fn take(file: &'f File, kind: libc::c_short, what: &str) -> io::Result<RangeLock<'f>> {
+        wait_for(
+            || Ok(ofd_lock(file, kind)?.then_some(RangeLock { file })),
+            what,
+        )
+    }
+}
+
+impl Drop for RangeLock<'_> {
+    fn drop(&mut self) {
+        let _ = ofd_lock(self.file, libc::F_UNLCK as libc::c_short);
+    }
+}
+
+/// `NAME.lock` beside the mbox, held while the store writes.
+pub struct DotLock {
+    path: PathBuf,
+}
+
+impl DotLock {
+    pub fn path_for(mbox: &Path) -> PathBuf {
+        let mut name = mbox.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        mbox.with_file_name(name)
+    }
+
+    pub fn acquire(mbox: &Path) -> io::Result<DotLock> {
+        let path = Self::path_for(mbox);
+        wait_for(
+            || match create_lock_file(&path) {
+                Ok(()) => Ok(Some(DotLock { path: path.clone() })),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if is_stale(&path) {
+                        crate::log::warning(&format!("breaking stale lock {}", path.display()));
+                        let _ = with_privileged_group(|| std::fs::remove_file(&path));
+                    }
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
+            "mbox dot-lock",
+        )
+    }
+}
+
+impl Drop for DotLock {
+    fn drop(&mut self) {
+        let _ = with_privileged_group(|| std::fs::remove_file(&self.path));
+    }
+}
+
+/// O_EXCL creation: atomic on local file systems and on NFSv3+.
+fn create_lock_file(path: &Path) -> io::Result<()> {
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map(|mut f| {
+                // Dovecot's form: who holds it, so a lock left by a killed session on this
+                // host can be broken at once instead of after the stale timeout.
+                use std::io::Write;
+                let _ = write!(f, "{}:{}", std::process::id(), crate::sys::hostname());
+            })
+    };
+    match create() {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => with_privileged_group(create),
+        other => other,
+    }
+}
+
+fn is_stale(path: &Path) -> bool {
+    if holder_is_gone(path) {
+        return true;
+    }
+    let stale = Duration::from_secs(crate::config::MBOX_DOTLOCK_STALE_SECS);
+    std::fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age > stale)
+}
+
+/// A lock that names a process of this host (`PID:HOST`) that no longer exists.
+fn holder_is_gone(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let Some((pid, host)) = text.trim().split_once(':') else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
+    if pid <= 0 || host != crate::sys::hostname() {
+        return false;
+    }
+    // SAFETY: signal 0 only checks whether the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Run `f` with the effective group switched to the privileged group, when the process
+/// keeps that group as its saved set-group-ID (see `sys::drop_privileges_keeping`);
+/// otherwise just run it.
+pub fn with_privileged_group<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    let Some(group) = crate::sys::saved_privileged_gid() else {
+        return f();
+    };
+    let own = crate::sys::egid();
+    if own == group || !crate::sys::set_egid(group) {
+        return f();
+    }
+    let r = f();
+    crate::sys::set_egid(own);
+    r
+}
+
+/// Open an mbox for reading and writing without following a symlink.
+pub fn open_mbox(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Create a missing mbox with what the spool expects: 0600 owned by the user, or, in a
+/// setgid spool directory, 0660 with the directory's group (Debian's /var/mail).
+pub fn create_mbox(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let setgid = std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o2000 != 0);
+    let mode = if setgid { 0o660 } else { 0o600 };
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    };
+    let f = match create() {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => with_privileged_group(create),
+        other => other,
+    };
+    match f {
+        Ok(f) => {
+            // The umask must not take the group bits the spool needs.
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
