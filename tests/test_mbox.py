@@ -453,7 +453,10 @@ def test_kill_9_during_rewrites_loses_and_doubles_nothing(macc, syslog):
             # A fresh session (as any client would open next) finishes or undoes the
             # interrupted rewrite; then an independent reader checks the file.
             c = s.connect()
-            c.select("INBOX")
+            try:
+                c.select("INBOX")
+            except imaplib.IMAP4.abort:
+                raise AssertionError(f"SELECT after kill -9 failed; log: {syslog.lines[-5:]}")
             c.logout()
             box = mailbox.mbox(acc.spool, create=False)
             seen = {}

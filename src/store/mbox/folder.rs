@@ -483,7 +483,16 @@ impl MboxFolder {
                 ))
             })
             .collect();
-        self.rewrite(from, with_base.then_some(base), &metas)
+        self.rewrite(from, with_base.then_some(base), &metas)?;
+        if self.unlabelled() {
+            // What was written does not parse back as written: never loop relabelling.
+            crate::log::error(&format!(
+                "mbox {}: metadata written at labelling did not read back; check the file",
+                self.name
+            ));
+            self.label_in_memory();
+        }
+        Ok(())
     }
 
     /// Rewrite the file from message `from` (or from its metadata holder, with `base`),
@@ -1065,3 +1074,85 @@ fn private_temp(dir: &Path) -> io::Result<File> {
 }
 
 use std::os::unix::fs::DirBuilderExt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::fuzz::{Rng, mutate, rounds};
+
+    const CORPUS: [&[u8]; 4] = [
+        b"From a@b Mon Nov 23 10:00:00 2026\nSubject: one\n\nbody\n>From x\n\nFrom b@c Mon Nov 23 10:01:00 2026\nSubject: two\nStatus: RO\nX-UID: 9\n\ntwo\n\n",
+        b"From MAILER-DAEMON Mon Nov 23 09:00:00 2026\nSubject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1111111111 0000000010 $Work\n\ntext\n\nFrom d@e Mon Nov 23 09:10:00 2026\nStatus: RO\nX-Status: AF\nX-Keywords: $Work\nX-UID: 3\n\nbody\n\n",
+        b"From f Mon Nov 23 08:00:00 2026\r\nX-IMAPbase: 1222222222 0000000021\r\nContent-Length: 11\r\n\r\nbody\r\nFrom\r\n\r\nFrom g Mon Nov 23 08:05:00 2026\r\nX-UID: 21\r\n\r\nx",
+        b"junk before\nFrom h Mon Nov 23 08:00:00 2026\nX-UID: 4294967295\nX-Keywords: a,b c\n\n\n\nFrom i Mon Nov 23 08:00:00 2026\n",
+    ];
+
+    /// Damaged and hostile mbox files: opening, reading, flagging and expunging never
+    /// panic, and what is not expunged is still there afterwards, once.
+    #[test]
+    fn fuzzed_mboxes_keep_their_messages() {
+        let dir = std::env::temp_dir().join(format!("mbox-fuzz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for round in 0..rounds(300) {
+            let mut data = CORPUS[rng.below(CORPUS.len())].to_vec();
+            for _ in 0..rng.below(4) {
+                data.extend_from_slice(CORPUS[rng.below(CORPUS.len())]);
+            }
+            for _ in 0..1 + rng.below(6) {
+                mutate(&mut data, &mut rng, b"From >\n\r:XU-IMAPbase0123456789 ");
+            }
+            let path = dir.join(format!("box{round}"));
+            let index = dir.join(format!("idx{round}"));
+            std::fs::write(&path, &data).unwrap();
+            let Ok(mut f) = MboxFolder::open("INBOX", path.clone(), index.clone(), false) else {
+                continue;
+            };
+            let n = f.view().len();
+            for i in 0..n {
+                let body = f.read(i).unwrap_or_else(|e| {
+                    panic!(
+                        "round {round} read {i}: {e} view {:?} state {:?} in {:?}",
+                        f.view()
+                            .entries
+                            .iter()
+                            .map(|e| (e.uid, e.expunged))
+                            .collect::<Vec<_>>(),
+                        f.state.msgs.iter().map(|m| m.uid).collect::<Vec<_>>(),
+                        String::from_utf8_lossy(&std::fs::read(&path).unwrap())
+                    )
+                });
+                assert_eq!(
+                    body.len() as u64 + body.iter().filter(|&&c| c == b'\n').count() as u64
+                        - body.windows(2).filter(|w| w == b"\r\n").count() as u64,
+                    f.size(i).unwrap(),
+                    "round {round} message {i}"
+                );
+                let mut flags = f.view().entries[i].flags;
+                flags.system ^= 1 << rng.below(5);
+                let _ = f.keyword_index("$Fuzz");
+                flags.keywords |= 1 << f.keyword_index("$Fuzz").unwrap();
+                f.set_flags(i, flags).unwrap();
+            }
+            f.flush();
+            let gone: Vec<usize> = (0..n).filter(|_| rng.below(3) == 0).collect();
+            f.expunge(&gone).unwrap();
+            let uids: Vec<Uid> = (0..n)
+                .filter(|i| !gone.contains(i))
+                .map(|i| f.view().entries[i].uid)
+                .collect();
+            drop(f);
+            let _ = std::fs::remove_dir_all(&index);
+            let again = MboxFolder::open("INBOX", path, index, true).unwrap();
+            let now: Vec<Uid> = again.view().entries.iter().map(|e| e.uid).collect();
+            assert_eq!(
+                now,
+                uids,
+                "round {round}: {:?}",
+                String::from_utf8_lossy(&data)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -312,8 +312,9 @@ struct Cur {
     /// Served octets and bare LFs of the body so far.
     body_len: u64,
     body_lfs: u64,
-    /// The last line seen, if it was blank and in the body (a separator candidate).
-    blank_at: Option<u64>,
+    /// The last line seen, if it was blank and in the body (a separator candidate),
+    /// and the bare LF it counted.
+    blank_at: Option<(u64, u64)>,
     /// Content-Length end, when the length is trusted.
     cl_end: Option<u64>,
     last_byte: u8,
@@ -425,10 +426,11 @@ impl<'f> Scanner<'f> {
             }
         }
         let quoted = line_start && !cur.rec.cl_framed && is_quoted_from(line);
+        let lf = bare_lf(line, cur.last_byte);
         cur.body_len += line.len() as u64 - quoted as u64;
-        cur.body_lfs += bare_lf(line, cur.last_byte);
+        cur.body_lfs += lf;
         cur.last_byte = *line.last().unwrap_or(&cur.last_byte);
-        cur.blank_at = blank.then_some(off);
+        cur.blank_at = blank.then_some((off, lf));
         self.prev_blank = blank;
     }
 
@@ -481,11 +483,11 @@ impl<'f> Scanner<'f> {
             Self::end_header(&mut cur, next, self.file, self.len, first);
         }
         let mut end = next;
-        if let Some(b) = cur.blank_at {
+        if let Some((b, lf)) = cur.blank_at {
             // The empty line before the next From line separates; it is not content.
             end = b;
             cur.body_len -= next - b;
-            cur.body_lfs -= 1;
+            cur.body_lfs -= lf;
         }
         cur.rec.end = end;
         cur.rec.next = next;

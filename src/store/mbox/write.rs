@@ -101,6 +101,11 @@ pub fn rewrite_message(
     for f in &fields {
         if !parse::INTERNAL.contains(&f.name.as_str()) {
             out.extend_from_slice(f.text);
+            // A header cut short by the end of the file: its last line needs an end
+            // before our fields follow.
+            if !f.text.ends_with(b"\n") {
+                out.push(b'\n');
+            }
         }
         consumed = f.at + f.text.len();
     }
