@@ -204,6 +204,11 @@ bool_setting!(
     POP3_MARK_SEEN = true
 );
 
+/// A boolean setting as it is written (`IMAP_POP3_APOP=no`).
+fn yes_no(v: bool) -> String {
+    if v { "yes" } else { "no" }.to_string()
+}
+
 /// Every setting with its value, for `imapd --settings` and README.
 pub fn all() -> Vec<(&'static str, String)> {
     vec![
@@ -248,9 +253,9 @@ pub fn all() -> Vec<(&'static str, String)> {
             POP3_LOGIN_DELAY_SECS.to_string(),
         ),
         ("IMAP_POP3_UIDL_FORMAT", POP3_UIDL_FORMAT.to_string()),
-        ("IMAP_POP3_APOP", POP3_APOP.to_string()),
-        ("IMAP_POP3_MARK_SEEN", POP3_MARK_SEEN.to_string()),
-        ("IMAP_TEST_TIMINGS", TEST_TIMINGS.to_string()),
+        ("IMAP_POP3_APOP", yes_no(POP3_APOP)),
+        ("IMAP_POP3_MARK_SEEN", yes_no(POP3_MARK_SEEN)),
+        ("IMAP_TEST_TIMINGS", yes_no(TEST_TIMINGS)),
     ]
 }
 

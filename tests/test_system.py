@@ -143,3 +143,15 @@ def test_ipop3d_under_xinetd_runs_as_the_mail_user(account, syslog, tmp_path, ro
         assert len(os.listdir(os.path.join(account.maildir, "cur"))) + \
             len(os.listdir(os.path.join(account.maildir, "new"))) == 1
         syslog.wait_for(rf"ipop3d\[\d+\]: logout user={account.name} peer=127\.0\.0\.1 reason=QUIT retr=1/")
+
+
+def test_readme_lists_every_compile_time_setting():
+    """Every setting `imapd --settings` prints is in README's table with its default."""
+    from conftest import IMAPD, ROOT
+    out = subprocess.run([IMAPD, "--settings"], capture_output=True, text=True, check=True).stdout
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    for line in out.splitlines():
+        name, value = line.split("=", 1)
+        row = re.search(rf"^\| `{name}` \| `([^`]*)` \|", readme, re.M)
+        assert row, f"{name} missing from README's settings table"
+        assert row.group(1) == value, (name, row.group(1), value)
