@@ -1,14 +1,16 @@
 """The mbox store: INBOX as a spool file the MTA delivers to, folders as mbox files under
 ~/mail. Real MDAs (procmail) deliver while imapd and ipop3d sessions read, flag and
 expunge; fixtures written in UW imapd's and Dovecot's styles; Dovecot itself reads what
-we wrote; Python's mailbox module (an independent mbox reader, like mutt reading the
-file) checks the file; kill -9 in the middle of rewrites loses and doubles nothing."""
+we wrote; mutt and Python's mailbox module read the file directly; kill -9 in the middle
+of rewrites loses and doubles nothing."""
 import grp
 import hashlib
 import imaplib
 import mailbox
 import os
+import pty
 import random
+import select
 import re
 import shutil
 import signal
@@ -217,6 +219,52 @@ DOVECOT_FOLDER = (
 
 
 @pytest.mark.parametrize("style", ["uw", "dovecot"])
+def mutt_index(path, count):
+    """(flags, subject) of each message as mutt's index shows them, mutt reading the
+    file itself (read-only, no configuration) in a pseudo-terminal."""
+    home = tempfile.mkdtemp(prefix="mutt-home-")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update(TERM="vt100", HOME=home)
+        os.execvp("mutt", ["mutt", "-n", "-F", "/dev/null", "-R", "-f", path, "-e",
+                           f"set folder={home} spoolfile={home} mbox_type=mbox "
+                           "index_format='MSG@%Z@%s@'"])
+    out = b""
+    deadline = time.time() + 20
+    try:
+        while time.time() < deadline and out.count(b"MSG@") < count:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    break
+        os.write(fd, b"q")
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+        shutil.rmtree(home, ignore_errors=True)
+    text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b" ", out).decode("latin-1")
+    return [(f.strip(), s) for f, s in re.findall(r"MSG@([^@]*)@([^@]*)@", text)]
+
+
+def test_mutt_sees_read_and_flagged_state(mserver):
+    acc = mserver.account
+    acc.write_spool(POSTFIX_SPOOL)
+    c = mserver.connect()
+    c.select("INBOX")
+    c.store("1", "+FLAGS", "(\\Seen \\Flagged)")
+    c.store("3", "+FLAGS", "(\\Seen)")
+    c.noop()
+    # mutt: `!` flagged, `O` old but unread (seen by a session, not read), blank: read.
+    assert mutt_index(acc.spool, 3) == [("!", "first"), ("O", "second"), ("", "third")]
+    c.store("1", "-FLAGS", "(\\Flagged \\Seen)")
+    c.logout()
+    assert mutt_index(acc.spool, 3)[0] == ("O", "first")
+
+
 def test_uw_and_dovecot_metadata_is_kept(mserver, style):
     acc = mserver.account
     acc.write_spool(UW_FOLDER if style == "uw" else DOVECOT_FOLDER)

@@ -152,11 +152,8 @@ impl MboxFolder {
             self.state.pseudo = None;
             return Ok(());
         }
-        if self.writable {
-            self.with_write_lock(|_| Ok(()))
-        } else {
-            self.with_read_lock(|_| Ok(()))
-        }
+        // A read lock is enough to look; new mail escalates to the write locks.
+        self.with_read_lock(|_| Ok(()))
     }
 
     /// If the path now names another file (replaced by a rename), use that one.
@@ -212,7 +209,7 @@ impl MboxFolder {
             .map_err(|e| self.err("lock mailbox", e))?;
         let r = RangeLock::read(&handle).map_err(|e| self.err("lock mailbox", e))?;
         self.reload()?;
-        if self.unlabelled() {
+        if self.unlabelled() || (self.writable && self.state.msgs.iter().any(|m| m.recent)) {
             if self.writable {
                 // New mail arrived: it needs its UIDs (written) before anything else.
                 drop(r);
