@@ -218,7 +218,6 @@ DOVECOT_FOLDER = (
 )
 
 
-@pytest.mark.parametrize("style", ["uw", "dovecot"])
 def mutt_index(path, count):
     """(flags, subject) of each message as mutt's index shows them, mutt reading the
     file itself (read-only, no configuration) in a pseudo-terminal."""
@@ -265,6 +264,7 @@ def test_mutt_sees_read_and_flagged_state(mserver):
     assert mutt_index(acc.spool, 3)[0] == ("O", "first")
 
 
+@pytest.mark.parametrize("style", ["uw", "dovecot"])
 def test_uw_and_dovecot_metadata_is_kept(mserver, style):
     acc = mserver.account
     acc.write_spool(UW_FOLDER if style == "uw" else DOVECOT_FOLDER)

@@ -125,6 +125,30 @@ pub struct StatusInfo {
 /// The hierarchy delimiter of Maildir++ (mbox stores use `/`: `Store::delimiter`).
 pub const DELIMITER: char = '.';
 
+/// Add or remove `name` in a subscriptions file (one name a line, the format Dovecot
+/// and Courier both read), under its dot-lock; `current` reads the list as it is.
+pub fn update_subscriptions(
+    path: &std::path::Path,
+    current: impl FnOnce() -> Result<Vec<String>>,
+    name: &str,
+    subscribed: bool,
+) -> Result<()> {
+    let lock =
+        dotlock::DotLock::acquire(path).map_err(|e| StoreError::io("lock subscriptions", "", e))?;
+    let mut subs = current()?;
+    subs.retain(|s| s != name);
+    if subscribed {
+        subs.push(name.to_string());
+    }
+    let mut text = String::new();
+    for s in subs {
+        text.push_str(&s);
+        text.push('\n');
+    }
+    lock.replace(text.as_bytes())
+        .map_err(|e| StoreError::io("write subscriptions", "", e))
+}
+
 /// A user's whole mail store.
 pub trait Store: Send {
     /// The hierarchy delimiter of mailbox names in this store.
@@ -202,6 +226,11 @@ pub trait Mailbox: Send {
     /// Remove the messages (\Deleted ones the session chose); they leave the view at the
     /// next `sync(true)`.
     fn expunge(&mut self, indexes: &[usize]) -> Result<()>;
+    /// Write changes a driver collects during a command (mbox flags) now, so that a
+    /// failure reaches the client as NO; Maildir writes at once and has none.
+    fn commit(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Persist caches; called when a command ends.
     fn flush(&mut self) {}
 }

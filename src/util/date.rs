@@ -266,39 +266,26 @@ mod tests {
 
 const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 
-/// RFC 5322 date-time in UTC: `Thu, 23 Nov 2026 10:00:00 +0000`.
-pub fn rfc5322_datetime(t: i64) -> String {
+/// (weekday, year, month, day, seconds into the day) of Unix time `t`.
+fn broken_down(t: i64) -> (&'static str, i64, &'static str, u32, i64) {
     let days = t.div_euclid(86400);
     let (y, m, d) = civil_from_days(days);
-    let s = t.rem_euclid(86400);
-    format!(
-        "{}, {} {} {:04} {:02}:{:02}:{:02} +0000",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    let wd = WEEKDAYS[days.rem_euclid(7) as usize];
+    (wd, y, MONTHS[(m - 1) as usize], d, t.rem_euclid(86400))
 }
 
-/// The asctime(3) form mbox `From ` lines carry, in local time: `Thu Nov 23 10:00:00 2026`.
+/// RFC 5322 date-time in UTC: `Mon, 23 Nov 2026 10:00:00 +0000`.
+pub fn rfc5322_datetime(t: i64) -> String {
+    let (wd, y, mon, d, s) = broken_down(t);
+    let (h, mi, s) = (s / 3600, s / 60 % 60, s % 60);
+    format!("{wd}, {d} {mon} {y:04} {h:02}:{mi:02}:{s:02} +0000")
+}
+
+/// The asctime(3) form mbox `From ` lines carry, in local time: `Mon Nov 23 10:00:00 2026`.
 pub fn ctime(t: i64) -> String {
-    let lt = t + local_offset(t) as i64;
-    let days = lt.div_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
-    let s = lt.rem_euclid(86400);
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02} {:04}",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(m - 1) as usize],
-        d,
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        y
-    )
+    let (wd, y, mon, d, s) = broken_down(t + local_offset(t) as i64);
+    let (h, mi, s) = (s / 3600, s / 60 % 60, s % 60);
+    format!("{wd} {mon} {d:2} {h:02}:{mi:02}:{s:02} {y:04}")
 }
 
 /// The date of an mbox `From sender date` line: asctime form in local time, with the

@@ -80,6 +80,10 @@ impl Session {
                 text.extend_from_slice(b")\r\n");
             }
         }
+        if let Err(e) = m.commit() {
+            self.out_bytes(&text);
+            return self.store_error(tag, &e);
+        }
         self.out_bytes(&text);
         if missing {
             self.report_updates(report_expunges);

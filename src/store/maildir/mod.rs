@@ -302,21 +302,7 @@ impl Store for MaildirStore {
 
     fn set_subscribed(&mut self, name: &str, subscribed: bool) -> Result<()> {
         let path = self.subscriptions_path();
-        let lock =
-            DotLock::acquire(&path).map_err(|e| StoreError::io("lock subscriptions", "", e))?;
-        let mut subs = self.subscriptions()?;
-        subs.retain(|s| s != name);
-        if subscribed {
-            subs.push(name.to_string());
-        }
-        // Written in the plain one-name-a-line format that Dovecot and Courier both read.
-        let mut text = String::new();
-        for s in subs {
-            text.push_str(&s);
-            text.push('\n');
-        }
-        lock.replace(text.as_bytes())
-            .map_err(|e| StoreError::io("write subscriptions", "", e))
+        super::update_subscriptions(&path, || self.subscriptions(), name, subscribed)
     }
 
     fn open(&mut self, name: &MailboxName, readonly: bool) -> Result<Box<dyn Mailbox>> {

@@ -178,15 +178,20 @@ impl MboxFolder {
         Ok(())
     }
 
+    /// A second descriptor of the mbox the path names now, to hold a lock on (an OFD
+    /// lock belongs to the open file, which both descriptors share).
+    fn current_handle(&mut self) -> Result<File> {
+        self.reopen_if_replaced()?;
+        self.file
+            .try_clone()
+            .map_err(|e| self.err("lock mailbox", e))
+    }
+
     /// Run `f` under the dot-lock and the fcntl write lock, with `state` current and
     /// new mail labelled.
     fn with_write_lock<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let _dot = DotLock::acquire(&self.path).map_err(|e| self.err("lock mailbox", e))?;
-        self.reopen_if_replaced()?;
-        let handle = self
-            .file
-            .try_clone()
-            .map_err(|e| self.err("lock mailbox", e))?;
+        let handle = self.current_handle()?;
         let _w = RangeLock::write(&handle).map_err(|e| self.err("lock mailbox", e))?;
         journal::recover(&self.journal_path(), &self.file, &self.name)
             .map_err(|e| self.err("finish an interrupted rewrite", e))?;
@@ -202,11 +207,7 @@ impl MboxFolder {
         if self.writable && self.journal_path().exists() {
             return self.with_write_lock(f);
         }
-        self.reopen_if_replaced()?;
-        let handle = self
-            .file
-            .try_clone()
-            .map_err(|e| self.err("lock mailbox", e))?;
+        let handle = self.current_handle()?;
         let r = RangeLock::read(&handle).map_err(|e| self.err("lock mailbox", e))?;
         self.reload()?;
         if self.unlabelled() || (self.writable && self.state.msgs.iter().any(|m| m.recent)) {
@@ -262,15 +263,7 @@ impl MboxFolder {
     }
 
     fn tail_hash_now(&self) -> Result<u64> {
-        let size = self.state.stamp.size;
-        let from = size.saturating_sub(4096);
-        let mut buf = vec![0u8; (size - from) as usize];
-        self.file
-            .read_exact_at(&mut buf, from)
-            .map_err(|e| self.err("read mailbox", e))?;
-        let mut h = journal::Hasher::default();
-        h.update(&buf);
-        Ok(h.finish())
+        self.tail_hash_now_at(self.state.stamp.size)
     }
 
     /// Parse what changed since `state.stamp` (caller holds a lock).
@@ -323,6 +316,7 @@ impl MboxFolder {
         Ok(())
     }
 
+    /// Hash of the 4 KiB before `size`.
     fn tail_hash_now_at(&self, size: u64) -> Result<u64> {
         let from = size.saturating_sub(4096);
         let mut buf = vec![0u8; (size - from) as usize];
@@ -1027,6 +1021,10 @@ impl Mailbox for MboxFolder {
             self.view.entries[i].expunged = true;
         }
         Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.apply_pending()
     }
 
     fn flush(&mut self) {

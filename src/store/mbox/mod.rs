@@ -310,20 +310,7 @@ impl Store for MboxStore {
     fn set_subscribed(&mut self, name: &str, subscribed: bool) -> Result<()> {
         mkdir_private(&self.folders).map_err(|e| StoreError::io("write subscriptions", "", e))?;
         let path = self.subscriptions_path();
-        let lock = crate::store::dotlock::DotLock::acquire(&path)
-            .map_err(|e| StoreError::io("lock subscriptions", "", e))?;
-        let mut subs = self.subscriptions()?;
-        subs.retain(|s| s != name);
-        if subscribed {
-            subs.push(name.to_string());
-        }
-        let mut text = String::new();
-        for s in subs {
-            text.push_str(&s);
-            text.push('\n');
-        }
-        lock.replace(text.as_bytes())
-            .map_err(|e| StoreError::io("write subscriptions", "", e))
+        super::update_subscriptions(&path, || self.subscriptions(), name, subscribed)
     }
 
     fn open(&mut self, name: &MailboxName, readonly: bool) -> Result<Box<dyn Mailbox>> {
