@@ -29,6 +29,7 @@ pub fn main(service: &'static Service) -> ! {
     let mut run_as: Option<String> = None;
     let mut log_socket = config::LOG_SOCKET.to_string();
     let mut demo = false;
+    let mut handoff: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |flag: &str| {
@@ -55,6 +56,8 @@ pub fn main(service: &'static Service) -> ! {
             "--user" => run_as = Some(value("--user")),
             "--log-socket" => log_socket = value("--log-socket"),
             "--demo" => demo = true,
+            // Internal: a session the root daemon hands to a process of the user.
+            "--handoff" => handoff = Some(value("--handoff")),
             "--settings" => {
                 for (k, v) in config::all() {
                     println!("{k}={v}");
@@ -76,6 +79,15 @@ pub fn main(service: &'static Service) -> ! {
         }
     }
     net::install_panic_hook();
+    if let Some(proto) = handoff {
+        let service = match proto.as_str() {
+            "imapd" => &crate::imap::SERVICE,
+            "ipop3d" => &crate::pop3::SERVICE,
+            _ => std::process::exit(2),
+        };
+        log::init(service.log_ident, &log_socket, false);
+        std::process::exit(net::handoff::serve(service, users));
+    }
     if demo {
         log::init(service.log_ident, &log_socket, true);
         std::process::exit(crate::demo::run(listen, run_as));

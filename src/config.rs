@@ -159,6 +159,14 @@ num_setting!(
     /// Seconds after which a dot-lock (dovecot-uidlist.lock) left by a dead process is broken.
     DOTLOCK_STALE_SECS: u64 = 120
 );
+bool_setting!(
+    /// Accept system accounts (passwd + shadow through crypt(3)) besides the users file.
+    SYSTEM_ACCOUNTS = true
+);
+num_setting!(
+    /// Lowest uid of a system account that may log in (root and daemons below it).
+    FIRST_VALID_UID: u32 = 1000
+);
 num_setting!(
     /// An mbox dot-lock (`USER.lock`) older than this is taken to be left by a crashed
     /// program and removed (Postfix: 500 s, procmail: 1024 s).

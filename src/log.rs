@@ -70,6 +70,14 @@ pub fn init(ident: &str, socket_path: &str, also_stderr: bool) {
     });
 }
 
+/// The syslog socket logging was set up with (passed on to handed-off sessions).
+pub fn socket_path() -> String {
+    let guard = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
+    guard
+        .as_ref()
+        .map_or_else(|| crate::config::LOG_SOCKET.to_string(), |l| l.path.clone())
+}
+
 pub fn log(level: Level, msg: &str) {
     let mut guard = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
     let Some(logger) = guard.as_mut() else { return };

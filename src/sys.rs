@@ -82,20 +82,25 @@ pub fn user_of_uid(uid: u32) -> Option<(String, String)> {
 /// Become `uid`/`gid` for good: supplementary groups, gid, uid, then check that root
 /// cannot be regained. Called before any mail file is opened.
 pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
-    drop_privileges_keeping(uid, gid, None)
+    drop_privileges_keeping(uid, gid, &[gid], None)
 }
 
 /// Like `drop_privileges`, but keep `group` as the saved set-group-ID, so that the
 /// process can switch its effective group to it for a moment (the mbox spool's dot-lock)
-/// and back. Supplementary groups are the user's primary group only.
-pub fn drop_privileges_keeping(uid: u32, gid: u32, group: Option<u32>) -> io::Result<()> {
+/// and back. `groups` become the supplementary groups (the user's own).
+pub fn drop_privileges_keeping(
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+    group: Option<u32>,
+) -> io::Result<()> {
     if uid == 0 {
         return Err(io::Error::other("refusing to serve mail as uid 0"));
     }
-    let groups = [gid as libc::gid_t];
-    // SAFETY: plain system calls with a valid one-element group array.
+    let groups: Vec<libc::gid_t> = groups.to_vec();
+    // SAFETY: plain system calls with a valid group array of the length given.
     unsafe {
-        if libc::setgroups(1, groups.as_ptr()) != 0 {
+        if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
             return Err(io::Error::last_os_error());
         }
         if libc::setresgid(gid, gid, group.unwrap_or(gid)) != 0 {
@@ -329,6 +334,104 @@ pub fn try_lock_exclusive(file: &std::fs::File) -> io::Result<bool> {
             Some(libc::EINTR) => continue,
             _ => return Err(e),
         }
+    }
+}
+
+/// A system account as NSS and the shadow database describe it.
+pub struct Account {
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    /// passwd's own password field (`x` when the hash is in shadow).
+    pub passwd_hash: String,
+    pub shadow: Option<Shadow>,
+}
+
+pub struct Shadow {
+    pub hash: String,
+    /// Expiry day (days since the epoch); -1: never.
+    pub expire: i64,
+}
+
+/// getpwnam_r, then getspnam_r (readable by root only: that is where logins are checked).
+pub fn account(name: &str) -> Option<Account> {
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0 as c_char; 16384];
+    // SAFETY: getpwnam_r/getspnam_r fill the structs with pointers into `buf`, which
+    // outlives every use below.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        if rc != 0 || result.is_null() {
+            return None;
+        }
+        let text = |p: *const c_char| {
+            if p.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        };
+        let mut acct = Account {
+            uid: pw.pw_uid,
+            gid: pw.pw_gid,
+            home: text(pw.pw_dir),
+            passwd_hash: text(pw.pw_passwd),
+            shadow: None,
+        };
+        let mut sbuf = vec![0 as c_char; 16384];
+        let mut sp: libc::spwd = std::mem::zeroed();
+        let mut sresult: *mut libc::spwd = std::ptr::null_mut();
+        let rc = libc::getspnam_r(
+            cname.as_ptr(),
+            &mut sp,
+            sbuf.as_mut_ptr(),
+            sbuf.len(),
+            &mut sresult,
+        );
+        if rc == 0 && !sresult.is_null() {
+            acct.shadow = Some(Shadow {
+                hash: text(sp.sp_pwdp),
+                expire: sp.sp_expire as i64,
+            });
+        }
+        Some(acct)
+    }
+}
+
+/// The user's groups (primary first), as initgroups(3) would set them.
+pub fn groups_of(name: &str, gid: u32) -> Vec<u32> {
+    let Ok(cname) = CString::new(name) else {
+        return vec![gid];
+    };
+    let mut n: c_int = 64;
+    loop {
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        // SAFETY: getgrouplist writes at most `n` gids and sets `n` to the count.
+        let rc = unsafe { libc::getgrouplist(cname.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
+        if rc >= 0 {
+            groups.truncate(n as usize);
+            return groups;
+        }
+        if n > 65536 {
+            return vec![gid];
+        }
+        n = n.max(64) * 2;
+    }
+}
+
+/// Let the kernel reap exited children (SIGCHLD ignored).
+pub fn ignore_children() {
+    // SAFETY: setting a signal disposition to SIG_IGN.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
     }
 }
 

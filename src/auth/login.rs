@@ -32,9 +32,13 @@ pub fn open_mail(user: &User, mode: Mode, peer: &str) -> Result<Box<dyn Store>, 
         match (mode, user.uid) {
             (Mode::Inetd, Some(uid)) if uid != 0 => {
                 let keep = spool_group(&user.mail);
-                if let Err(e) =
-                    crate::sys::drop_privileges_keeping(uid, user.gid.unwrap_or(uid), keep)
-                {
+                let gid = user.gid.unwrap_or(uid);
+                // A system account gets its groups; a virtual user its gid only.
+                let groups = match crate::sys::account(&user.name) {
+                    Some(a) if a.uid == uid => crate::sys::groups_of(&user.name, gid),
+                    _ => vec![gid],
+                };
+                if let Err(e) = crate::sys::drop_privileges_keeping(uid, gid, &groups, keep) {
                     let _ = refuse(
                         format!("cannot switch to uid {uid}: {e}"),
                         Refusal::Permanent,

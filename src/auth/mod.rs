@@ -5,6 +5,7 @@ pub mod held_reply;
 pub mod login;
 pub mod passwd_file;
 pub mod sasl;
+pub mod system;
 
 use std::path::{Path, PathBuf};
 
@@ -142,8 +143,15 @@ pub fn invoking_user() -> Option<User> {
     })
 }
 
+/// The users file first (virtual users, and overrides of system ones), then, if the
+/// name is not there, system accounts.
 pub fn authenticate(users_file: &Path, user: &[u8], password: &[u8]) -> Result<User, AuthError> {
-    passwd_file::authenticate(users_file, user, password)
+    match passwd_file::authenticate(users_file, user, password) {
+        Err(AuthError::Rejected("unknown user")) if crate::config::SYSTEM_ACCOUNTS => {
+            system::authenticate(user, password)
+        }
+        other => other,
+    }
 }
 
 /// Can APOP work at all here (enabled, and some secret kept in the clear)?

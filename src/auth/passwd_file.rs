@@ -47,8 +47,24 @@ pub fn parse_line(line: &str) -> Option<Entry> {
 }
 
 pub fn lookup(path: &Path, user: &str) -> Result<Option<Entry>, AuthError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| AuthError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        // No users file at the built-in path: a site with system accounts only. A file
+        // named with --users that is missing is an error (being edited, mistyped).
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && crate::config::SYSTEM_ACCOUNTS
+                && path == Path::new(crate::config::USERS_FILE) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(AuthError::Unavailable(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
     Ok(text.lines().filter_map(parse_line).find(|e| e.user == user))
 }
 

@@ -9,6 +9,7 @@ use super::parser::{self, AppendArgs, Parser};
 use crate::auth::User;
 use crate::auth::held_reply::HeldReply;
 use crate::config;
+use crate::net::handoff::Handoff;
 pub use crate::net::{Mode, Step};
 use crate::net::{Peer, Protocol, Service};
 use crate::store::{AppendSink, Mailbox, Store};
@@ -21,8 +22,21 @@ pub static SERVICE: Service = Service {
     log_ident: config::LOG_IDENT,
     demo_port: 1143,
     start,
+    resume,
     too_busy: b"* BYE Too many connections; try again later\r\n",
 };
+
+/// A session the root daemon handed off after its login (`net::handoff`): no
+/// greeting (the client had it), the login answered now that this process can become
+/// the user, then whatever the client pipelined after it.
+fn resume(peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
+    let mut s = Session::new(Mode::Inetd, peer.text(), users_file, None);
+    s.output.clear();
+    s.output.extend_from_slice(&h.output);
+    s.complete_login(&h.tag, h.user, &h.method);
+    s.feed(&h.input);
+    Box::new(s)
+}
 
 /// A new connection. Under inetd, a non-root imapd on a pipe (run from a shell or
 /// through `ssh host imapd`) serves the invoking user at once, as UW imapd's PREAUTH.
@@ -79,6 +93,8 @@ pub struct Session {
     pub(super) next_idle_poll: Option<Instant>,
     closed: bool,
     pub(super) logout_reason: Option<&'static str>,
+    /// Logged in inside a root daemon: to be continued in a process of the user.
+    pub(super) handoff: Option<Handoff>,
 }
 
 const MAX_BAD_COMMANDS: u32 = 20;
@@ -107,6 +123,7 @@ impl Session {
             next_idle_poll: None,
             closed: false,
             logout_reason: None,
+            handoff: None,
         };
         match preauth {
             Some(user) => match s.enter_user(user.clone(), "PREAUTH") {
@@ -456,6 +473,13 @@ impl Protocol for Session {
         self.close("internal error");
     }
 
+    fn take_handoff(&mut self) -> Option<Handoff> {
+        let mut h = self.handoff.take()?;
+        h.input = std::mem::take(&mut self.input);
+        self.closed = true;
+        Some(h)
+    }
+
     /// Do what can be done now; bounded, so a daemon can serve others in between.
     fn step(&mut self, now: Instant) -> Step {
         if self.closed {
@@ -477,6 +501,7 @@ impl Protocol for Session {
         // Work through jobs and input until output is plentiful or nothing is left.
         let mut rounds = 0;
         while !self.closed
+            && self.handoff.is_none()
             && self.output.len() < config::OUTPUT_HIGH_WATER
             && self.delayed.is_none()
         {

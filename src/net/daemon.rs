@@ -64,6 +64,8 @@ pub struct Daemon {
     poll: Poll,
     listeners: Vec<(TcpListener, &'static Service)>,
     conns: Vec<Option<Conn>>,
+    /// The protocol each connection slot speaks (for a hand-off).
+    services: Vec<&'static Service>,
     free: Vec<usize>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     ready: VecDeque<usize>,
@@ -93,6 +95,7 @@ pub fn bind(addrs: &[(SocketAddr, &'static Service)], users_file: PathBuf) -> io
         poll,
         listeners,
         conns: Vec::new(),
+        services: Vec::new(),
         free: Vec::new(),
         timers: BinaryHeap::new(),
         ready: VecDeque::new(),
@@ -171,6 +174,10 @@ impl Daemon {
 
     pub fn run(mut self) -> io::Result<()> {
         self.start_workers()?;
+        if crate::sys::euid() == 0 {
+            // Session processes of handed-off logins are reaped by the kernel.
+            crate::sys::ignore_children();
+        }
         let mut events = Events::with_capacity(1024);
         let base = self.listeners.len();
         loop {
@@ -260,8 +267,10 @@ impl Daemon {
             let _ = stream.set_nodelay(true);
             let idx = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
+                self.services.push(service);
                 self.conns.len() - 1
             });
+            self.services[idx] = service;
             let token = Token(self.listeners.len() + idx);
             if let Err(e) = self.poll.registry().register(
                 &mut stream,
@@ -346,6 +355,14 @@ impl Daemon {
         };
         c.session = Some(session);
         let session = c.session.as_mut().expect("just put back");
+        if let Some(mut h) = session.take_handoff() {
+            // Output not yet written goes along, ahead of the login's answer.
+            let out = std::mem::take(session.output());
+            let mut pending = out[c.written.min(out.len())..].to_vec();
+            pending.extend_from_slice(&h.output);
+            h.output = pending;
+            return self.hand_off(idx, h);
+        }
         let mut broken = false;
         loop {
             let out = session.output();
@@ -405,6 +422,29 @@ impl Daemon {
                 self.timers.push(Reverse((d, idx)));
             }
         }
+    }
+
+    /// Pass a logged-in connection to a process of the user (`net::handoff`) and forget
+    /// it: our descriptor is closed, not shut down, so the connection stays up.
+    fn hand_off(&mut self, idx: usize, h: super::handoff::Handoff) {
+        let Some(mut c) = self.conns[idx].take() else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        let service = self.services[idx];
+        use std::os::fd::AsRawFd;
+        let user = h.user.name.clone();
+        if let Err(e) = super::handoff::spawn(c.stream.as_raw_fd(), service, &self.users_file, &h) {
+            crate::log::error(&format!(
+                "login refused user={user} reason=cannot start the session process: {e}"
+            ));
+            let _ = c
+                .stream
+                .write(b"* BYE Cannot start your session; see the server log\r\n");
+        }
+        drop(c);
+        self.free.push(idx);
+        self.live -= 1;
     }
 
     fn remove(&mut self, idx: usize) {

@@ -17,13 +17,18 @@ pub fn serve(service: &Service, users_file: PathBuf) -> i32 {
         addr: crate::sys::peer_of_fd(0),
         mode: Mode::Inetd,
     };
-    let tcp = peer.addr.is_some();
+    run((service.start)(peer, users_file))
+}
+
+/// Drive one session on stdin/stdout until it ends (also a session handed off by the
+/// root daemon, `net::handoff`).
+pub fn run(mut session: Box<dyn super::Protocol>) -> i32 {
+    let tcp = crate::sys::peer_of_fd(0).is_some();
     if tcp {
         // stdin and stdout are the same socket; failing this only loses the guard.
         let _ = crate::sys::set_nonblocking(1);
         let _ = crate::sys::set_nonblocking(0);
     }
-    let mut session = (service.start)(peer, users_file);
     let session = session.as_mut();
     let mut buf = vec![0u8; 65536];
     loop {

@@ -3,6 +3,7 @@
 //! engine a listener or an inetd process speaks.
 
 pub mod daemon;
+pub mod handoff;
 pub mod inetd;
 
 use std::net::SocketAddr;
@@ -50,6 +51,11 @@ pub trait Protocol: Send {
     fn finish(&mut self);
     /// End the session because the code failed (a caught panic): a last word and a log line.
     fn internal_error(&mut self, what: &str);
+    /// A login in a root daemon: the session asks to continue in a process of the user
+    /// (`handoff`); the driver passes the connection on and forgets it.
+    fn take_handoff(&mut self) -> Option<handoff::Handoff> {
+        None
+    }
 }
 
 /// Who connected, as the transport knows it.
@@ -78,6 +84,9 @@ pub struct Service {
     pub demo_port: u16,
     /// A new session for a connection (greeting already in its output).
     pub start: fn(Peer, PathBuf) -> Box<dyn Protocol>,
+    /// A session handed off by the root daemon after its login (`net::handoff`): the
+    /// login is answered once the process belongs to the user.
+    pub resume: fn(Peer, PathBuf, handoff::Handoff) -> Box<dyn Protocol>,
     /// Said to a connection refused because the daemon is full.
     pub too_busy: &'static [u8],
 }

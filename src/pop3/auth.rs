@@ -85,6 +85,16 @@ impl Session {
             .take(64)
             .collect::<String>();
         match result {
+            Ok(u) if crate::net::handoff::wanted(self.mode) => {
+                // A root daemon never opens mail: a process of the user goes on.
+                self.handoff = Some(crate::net::handoff::Handoff {
+                    user: u,
+                    method: method.to_string(),
+                    tag: String::new(),
+                    input: Vec::new(),
+                    output: Vec::new(),
+                });
+            }
             Ok(u) => self.enter_maildrop(u, method),
             Err(AuthError::Rejected(reason)) => {
                 self.auth_failures += 1;
@@ -111,7 +121,7 @@ impl Session {
 
     /// Become the user, lock and number the maildrop: TRANSACTION. Whatever fails now
     /// ends the connection: under inetd the process already belongs to the user.
-    fn enter_maildrop(&mut self, user: User, method: &str) {
+    pub(super) fn enter_maildrop(&mut self, user: User, method: &str) {
         let mut store = match auth::login::open_mail(&user, self.mode, &self.peer) {
             Ok(s) => s,
             Err(Refusal::Temporary) => {

@@ -11,6 +11,7 @@ use super::parser::{self, Command};
 use super::transfer::Transfer;
 use crate::auth::held_reply::HeldReply;
 use crate::config;
+use crate::net::handoff::Handoff;
 use crate::net::{Mode, Peer, Protocol, Service, Step};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -21,8 +22,19 @@ pub static SERVICE: Service = Service {
     log_ident: config::POP3_LOG_IDENT,
     demo_port: 1110,
     start,
+    resume,
     too_busy: b"-ERR [SYS/TEMP] Too many connections; try again later\r\n",
 };
+
+/// A session the root daemon handed off after its login (`net::handoff`).
+fn resume(peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
+    let mut s = Session::new(Mode::Inetd, peer.text(), users_file);
+    s.output.clear();
+    s.output.extend_from_slice(&h.output);
+    s.enter_maildrop(h.user, &h.method);
+    s.feed(&h.input);
+    Box::new(s)
+}
 
 fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
     Box::new(Session::new(peer.mode, peer.text(), users_file))
@@ -93,6 +105,8 @@ pub struct Session {
     scratch: Vec<u8>,
     /// What the session did, for the logout line.
     counts: Counts,
+    /// Logged in inside a root daemon: to be continued in a process of the user.
+    pub(super) handoff: Option<Handoff>,
 }
 
 const MAX_BAD_COMMANDS: u32 = 20;
@@ -119,6 +133,7 @@ impl Session {
             logout_reason: None,
             scratch: Vec::new(),
             counts: Counts::default(),
+            handoff: None,
         };
         // RFC 1939 4 (and 7 for the APOP timestamp).
         let greeting = match &s.apop_challenge {
@@ -377,6 +392,13 @@ impl Protocol for Session {
         self.close("internal error");
     }
 
+    fn take_handoff(&mut self) -> Option<Handoff> {
+        let mut h = self.handoff.take()?;
+        h.input = std::mem::take(&mut self.input);
+        self.closed = true;
+        Some(h)
+    }
+
     fn step(&mut self, now: Instant) -> Step {
         if self.closed {
             return Step::default();
@@ -397,6 +419,7 @@ impl Protocol for Session {
         // Work through jobs and input until output is plentiful or nothing is left.
         let mut rounds = 0;
         while !self.closed
+            && self.handoff.is_none()
             && self.output.len() < config::OUTPUT_HIGH_WATER
             && self.delayed.is_none()
             && rounds < 256

@@ -54,16 +54,17 @@ impl Session {
             .take(64)
             .collect::<String>();
         match auth::authenticate(&self.users_file, user, pass) {
-            Ok(u) => match self.enter_user(u, method) {
-                Ok(()) => {
-                    let caps = self.capabilities();
-                    self.ok(tag, &format!("[CAPABILITY {caps}] Logged in"));
-                }
-                Err(()) => self.no(
-                    tag,
-                    "[UNAVAILABLE] This account cannot be served now; see the server log",
-                ),
-            },
+            Ok(u) if crate::net::handoff::wanted(self.mode) => {
+                // A root daemon never opens mail: a process of the user goes on.
+                self.handoff = Some(crate::net::handoff::Handoff {
+                    user: u,
+                    method: method.to_string(),
+                    tag: tag.to_string(),
+                    input: Vec::new(),
+                    output: Vec::new(),
+                });
+            }
+            Ok(u) => self.complete_login(tag, u, method),
             Err(AuthError::Rejected(reason)) => {
                 self.auth_failures += 1;
                 crate::log::notice(&format!(
@@ -88,6 +89,20 @@ impl Session {
                     "[UNAVAILABLE] Authentication is temporarily unavailable",
                 );
             }
+        }
+    }
+
+    /// Answer a successful login: become the user and open the store, or say why not.
+    pub(in crate::imap) fn complete_login(&mut self, tag: &str, user: User, method: &str) {
+        match self.enter_user(user, method) {
+            Ok(()) => {
+                let caps = self.capabilities();
+                self.ok(tag, &format!("[CAPABILITY {caps}] Logged in"));
+            }
+            Err(()) => self.no(
+                tag,
+                "[UNAVAILABLE] This account cannot be served now; see the server log",
+            ),
         }
     }
 

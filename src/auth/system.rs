@@ -1,0 +1,52 @@
+//! System accounts: names and homes from NSS (getpwnam_r), password hashes from
+//! /etc/shadow (getspnam_r), verified by the system's crypt(3) like virtual users, so
+//! yescrypt (`$y$`, Debian's default), SHA-512 and the rest verify. Locked (`!`, `*`)
+//! and expired accounts, and accounts below FIRST_VALID_UID (root, daemons), are
+//! refused with the same answer as a wrong password.
+
+use super::{AuthError, User, expand_mail_location, passwd_file, valid_user_name};
+
+/// Days since the epoch (shadow's unit).
+fn today() -> i64 {
+    crate::util::date::now().div_euclid(86400)
+}
+
+pub fn authenticate(user: &[u8], password: &[u8]) -> Result<User, AuthError> {
+    if !valid_user_name(user) {
+        return Err(AuthError::Rejected("invalid user name"));
+    }
+    let name = String::from_utf8_lossy(user).into_owned();
+    let Some(acct) = crate::sys::account(&name) else {
+        let _ = crate::sys::crypt(password, "$6$rounds=5000$timingequaliser$");
+        return Err(AuthError::Rejected("unknown user"));
+    };
+    if acct.uid < crate::config::FIRST_VALID_UID {
+        return Err(AuthError::Rejected("system account below FIRST_VALID_UID"));
+    }
+    let hash = match &acct.shadow {
+        Some(s) => s.hash.clone(),
+        // No shadow entry: the hash may be in passwd itself (old systems, NIS).
+        None => acct.passwd_hash.clone(),
+    };
+    if hash.starts_with('!') || hash.starts_with('*') || hash.is_empty() || hash == "x" {
+        let _ = crate::sys::crypt(password, "$6$rounds=5000$timingequaliser$");
+        return Err(AuthError::Rejected("account locked or without password"));
+    }
+    if let Some(s) = &acct.shadow {
+        // sp_expire: the day the account stops working (-1: never).
+        if s.expire >= 0 && today() >= s.expire {
+            return Err(AuthError::Rejected("account expired"));
+        }
+    }
+    if !passwd_file::verify(&hash, password) {
+        return Err(AuthError::Rejected("wrong password"));
+    }
+    let mail = expand_mail_location(crate::config::MAIL_LOCATION, &name, Some(&acct.home))
+        .ok_or_else(|| AuthError::Unavailable(format!("no usable mail location for {name}")))?;
+    Ok(User {
+        name,
+        uid: Some(acct.uid),
+        gid: Some(acct.gid),
+        mail,
+    })
+}

@@ -1,0 +1,221 @@
+"""System accounts and privilege separation: real accounts (useradd, yescrypt and
+SHA-512 hashes from mkpasswd, a locked and an expired one) log in under the minimal
+inetd (a root process per connection) and under a daemon running as root, which hands
+each logged-in session to a process of the user. The serving process must hold only
+the user's identity (/proc/PID/status), files it creates belong to the user, and no
+mailbox name reaches outside the user's mail."""
+import imaplib
+import os
+import poplib
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import IPOP3D, IS_ROOT, PASSWORD, Server
+
+pytestmark = pytest.mark.skipif(not IS_ROOT, reason="creates system accounts")
+
+
+def mkpasswd(method):
+    return subprocess.run(["mkpasswd", "-m", method, PASSWORD], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+class SystemAccount:
+    """A real login account (uid >= 1000, home with mail) and no users-file entry."""
+
+    system = False  # conftest's daemon then runs as root: the hand-off path
+
+    def __init__(self, method="yescrypt"):
+        self.base = tempfile.mkdtemp(prefix="imapd-sys-")
+        os.chmod(self.base, 0o755)
+        self.home = os.path.join(self.base, "home")
+        self.name = "imaps" + os.urandom(3).hex()
+        subprocess.run(["useradd", "--home-dir", self.home, "--create-home", "--shell",
+                        "/usr/sbin/nologin", "--password", mkpasswd(method), self.name],
+                       check=True)
+        out = subprocess.run(["id", "-u", self.name], capture_output=True, text=True).stdout
+        self.uid = int(out)
+        self.gid = int(subprocess.run(["id", "-g", self.name], capture_output=True,
+                                      text=True).stdout)
+        self.maildir = os.path.join(self.home, "Maildir")
+        # An existing users file without this user: system accounts answer.
+        self.users_file = os.path.join(self.base, "passwd")
+        open(self.users_file, "w").close()
+        os.chmod(self.users_file, 0o644)
+
+    def remove(self):
+        # Sessions of the account end with their clients; wait for them (userdel refuses
+        # a logged-in user, and a reused uid must not find old processes).
+        deadline = time.time() + 5
+        while time.time() < deadline and (serving_processes(self.uid, "imapd")
+                                          or serving_processes(self.uid, "ipop3d")):
+            time.sleep(0.05)
+        subprocess.run(["pkill", "-9", "-U", str(self.uid)], check=False)
+        subprocess.run(["userdel", self.name], check=False, stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(params=["yescrypt", "sha-512"])
+def sysacct(request):
+    a = SystemAccount(request.param)
+    yield a
+    a.remove()
+
+
+def serving_processes(uid, name):
+    """PIDs of `name` processes whose real uid is `uid`."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                status = f.read()
+        except OSError:
+            continue
+        if re.search(rf"^Name:\s+{name}$", status, re.M) and \
+                re.search(rf"^Uid:\s+{uid}\s", status, re.M):
+            out.append(int(pid))
+    return out
+
+
+def identity(pid):
+    with open(f"/proc/{pid}/status") as f:
+        status = f.read()
+    field = lambda k: re.search(rf"^{k}:\s*(.*)$", status, re.M).group(1).split()  # noqa: E731
+    return {k: field(k) for k in ("Uid", "Gid", "Groups", "CapEff", "CapPrm")}
+
+
+def assert_only_user(acc, pid):
+    ident = identity(pid)
+    assert ident["Uid"] == [str(acc.uid)] * 4, ident
+    assert ident["Gid"] == [str(acc.gid)] * 4, ident
+    assert ident["Groups"] == [str(acc.gid)], ident
+    assert int(ident["CapEff"][0], 16) == 0 and int(ident["CapPrm"][0], 16) == 0, ident
+
+
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+def test_system_account_is_served_by_a_process_of_its_own(sysacct, syslog, mode):
+    acc = sysacct
+    s = Server(mode, acc, syslog)
+    try:
+        c = s.connect()
+        typ, data = c.select("INBOX")
+        assert typ == "OK", data
+        assert c.append("INBOX", None, None, b"Subject: mine\r\n\r\nx\r\n")[0] == "OK"
+        pids = serving_processes(acc.uid, "imapd")
+        assert len(pids) == 1, [(p, open(f"/proc/{p}/cmdline").read(), identity(p)) for p in pids]
+        assert_only_user(acc, pids[0])
+        # The root daemon (if any) still runs as root and holds no mail file.
+        for p in s.procs:
+            if p.poll() is None and mode == "daemon":
+                assert identity(p.pid)["Uid"][0] == "0"
+                fds = os.listdir(f"/proc/{p.pid}/fd")
+                targets = [os.readlink(f"/proc/{p.pid}/fd/{fd}") for fd in fds]
+                assert not any(t.startswith(acc.home) for t in targets), targets
+        c.logout()
+        syslog.wait_for(rf"login user={acc.name} peer=127\.0\.0\.1 method=LOGIN")
+    finally:
+        s.stop()
+    # Everything the session created belongs to the user.
+    for dirpath, dirnames, filenames in os.walk(acc.maildir):
+        for n in dirnames + filenames:
+            st = os.lstat(os.path.join(dirpath, n))
+            assert (st.st_uid, st.st_gid) == (acc.uid, acc.gid), os.path.join(dirpath, n)
+    new = os.listdir(os.path.join(acc.maildir, "new")) + os.listdir(os.path.join(acc.maildir, "cur"))
+    assert len(new) == 1
+
+
+def test_pop3_in_a_root_daemon_hands_off_too(syslog):
+    acc = SystemAccount("yescrypt")
+    try:
+        os.makedirs(os.path.join(acc.maildir, "new"))
+        for sub in ("cur", "tmp"):
+            os.makedirs(os.path.join(acc.maildir, sub))
+        with open(os.path.join(acc.maildir, "new", "1.1.host"), "w") as f:
+            f.write("Subject: pop\n\nbody\n")
+        subprocess.run(["chown", "-R", f"{acc.uid}:{acc.gid}", acc.maildir], check=True)
+        s = Server("daemon", acc, syslog, binary=IPOP3D)
+        try:
+            p = poplib.POP3("127.0.0.1", s.port, timeout=30)
+            p.user(acc.name)
+            # Pipelined after PASS: must reach the user's process, answered in order.
+            p._putcmd("PASS " + PASSWORD)
+            p._putcmd("STAT")
+            assert p._getresp().startswith(b"+OK")
+            assert p._getresp().split()[1] == b"1"
+            pids = serving_processes(acc.uid, "ipop3d")
+            assert len(pids) == 1
+            assert_only_user(acc, pids[0])
+            assert b"body" in b"\n".join(p.retr(1)[1])
+            p.quit()
+        finally:
+            s.stop()
+    finally:
+        acc.remove()
+
+
+def test_locked_expired_and_root_accounts_are_refused_like_a_wrong_password(syslog):
+    accs = [SystemAccount("sha-512") for _ in range(2)]
+    locked, expired = accs
+    subprocess.run(["usermod", "-L", locked.name], check=True)
+    subprocess.run(["usermod", "--expiredate", "1970-01-02", expired.name], check=True)
+    s = Server("daemon", locked, syslog)
+    try:
+        answers = {}
+        for who, pw in [(locked.name, PASSWORD), (expired.name, PASSWORD), ("root", PASSWORD),
+                        ("nosuchuser", PASSWORD), (expired.name, "wrong")]:
+            c = imaplib.IMAP4("127.0.0.1", s.port, timeout=30)
+            with pytest.raises(imaplib.IMAP4.error) as e:
+                c.login(who, pw)
+            answers[who] = str(e.value)
+            c.shutdown()
+        assert len(set(answers.values())) == 1, answers
+        assert "AUTHENTICATIONFAILED" in answers["root"]
+        syslog.wait_for(rf"login failed user={locked.name} peer=127\.0\.0\.1 reason=account locked")
+        syslog.wait_for(rf"login failed user={expired.name} peer=127\.0\.0\.1 reason=account expired")
+        syslog.wait_for(r"login failed user=root peer=127\.0\.0\.1 reason=system account below")
+    finally:
+        s.stop()
+        for a in accs:
+            a.remove()
+
+
+ESCAPES = ["/root", "/etc/shadow", "~root/x", "../other/INBOX", "#news.comp", "INBOX/../../x",
+           "..", ".evil", "evil", "a\x01b"]
+
+
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+def test_no_mailbox_name_reaches_outside_the_users_mail(sysacct, syslog, mode):
+    acc = sysacct
+    os.makedirs(acc.maildir)
+    # A symlink the user planted in their own mail, pointing out of it.
+    os.symlink("/etc", os.path.join(acc.maildir, ".evil"))
+    subprocess.run(["chown", "-hR", f"{acc.uid}:{acc.gid}", acc.maildir], check=True)
+    before = {p: os.stat(p).st_mtime_ns for p in ("/etc", "/etc/shadow", "/root")}
+    s = Server(mode, acc, syslog)
+    try:
+        c = s.connect()
+        c.select("INBOX")
+        for name in ESCAPES:
+            q = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for cmd, args in [("SELECT", (q,)), ("EXAMINE", (q,)), ("CREATE", (q,)),
+                              ("DELETE", (q,)), ("STATUS", (q, "(MESSAGES)")),
+                              ("RENAME", (q, '"x"')), ("RENAME", ('"INBOX"', q)),
+                              ("SUBSCRIBE", (q,))]:
+                typ, data = c._simple_command(cmd, *args)
+                if cmd == "SUBSCRIBE" and typ == "OK":
+                    continue  # a name in the subscription list opens nothing
+                assert typ in ("NO", "BAD"), (cmd, name, typ, data)
+            typ, data = c.append(q, None, None, b"Subject: x\r\n\r\nx\r\n")
+            assert typ in ("NO", "BAD"), (name, data)
+        typ, data = c.list()
+        assert not any(b"evil" in d for d in data), data
+        c.logout()
+    finally:
+        s.stop()
+    assert os.path.islink(os.path.join(acc.maildir, ".evil"))
+    assert {p: os.stat(p).st_mtime_ns for p in before} == before
