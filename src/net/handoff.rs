@@ -10,7 +10,7 @@
 //! login method, IMAP tag, input the client sent after the login command, output not
 //! yet written.
 
-use super::{Mode, Peer, Protocol, Service};
+use super::{Mode, Peer, Service};
 use crate::auth::{MailLocation, User};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
