@@ -130,6 +130,15 @@ num_setting!(
     AUTH_FAIL_DELAY_MS: u64 = 1000
 );
 num_setting!(
+    /// The delay doubles with each further failure from the same address within
+    /// AUTH_FAIL_WINDOW_SECS (across a daemon's connections), up to this.
+    AUTH_FAIL_DELAY_MAX_MS: u64 = 16000
+);
+num_setting!(
+    /// Failures from an address are forgotten after this long without another.
+    AUTH_FAIL_WINDOW_SECS: u64 = 600
+);
+num_setting!(
     /// Failed logins allowed on one connection before BYE.
     MAX_AUTH_FAILURES: u32 = 3
 );
@@ -158,6 +167,13 @@ num_setting!(
 num_setting!(
     /// Seconds after which a dot-lock (dovecot-uidlist.lock) left by a dead process is broken.
     DOTLOCK_STALE_SECS: u64 = 120
+);
+text_setting!(
+    /// Where passwords may be sent in the clear (LOGIN, AUTHENTICATE PLAIN, USER/PASS),
+    /// as UW's SSLTYPE: `loopback` (default: only from 127.0.0.0/8, ::1 and pipes, and,
+    /// once TLS exists, on encrypted connections), `yes` (anywhere), `no` (never on an
+    /// unencrypted connection). Elsewhere IMAP says LOGINDISABLED and POP3 drops USER.
+    PLAINTEXT_AUTH = "loopback"
 );
 bool_setting!(
     /// Accept system accounts (passwd + shadow through crypt(3)) besides the users file.
@@ -232,6 +248,14 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("IMAP_AUTOLOGOUT_SECS", AUTOLOGOUT_SECS.to_string()),
         ("IMAP_IDLE_POLL_MS", IDLE_POLL_MS.to_string()),
         ("IMAP_AUTH_FAIL_DELAY_MS", AUTH_FAIL_DELAY_MS.to_string()),
+        (
+            "IMAP_AUTH_FAIL_DELAY_MAX_MS",
+            AUTH_FAIL_DELAY_MAX_MS.to_string(),
+        ),
+        (
+            "IMAP_AUTH_FAIL_WINDOW_SECS",
+            AUTH_FAIL_WINDOW_SECS.to_string(),
+        ),
         ("IMAP_MAX_AUTH_FAILURES", MAX_AUTH_FAILURES.to_string()),
         ("IMAP_MAX_SEARCH_DEPTH", MAX_SEARCH_DEPTH.to_string()),
         ("IMAP_MAX_MIME_DEPTH", MAX_MIME_DEPTH.to_string()),

@@ -163,7 +163,9 @@ def test_locked_expired_and_root_accounts_are_refused_like_a_wrong_password(sysl
     locked, expired = accs
     subprocess.run(["usermod", "-L", locked.name], check=True)
     subprocess.run(["usermod", "--expiredate", "1970-01-02", expired.name], check=True)
-    s = Server("daemon", locked, syslog)
+    # inetd: a process per connection, so each failure waits the base delay only (the
+    # daemon's growing delay has its own test).
+    s = Server("inetd", locked, syslog)
     try:
         answers = {}
         for who, pw in [(locked.name, PASSWORD), (expired.name, PASSWORD), ("root", PASSWORD),
@@ -219,3 +221,144 @@ def test_no_mailbox_name_reaches_outside_the_users_mail(sysacct, syslog, mode):
         s.stop()
     assert os.path.islink(os.path.join(acc.maildir, ".evil"))
     assert {p: os.stat(p).st_mtime_ns for p in before} == before
+
+
+def non_loopback_address():
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    v4 = [a for a in out if "." in a and not a.startswith("127.")]
+    assert v4, "this test needs a non-loopback IPv4 address on the machine"
+    return v4[0]
+
+
+@pytest.mark.parametrize("binary", ["imapd", "ipop3d"])
+def test_plaintext_passwords_only_on_loopback_by_default(account, syslog, binary):
+    """IMAP_PLAINTEXT_AUTH=loopback: from another address (no TLS yet) LOGIN,
+    AUTHENTICATE PLAIN, USER/PASS are refused and not offered; loopback works."""
+    from conftest import IMAPD
+    import socket
+    exe = IMAPD if binary == "imapd" else IPOP3D
+    args = [exe, "--listen", "0.0.0.0:0", "--users", account.users_file,
+            "--log-socket", syslog.path, "--user", account.name]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        line = proc.stderr.readline().decode()
+        port = int(re.search(r":(\d+)\]", line).group(1))
+        outside = non_loopback_address()
+        if binary == "imapd":
+            c = imaplib.IMAP4(outside, port, timeout=30)
+            assert "LOGINDISABLED" in c.capabilities and "AUTH=PLAIN" not in c.capabilities
+            with pytest.raises(imaplib.IMAP4.error, match="PRIVACYREQUIRED"):
+                c.login(account.name, PASSWORD)
+            with pytest.raises(imaplib.IMAP4.error, match="PRIVACYREQUIRED"):
+                c.authenticate("PLAIN", lambda _: f"\0{account.name}\0{PASSWORD}".encode())
+            c.shutdown()
+            syslog.wait_for(rf"login refused user={account.name} peer={re.escape(outside)} "
+                            r"reason=plaintext password on an unencrypted connection")
+            c = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+            assert "AUTH=PLAIN" in c.capabilities and "LOGINDISABLED" not in c.capabilities
+            c.login(account.name, PASSWORD)
+            c.logout()
+        else:
+            p = poplib.POP3(outside, port, timeout=30)
+            capa = p.capa()
+            assert "USER" not in capa and "SASL" not in capa, capa
+            with pytest.raises(poplib.error_proto, match="Plaintext"):
+                p.user(account.name)
+            # APOP sends no password: still allowed.
+            p.apop(account.name, PASSWORD)
+            assert p.stat()[0] == 0
+            p.quit()
+            p = poplib.POP3("127.0.0.1", port, timeout=30)
+            assert "USER" in p.capa()
+            p.user(account.name)
+            p.pass_(PASSWORD)
+            p.quit()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_fail2ban_filter_matches_every_failed_login(account, syslog, tmp_path):
+    """packaging/fail2ban/imapd.conf, run by fail2ban-regex over the syslog lines real
+    failed logins produced (IMAP and POP3), finds the client's address in each."""
+    from conftest import ROOT
+    for binary in ("imapd", "ipop3d"):
+        s = Server("daemon", account, syslog, binary=IPOP3D if binary == "ipop3d" else
+                   os.path.join(os.path.dirname(IPOP3D), "imapd"))
+        try:
+            if binary == "imapd":
+                c = imaplib.IMAP4("127.0.0.1", s.port, timeout=30)
+                with pytest.raises(imaplib.IMAP4.error):
+                    c.login(account.name, "wrong")
+                c.shutdown()
+            else:
+                p = poplib.POP3("127.0.0.1", s.port, timeout=30)
+                p.user("nobody-here")
+                with pytest.raises(poplib.error_proto):
+                    p.pass_("wrong")
+                p.close()
+            syslog.wait_for(r"login failed user=\S+ peer=127\.0\.0\.1")
+        finally:
+            s.stop()
+    # As rsyslog writes them to /var/log/mail.log: the host name after the time stamp.
+    lines = []
+    for raw in syslog.lines:
+        m = re.match(r"<\d+>(\w{3} [ \d]\d \d\d:\d\d:\d\d) (.*)$", raw)
+        if m:
+            lines.append(f"{m.group(1)} mailhost {m.group(2)}")
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(lines) + "\n")
+    failures = [l for l in lines if "login failed" in l]
+    assert len(failures) == 2, lines
+    # The filter as installed: in a filter.d beside fail2ban's own common.conf.
+    filters = tmp_path / "filter.d"
+    filters.mkdir()
+    shutil.copy("/etc/fail2ban/filter.d/common.conf", filters)
+    shutil.copy(os.path.join(ROOT, "packaging", "fail2ban", "imapd.conf"), filters)
+    out = subprocess.run(["fail2ban-regex", "--print-all-matched", str(log),
+                          str(filters / "imapd.conf")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    m = re.search(r"Lines: \d+ lines, \d+ ignored, (\d+) matched", out.stdout)
+    assert m and int(m.group(1)) == len(failures), out.stdout
+    assert out.stdout.count("peer=127.0.0.1") >= len(failures), out.stdout
+
+
+def test_daemon_slows_repeated_failures_from_one_address(account, syslog):
+    """Each further failed login from the same address waits twice as long, across
+    connections (the daemon remembers; one connection's limit alone would not)."""
+    s = Server("daemon", account, syslog)
+    try:
+        waits = []
+        for _ in range(3):
+            c = imaplib.IMAP4("127.0.0.1", s.port, timeout=60)
+            t = time.monotonic()
+            with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+                c.login(account.name, "wrong")
+            waits.append(time.monotonic() - t)
+            c.shutdown()
+        assert waits[0] >= 0.9 and waits[1] >= 1.9 and waits[2] >= 3.9, waits
+        # A right password still works (after its own wait for nothing).
+        c = s.connect()
+        c.logout()
+    finally:
+        s.stop()
+
+
+def test_system_account_under_real_xinetd(sysacct, syslog, tmp_path):
+    from conftest import IMAPD
+    from test_system import xinetd_service
+    acc = sysacct
+    args = f"--users {acc.users_file} --log-socket {syslog.path}"
+    with xinetd_service(IMAPD, args, tmp_path) as (xi, port):
+        c = imaplib.IMAP4("127.0.0.1", port, timeout=20)
+        c.login(acc.name, PASSWORD)
+        assert c.select("INBOX")[0] == "OK"
+        assert c.append("INBOX", None, None, b"Subject: x\r\n\r\nx\r\n")[0] == "OK"
+        pids = serving_processes(acc.uid, "imapd")
+        assert len(pids) == 1, pids
+        assert_only_user(acc, pids[0])
+        with open(f"/proc/{pids[0]}/status") as f:
+            assert re.search(rf"^PPid:\s+{xi.pid}$", f.read(), re.M)
+        c.logout()
+    syslog.wait_for(rf"login user={acc.name} peer=127\.0\.0\.1 method=LOGIN")

@@ -46,7 +46,16 @@ fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
     } else {
         None
     };
-    Box::new(Session::new(peer.mode, peer.text(), users_file, preauth))
+    let plaintext = peer.plaintext_allowed();
+    let mut s = Session::new(peer.mode, peer.text(), users_file, preauth);
+    if !plaintext && s.user.is_none() {
+        s.plaintext_allowed = false;
+        // The greeting's capabilities must say so (RFC 3501 6.2.3: LOGINDISABLED).
+        s.output.clear();
+        let line = format!("* OK [CAPABILITY {}] imapd ready\r\n", s.capabilities());
+        s.output.extend_from_slice(line.as_bytes());
+    }
+    Box::new(s)
 }
 
 pub(super) enum Frame {
@@ -95,6 +104,8 @@ pub struct Session {
     pub(super) logout_reason: Option<&'static str>,
     /// Logged in inside a root daemon: to be continued in a process of the user.
     pub(super) handoff: Option<Handoff>,
+    /// May the client send a password in the clear here (`Peer::plaintext_allowed`)?
+    pub(super) plaintext_allowed: bool,
 }
 
 const MAX_BAD_COMMANDS: u32 = 20;
@@ -124,6 +135,7 @@ impl Session {
             closed: false,
             logout_reason: None,
             handoff: None,
+            plaintext_allowed: true,
         };
         match preauth {
             Some(user) => match s.enter_user(user.clone(), "PREAUTH") {
@@ -156,7 +168,11 @@ impl Session {
         );
         c.push_str(&format!(" APPENDLIMIT={}", config::APPEND_LIMIT));
         if self.user.is_none() {
-            c.push_str(" AUTH=PLAIN");
+            c.push_str(if self.plaintext_allowed {
+                " AUTH=PLAIN"
+            } else {
+                " LOGINDISABLED"
+            });
         }
         c
     }

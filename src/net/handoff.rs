@@ -197,7 +197,6 @@ pub fn wanted(mode: Mode) -> bool {
     mode == Mode::Daemon && crate::sys::euid() == 0
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

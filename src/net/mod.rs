@@ -66,6 +66,22 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// May a password cross this connection in the clear (`config::PLAINTEXT_AUTH`)?
+    /// A pipe (ssh, a shell) is local; no connection is encrypted until TLS exists.
+    pub fn plaintext_allowed(&self) -> bool {
+        let local = self.addr.is_none_or(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) => v4.is_loopback(),
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        });
+        match crate::config::PLAINTEXT_AUTH {
+            "yes" => true,
+            "no" => false,
+            _ => local,
+        }
+    }
+
     /// The address as logs show it (`local` for a pipe).
     pub fn text(&self) -> String {
         self.addr

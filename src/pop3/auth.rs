@@ -18,6 +18,24 @@ use super::parser::Command;
 
 impl Session {
     pub(super) fn authorization(&mut self, cmd: Command) {
+        let plaintext = matches!(
+            cmd,
+            Command::User(_)
+                | Command::Pass(_)
+                | Command::Auth {
+                    mechanism: Some(_),
+                    ..
+                }
+        );
+        if plaintext && !self.plaintext_allowed {
+            // RFC 2595 / UW's SSLTYPE: no password in the clear here (APOP still works).
+            crate::log::notice(&format!(
+                "login refused user= peer={} reason=plaintext password on an unencrypted connection",
+                self.peer
+            ));
+            return self
+                .err("Plaintext authentication is not accepted on an unencrypted connection");
+        }
         match cmd {
             Command::User(name) => {
                 // The same answer for every name: USER must not tell who exists.
@@ -107,6 +125,7 @@ impl Session {
                     b"-ERR [AUTH] Authentication failed\r\n".to_vec(),
                     self.auth_failures,
                     b"",
+                    &self.peer,
                 ));
             }
             Err(AuthError::Unavailable(why)) => {

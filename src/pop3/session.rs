@@ -37,7 +37,9 @@ fn resume(peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
 }
 
 fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
-    Box::new(Session::new(peer.mode, peer.text(), users_file))
+    let mut s = Session::new(peer.mode, peer.text(), users_file);
+    s.plaintext_allowed = peer.plaintext_allowed();
+    Box::new(s)
 }
 
 pub(super) enum State {
@@ -107,6 +109,8 @@ pub struct Session {
     counts: Counts,
     /// Logged in inside a root daemon: to be continued in a process of the user.
     pub(super) handoff: Option<Handoff>,
+    /// May the client send a password in the clear here (`Peer::plaintext_allowed`)?
+    pub(super) plaintext_allowed: bool,
 }
 
 const MAX_BAD_COMMANDS: u32 = 20;
@@ -134,6 +138,7 @@ impl Session {
             scratch: Vec::new(),
             counts: Counts::default(),
             handoff: None,
+            plaintext_allowed: true,
         };
         // RFC 1939 4 (and 7 for the APOP timestamp).
         let greeting = match &s.apop_challenge {
@@ -238,7 +243,7 @@ impl Session {
     fn cmd_capa(&mut self) {
         let mut c = String::from("+OK Capability list follows\r\n");
         c.push_str("TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
-        if matches!(self.state, State::Authorization { .. }) {
+        if matches!(self.state, State::Authorization { .. }) && self.plaintext_allowed {
             c.push_str("USER\r\nSASL PLAIN\r\n");
         }
         if config::POP3_LOGIN_DELAY_SECS != 0 {

@@ -9,7 +9,30 @@ use crate::auth::{self, AuthError, User};
 
 impl Session {
     pub(super) fn cmd_login(&mut self, tag: &str, user: &[u8], pass: &[u8]) {
+        if self.refuse_plaintext(tag, user) {
+            return;
+        }
         self.try_login(tag, user, pass, "LOGIN");
+    }
+
+    /// RFC 3501 6.2.3 / RFC 5530: no password in the clear where the policy forbids it.
+    fn refuse_plaintext(&mut self, tag: &str, user: &[u8]) -> bool {
+        if self.plaintext_allowed {
+            return false;
+        }
+        crate::log::notice(&format!(
+            "login refused user={} peer={} reason=plaintext password on an unencrypted connection",
+            String::from_utf8_lossy(user)
+                .chars()
+                .take(64)
+                .collect::<String>(),
+            self.peer
+        ));
+        self.no(
+            tag,
+            "[PRIVACYREQUIRED] Plaintext passwords are not accepted on an unencrypted connection",
+        );
+        true
     }
 
     pub(super) fn cmd_authenticate(
@@ -20,6 +43,9 @@ impl Session {
     ) {
         if mechanism != "PLAIN" {
             return self.no(tag, "[CANNOT] Unsupported authentication mechanism");
+        }
+        if self.refuse_plaintext(tag, b"") {
+            return;
         }
         match initial {
             Some(ir) => self.sasl_response(tag, mechanism, &ir),
@@ -77,6 +103,7 @@ impl Session {
                     text.into_bytes(),
                     self.auth_failures,
                     b"* BYE Too many failed logins\r\n",
+                    &self.peer,
                 ));
             }
             Err(AuthError::Unavailable(why)) => {
