@@ -179,6 +179,14 @@ bool_setting!(
     /// Accept system accounts (passwd + shadow through crypt(3)) besides the users file.
     SYSTEM_ACCOUNTS = true
 );
+text_setting!(
+    /// PAM service of IMAP logins (a build with `--features pam`).
+    PAM_SERVICE_IMAP = "imap"
+);
+text_setting!(
+    /// PAM service of POP3 logins (a build with `--features pam`).
+    PAM_SERVICE_POP3 = "pop3"
+);
 num_setting!(
     /// Lowest uid of a system account that may log in (root and daemons below it).
     FIRST_VALID_UID: u32 = 1000

@@ -362,3 +362,51 @@ def test_system_account_under_real_xinetd(sysacct, syslog, tmp_path):
             assert re.search(rf"^PPid:\s+{xi.pid}$", f.read(), re.M)
         c.logout()
     syslog.wait_for(rf"login user={acc.name} peer=127\.0\.0\.1 method=LOGIN")
+
+
+PAM_TARGET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "target", "pam")
+
+
+def pam_binary(name):
+    """`name` built with --features pam (once per run, in its own target directory)."""
+    from conftest import ROOT
+    subprocess.run(["cargo", "build", "--locked", "--quiet", "--bins", "--features", "pam"],
+                   cwd=ROOT, env=dict(os.environ, CARGO_TARGET_DIR=PAM_TARGET), check=True)
+    return os.path.join(PAM_TARGET, "debug", name)
+
+
+def test_pam_build_checks_system_accounts_through_pam(syslog):
+    """A --features pam build asks PAM (service imap): with no /etc/pam.d/imap that is
+    Debian's `other` (pam_unix), so the password, a locked and an expired account behave
+    as with the built-in check; a pam.d/imap that denies everything then denies."""
+    exe = pam_binary("imapd")
+    ok, locked, expired = (SystemAccount("yescrypt") for _ in range(3))
+    subprocess.run(["usermod", "-L", locked.name], check=True)
+    subprocess.run(["usermod", "--expiredate", "1970-01-02", expired.name], check=True)
+    pam_file = "/etc/pam.d/imap"
+    assert not os.path.exists(pam_file), "a real /etc/pam.d/imap would decide this test"
+    s = Server("inetd", ok, syslog, binary=exe)
+    try:
+        c = s.connect()
+        assert c.select("INBOX")[0] == "OK"
+        c.logout()
+        for who in (locked, expired):
+            c = imaplib.IMAP4("127.0.0.1", s.port, timeout=30)
+            with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+                c.login(who.name, PASSWORD)
+            c.shutdown()
+        syslog.wait_for(rf"PAM refused user={expired.name}: PAM account")
+        with open(pam_file, "w") as f:
+            f.write("auth required pam_deny.so\naccount required pam_deny.so\n")
+        try:
+            c = imaplib.IMAP4("127.0.0.1", s.port, timeout=30)
+            with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+                c.login(ok.name, PASSWORD)
+            c.shutdown()
+        finally:
+            os.remove(pam_file)
+        syslog.wait_for(rf"login failed user={ok.name} peer=127\.0\.0\.1 reason=refused by PAM")
+    finally:
+        s.stop()
+        for a in (ok, locked, expired):
+            a.remove()

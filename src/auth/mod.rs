@@ -3,6 +3,8 @@
 
 pub mod held_reply;
 pub mod login;
+#[cfg(feature = "pam")]
+pub mod pam;
 pub mod passwd_file;
 pub mod sasl;
 pub mod system;
@@ -143,12 +145,24 @@ pub fn invoking_user() -> Option<User> {
     })
 }
 
+/// Which protocol asks (PAM service names differ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Imap,
+    Pop3,
+}
+
 /// The users file first (virtual users, and overrides of system ones), then, if the
 /// name is not there, system accounts.
-pub fn authenticate(users_file: &Path, user: &[u8], password: &[u8]) -> Result<User, AuthError> {
+pub fn authenticate(
+    users_file: &Path,
+    user: &[u8],
+    password: &[u8],
+    protocol: Protocol,
+) -> Result<User, AuthError> {
     match passwd_file::authenticate(users_file, user, password) {
         Err(AuthError::Rejected("unknown user")) if crate::config::SYSTEM_ACCOUNTS => {
-            system::authenticate(user, password)
+            system::authenticate(user, password, protocol)
         }
         other => other,
     }

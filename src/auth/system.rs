@@ -4,14 +4,17 @@
 //! and expired accounts, and accounts below FIRST_VALID_UID (root, daemons), are
 //! refused with the same answer as a wrong password.
 
-use super::{AuthError, User, expand_mail_location, passwd_file, valid_user_name};
+#[cfg(not(feature = "pam"))]
+use super::passwd_file;
+use super::{AuthError, Protocol, User, expand_mail_location, valid_user_name};
 
 /// Days since the epoch (shadow's unit).
+#[cfg(not(feature = "pam"))]
 fn today() -> i64 {
     crate::util::date::now().div_euclid(86400)
 }
 
-pub fn authenticate(user: &[u8], password: &[u8]) -> Result<User, AuthError> {
+pub fn authenticate(user: &[u8], password: &[u8], protocol: Protocol) -> Result<User, AuthError> {
     if !valid_user_name(user) {
         return Err(AuthError::Rejected("invalid user name"));
     }
@@ -23,6 +26,18 @@ pub fn authenticate(user: &[u8], password: &[u8]) -> Result<User, AuthError> {
     if acct.uid < crate::config::FIRST_VALID_UID {
         return Err(AuthError::Rejected("system account below FIRST_VALID_UID"));
     }
+    check_password(&name, &acct, password, protocol)?;
+    user_of(name, &acct)
+}
+
+/// The built-in check: the shadow hash by crypt(3), locked and expired refused.
+#[cfg(not(feature = "pam"))]
+fn check_password(
+    _name: &str,
+    acct: &crate::sys::Account,
+    password: &[u8],
+    _protocol: Protocol,
+) -> Result<(), AuthError> {
     let hash = match &acct.shadow {
         Some(s) => s.hash.clone(),
         // No shadow entry: the hash may be in passwd itself (old systems, NIS).
@@ -41,6 +56,28 @@ pub fn authenticate(user: &[u8], password: &[u8]) -> Result<User, AuthError> {
     if !passwd_file::verify(&hash, password) {
         return Err(AuthError::Rejected("wrong password"));
     }
+    Ok(())
+}
+
+/// PAM decides (the site's modules: unix, LDAP, SSSD...), expiry and locks included.
+#[cfg(feature = "pam")]
+fn check_password(
+    name: &str,
+    _acct: &crate::sys::Account,
+    password: &[u8],
+    protocol: Protocol,
+) -> Result<(), AuthError> {
+    let service = match protocol {
+        Protocol::Imap => crate::config::PAM_SERVICE_IMAP,
+        Protocol::Pop3 => crate::config::PAM_SERVICE_POP3,
+    };
+    super::pam::check(service, name, password).map_err(|why| {
+        crate::log::info(&format!("PAM refused user={name}: {why}"));
+        AuthError::Rejected("refused by PAM")
+    })
+}
+
+fn user_of(name: String, acct: &crate::sys::Account) -> Result<User, AuthError> {
     let mail = expand_mail_location(crate::config::MAIL_LOCATION, &name, Some(&acct.home))
         .ok_or_else(|| AuthError::Unavailable(format!("no usable mail location for {name}")))?;
     Ok(User {

@@ -48,7 +48,7 @@ impl Session {
                 else {
                     return self.bad("Send USER first");
                 };
-                let r = auth::authenticate(&self.users_file, &user, &pass);
+                let r = auth::authenticate(&self.users_file, &user, &pass, auth::Protocol::Pop3);
                 self.finish_login(&user, r, "USER");
             }
             Command::Apop { user, digest } => {
@@ -90,7 +90,7 @@ impl Session {
         }
         match auth::sasl::decode_plain(line) {
             Ok((user, pass)) => {
-                let r = auth::authenticate(&self.users_file, &user, &pass);
+                let r = auth::authenticate(&self.users_file, &user, &pass, auth::Protocol::Pop3);
                 self.finish_login(&user, r, "AUTH");
             }
             Err(e) => self.bad(e.text()),

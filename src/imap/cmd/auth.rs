@@ -79,7 +79,7 @@ impl Session {
             .chars()
             .take(64)
             .collect::<String>();
-        match auth::authenticate(&self.users_file, user, pass) {
+        match auth::authenticate(&self.users_file, user, pass, auth::Protocol::Imap) {
             Ok(u) if crate::net::handoff::wanted(self.mode) => {
                 // A root daemon never opens mail: a process of the user goes on.
                 self.handoff = Some(crate::net::handoff::Handoff {
