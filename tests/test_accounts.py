@@ -410,3 +410,33 @@ def test_pam_build_checks_system_accounts_through_pam(syslog):
         s.stop()
         for a in (ok, locked, expired):
             a.remove()
+
+
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+def test_pop3_names_that_are_paths_or_other_users_get_nothing(syslog, mode):
+    """POP3 has no mailbox names: its confinement is the user name. Paths, `~user`,
+    root and another user's name all get the one failure answer, and no process runs
+    as the user afterwards."""
+    acc = SystemAccount("yescrypt")
+    s = Server(mode, acc, syslog, binary=IPOP3D)
+    # The daemon doubles its delay per failure from one address: fewer tries there.
+    names = ["../" + acc.name, "/root", "~root", "root", acc.name + "/../root", "nobody"]
+    if mode == "daemon":
+        names = names[:3]
+    try:
+        answers = set()
+        for name in names:
+            p = poplib.POP3("127.0.0.1", s.port, timeout=30)
+            try:
+                p.user(name)
+                p.pass_(PASSWORD)
+                raise AssertionError(f"{name!r} logged in")
+            except poplib.error_proto as e:
+                answers.add(str(e))
+            finally:
+                p.close()
+        assert answers == {"b'-ERR [AUTH] Authentication failed'"}, answers
+        assert not serving_processes(acc.uid, "ipop3d")
+    finally:
+        s.stop()
+        acc.remove()
