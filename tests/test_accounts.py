@@ -76,8 +76,15 @@ def serving_processes(uid, name):
                 status = f.read()
         except OSError:
             continue
-        if re.search(rf"^Name:\s+{name}$", status, re.M) and \
-                re.search(rf"^Uid:\s+{uid}\s", status, re.M):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        # By name, or (under qemu-user, where the process is qemu) by its program.
+        ours = re.search(rf"^Name:\s+{name}$", status, re.M) or any(
+            os.path.basename(a) == name.encode() for a in argv[:4])
+        if ours and re.search(rf"^Uid:\s+{uid}\s", status, re.M):
             out.append(int(pid))
     return out
 

@@ -529,14 +529,20 @@ def test_kill_9_during_rewrites_loses_and_doubles_nothing(macc, syslog):
     print("journal recoveries:", sum("finishing a rewrite" in l for l in syslog.lines))
 
 
-def test_spool_file_modes_and_privileged_group(syslog):
+@pytest.mark.parametrize("mode", ["inetd", "root-daemon"])
+def test_spool_file_modes_and_privileged_group(syslog, mode):
     """A missing INBOX in a setgid spool (Debian's root:mail 2775) is made 0660 with group
-    mail; the session creates USER.lock there with its saved privileged group only."""
+    mail; the session creates USER.lock there with its saved privileged group only.
+    Under inetd the process drops to the user; a root daemon hands the login to a
+    process of the user, which does the same."""
     if os.geteuid() != 0:
         pytest.skip("needs root to make a root:mail spool and drop privileges")
     acc = MboxAccount(make_base(), spool="setgid")
+    if mode == "root-daemon":
+        acc.system = False  # conftest then starts the daemon as root, without --user
+    mode = "daemon" if mode == "root-daemon" else mode
     try:
-        s = Server("inetd", acc, syslog)
+        s = Server(mode, acc, syslog)
         try:
             c = s.connect()
             c.select("INBOX")
@@ -552,7 +558,7 @@ def test_spool_file_modes_and_privileged_group(syslog):
         box = mailbox.mbox(acc.spool, create=False)
         assert [m["Subject"] for m in box] == ["a"]
         # Folders in the home are private.
-        s = Server("inetd", acc, syslog)
+        s = Server(mode, acc, syslog)
         try:
             c = s.connect()
             assert c.create("lists/rust")[0] == "OK"

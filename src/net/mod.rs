@@ -105,6 +105,8 @@ pub struct Service {
     pub resume: fn(Peer, PathBuf, handoff::Handoff) -> Box<dyn Protocol>,
     /// Said to a connection refused because the daemon is full.
     pub too_busy: &'static [u8],
+    /// Said when a logged-in session cannot be started (the hand-off failed).
+    pub cannot_serve: &'static [u8],
 }
 
 /// Run `f` on a session, turning a panic into that session's end (last word + log line);

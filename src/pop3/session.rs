@@ -24,6 +24,7 @@ pub static SERVICE: Service = Service {
     start,
     resume,
     too_busy: b"-ERR [SYS/TEMP] Too many connections; try again later\r\n",
+    cannot_serve: b"-ERR [SYS/TEMP] Cannot start your session; see the server log\r\n",
 };
 
 /// A session the root daemon handed off after its login (`net::handoff`).
