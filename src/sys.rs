@@ -281,28 +281,7 @@ pub fn set_nonblocking(fd: c_int) -> io::Result<()> {
 
 /// uid, gid and home of a user name, from NSS (getpwnam_r).
 pub fn lookup_user(name: &str) -> Option<(u32, u32, String)> {
-    let cname = CString::new(name).ok()?;
-    let mut buf = vec![0 as c_char; 16384];
-    // SAFETY: getpwnam_r fills `pw` with pointers into `buf`, used before `buf` is dropped.
-    unsafe {
-        let mut pw: libc::passwd = std::mem::zeroed();
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwnam_r(
-            cname.as_ptr(),
-            &mut pw,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        );
-        if rc != 0 || result.is_null() {
-            return None;
-        }
-        Some((
-            pw.pw_uid,
-            pw.pw_gid,
-            CStr::from_ptr(pw.pw_dir).to_string_lossy().into_owned(),
-        ))
-    }
+    account(name).map(|a| (a.uid, a.gid, a.home))
 }
 
 /// chown(2), for the demo's files when it runs as root.
