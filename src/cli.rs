@@ -15,6 +15,9 @@ options:
        --users FILE        virtual users (Dovecot passwd-file); default from the build
        --user NAME         daemon: run as this account after binding the ports
        --log-socket PATH   syslog socket; default from the build
+       --cert FILE --key FILE  TLS certificate chain and key (PEM); default from the build
+       --tls               inetd: the connection is TLS from the start (imaps, pop3s;
+                           also implied by local port 993 or 995)
        --demo              daemon with a demo account and sample mail: IMAP on
                            127.0.0.1:1143, POP3 on 127.0.0.1:1110 (--listen IMAP --listen POP3)
        --settings          print the compile-time settings
@@ -30,6 +33,9 @@ pub fn main(service: &'static Service) -> ! {
     let mut log_socket = config::LOG_SOCKET.to_string();
     let mut demo = false;
     let mut handoff: Option<String> = None;
+    let mut cert = PathBuf::from(config::TLS_CERT_FILE);
+    let mut key = PathBuf::from(config::TLS_KEY_FILE);
+    let mut implicit_tls = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |flag: &str| {
@@ -56,6 +62,9 @@ pub fn main(service: &'static Service) -> ! {
             "--user" => run_as = Some(value("--user")),
             "--log-socket" => log_socket = value("--log-socket"),
             "--demo" => demo = true,
+            "--cert" => cert = PathBuf::from(value("--cert")),
+            "--key" => key = PathBuf::from(value("--key")),
+            "--tls" => implicit_tls = true,
             // Internal: a session the root daemon hands to a process of the user.
             "--handoff" => handoff = Some(value("--handoff")),
             "--settings" => {
@@ -95,7 +104,11 @@ pub fn main(service: &'static Service) -> ! {
     if listen.is_empty() {
         // inetd connects stderr to the client: log to syslog only.
         log::init(service.log_ident, &log_socket, false);
-        std::process::exit(net::inetd::serve(service, users));
+        // The key is read now, as root, before a login drops privileges.
+        if crate::sys::peer_of_fd(0).is_some() {
+            net::tls::init(&cert, &key);
+        }
+        std::process::exit(net::inetd::serve(service, users, implicit_tls));
     }
     log::init(service.log_ident, &log_socket, true);
     let addrs: Vec<_> = listen.iter().map(|a| (*a, service)).collect();

@@ -169,6 +169,15 @@ num_setting!(
     DOTLOCK_STALE_SECS: u64 = 120
 );
 text_setting!(
+    /// TLS certificate chain (PEM); `--cert` overrides. Debian's snakeoil by default
+    /// (package ssl-cert), so a fresh install serves TLS.
+    TLS_CERT_FILE = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+);
+text_setting!(
+    /// TLS private key (PEM); `--key` overrides. Read before privileges are dropped.
+    TLS_KEY_FILE = "/etc/ssl/private/ssl-cert-snakeoil.key"
+);
+text_setting!(
     /// Where passwords may be sent in the clear (LOGIN, AUTHENTICATE PLAIN, USER/PASS),
     /// as UW's SSLTYPE: `loopback` (default: only from 127.0.0.0/8, ::1 and pipes, and,
     /// once TLS exists, on encrypted connections), `yes` (anywhere), `no` (never on an

@@ -406,6 +406,29 @@ pub fn groups_of(name: &str, gid: u32) -> Vec<u32> {
     }
 }
 
+/// The local port of a socket (getsockname), e.g. 993 for an imaps connection.
+pub fn local_port_of_fd(fd: c_int) -> Option<u16> {
+    // SAFETY: getsockname writes at most `len` bytes into the storage.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) != 0 {
+            return None;
+        }
+        match ss.ss_family as c_int {
+            libc::AF_INET => {
+                let a = &*(&ss as *const _ as *const libc::sockaddr_in);
+                Some(u16::from_be(a.sin_port))
+            }
+            libc::AF_INET6 => {
+                let a = &*(&ss as *const _ as *const libc::sockaddr_in6);
+                Some(u16::from_be(a.sin6_port))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Let the kernel reap exited children (SIGCHLD ignored).
 pub fn ignore_children() {
     // SAFETY: setting a signal disposition to SIG_IGN.

@@ -149,9 +149,10 @@ class Account:
 
 
 class Server:
-    def __init__(self, mode, account, syslog, binary=IMAPD):
+    def __init__(self, mode, account, syslog, binary=IMAPD, extra_args=()):
         self.mode = mode
         self.binary = binary
+        self.extra_args = list(extra_args)
         self.account = account
         self.syslog = syslog
         self.procs = []
@@ -162,7 +163,7 @@ class Server:
 
     def _start_daemon(self):
         args = [self.binary, "--listen", "127.0.0.1:0", "--users", self.account.users_file,
-                "--log-socket", self.syslog.path]
+                "--log-socket", self.syslog.path] + self.extra_args
         if self.account.system:
             args += ["--user", self.account.name]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -196,7 +197,8 @@ class Server:
                     return
                 # inetd: the socket is the child's stdin and stdout; it runs as root.
                 p = subprocess.Popen(
-                    [self.binary, "--users", self.account.users_file, "--log-socket", self.syslog.path],
+                    [self.binary, "--users", self.account.users_file, "--log-socket", self.syslog.path]
+                    + self.extra_args,
                     stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.DEVNULL,
                     close_fds=True,
                 )

@@ -47,11 +47,13 @@ fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
     } else {
         None
     };
-    let plaintext = peer.plaintext_allowed();
     let mut s = Session::new(peer.mode, peer.text(), users_file, preauth);
-    if !plaintext && s.user.is_none() {
-        s.plaintext_allowed = false;
-        // The greeting's capabilities must say so (RFC 3501 6.2.3: LOGINDISABLED).
+    s.plaintext_allowed = peer.plaintext_allowed();
+    s.secure = peer.secure;
+    s.starttls_offered = peer.starttls && !peer.secure;
+    if s.user.is_none() {
+        // The greeting's capabilities say what this connection offers (STARTTLS,
+        // LOGINDISABLED: RFC 3501 6.2.1, 6.2.3).
         s.output.clear();
         let line = format!("* OK [CAPABILITY {}] imapd ready\r\n", s.capabilities());
         s.output.extend_from_slice(line.as_bytes());
@@ -107,6 +109,12 @@ pub struct Session {
     pub(super) handoff: Option<Handoff>,
     /// May the client send a password in the clear here (`Peer::plaintext_allowed`)?
     pub(super) plaintext_allowed: bool,
+    /// The connection is encrypted (implicit TLS, or after STARTTLS).
+    pub(super) secure: bool,
+    /// STARTTLS may be offered on this connection.
+    pub(super) starttls_offered: bool,
+    /// STARTTLS answered: nothing more is read until the driver has switched.
+    pub(super) starttls_pending: bool,
 }
 
 const MAX_BAD_COMMANDS: u32 = 20;
@@ -137,6 +145,9 @@ impl Session {
             logout_reason: None,
             handoff: None,
             plaintext_allowed: true,
+            secure: false,
+            starttls_offered: false,
+            starttls_pending: false,
         };
         match preauth {
             Some(user) => match s.enter_user(user.clone(), "PREAUTH") {
@@ -168,6 +179,9 @@ impl Session {
             "IMAP4rev1 LITERAL+ SASL-IR ID IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN",
         );
         c.push_str(&format!(" APPENDLIMIT={}", config::APPEND_LIMIT));
+        if self.user.is_none() && self.starttls_offered && !self.secure {
+            c.push_str(" STARTTLS");
+        }
         if self.user.is_none() {
             c.push_str(if self.plaintext_allowed {
                 " AUTH=PLAIN"
@@ -490,6 +504,19 @@ impl Protocol for Session {
         self.close("internal error");
     }
 
+    fn take_starttls(&mut self) -> bool {
+        std::mem::take(&mut self.starttls_pending)
+    }
+
+    fn tls_started(&mut self) {
+        // Anything pipelined after STARTTLS came in the clear: it is not trusted.
+        self.input.clear();
+        self.command.clear();
+        self.secure = true;
+        self.starttls_offered = false;
+        self.plaintext_allowed = true;
+    }
+
     fn take_handoff(&mut self) -> Option<Handoff> {
         let mut h = self.handoff.take()?;
         h.input = std::mem::take(&mut self.input);
@@ -519,6 +546,7 @@ impl Protocol for Session {
         let mut rounds = 0;
         while !self.closed
             && self.handoff.is_none()
+            && !self.starttls_pending
             && self.output.len() < config::OUTPUT_HIGH_WATER
             && self.delayed.is_none()
         {

@@ -284,6 +284,8 @@ impl Daemon {
             let peer = Peer {
                 addr: Some(addr),
                 mode: Mode::Daemon,
+                secure: false,
+                starttls: false,
             };
             let session = (service.start)(peer, self.users_file.clone());
             self.conns[idx] = Some(Conn {

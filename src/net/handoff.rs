@@ -186,9 +186,11 @@ pub fn serve(service: &'static Service, users_file: PathBuf) -> i32 {
     let peer = Peer {
         addr: crate::sys::peer_of_fd(0),
         mode: Mode::Inetd,
+        secure: false,
+        starttls: false,
     };
     let session = (service.resume)(peer, users_file, h);
-    super::inetd::run(session)
+    super::inetd::run(session, None)
 }
 
 /// The protocol engines' side: a session in a root daemon that has just authenticated

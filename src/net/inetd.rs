@@ -7,23 +7,78 @@
 //! write forever: it gets the autologout period, then the session ends. Pipes and
 //! terminals (ssh, a shell) are left as they are: their other ends belong to others.
 
+use super::tls::Tls;
 use super::{Mode, Peer, Service, guarded};
 use std::io;
 use std::path::PathBuf;
 use std::time::Instant;
 
-pub fn serve(service: &Service, users_file: PathBuf) -> i32 {
-    let peer = Peer {
-        addr: crate::sys::peer_of_fd(0),
-        mode: Mode::Inetd,
+pub fn serve(service: &Service, users_file: PathBuf, implicit_tls: bool) -> i32 {
+    let addr = crate::sys::peer_of_fd(0);
+    // Implicit TLS: asked for in the inetd line (`--tls`), or the imaps/pop3s port, so
+    // the stock xinetd files need nothing special.
+    let secure = implicit_tls
+        || crate::sys::local_port_of_fd(0).is_some_and(|p| p == 993 || p == 995);
+    let tls = if secure {
+        match Tls::new() {
+            Some(t) => Some(t),
+            None => {
+                crate::log::error(&format!(
+                    "TLS connection refused peer={}: no certificate loaded",
+                    addr.map_or("local".into(), |a| a.ip().to_string())
+                ));
+                return 1;
+            }
+        }
+    } else {
+        None
     };
-    run((service.start)(peer, users_file))
+    let peer = Peer {
+        addr,
+        mode: Mode::Inetd,
+        secure,
+        starttls: !secure && addr.is_some() && super::tls::available(),
+    };
+    run((service.start)(peer, users_file), tls)
+}
+
+/// Writes ciphertext to stdout, waiting at most `stall` ms for a client that reads.
+struct Stdout {
+    stall: i32,
+}
+
+impl io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::sys::write_all_fd(1, buf, self.stall)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Send `out` (through TLS when up) and everything TLS has to say.
+fn send(out: &[u8], tls: &mut Option<Tls>, stall: i32) -> io::Result<()> {
+    match tls {
+        None => crate::sys::write_all_fd(1, out, stall),
+        Some(t) => {
+            if !out.is_empty() {
+                t.send(out)?;
+            }
+            while t.wants_write() {
+                t.write_to(&mut Stdout { stall })?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Drive one session on stdin/stdout until it ends (also a session handed off by the
 /// root daemon, `net::handoff`).
-pub fn run(mut session: Box<dyn super::Protocol>) -> i32 {
-    let tcp = crate::sys::peer_of_fd(0).is_some();
+pub fn run(mut session: Box<dyn super::Protocol>, mut tls: Option<Tls>) -> i32 {
+    let peer = crate::sys::peer_of_fd(0);
+    let tcp = peer.is_some();
+    let peer_text = peer.map_or("local".into(), |a| a.ip().to_string());
     if tcp {
         // stdin and stdout are the same socket; failing this only loses the guard.
         let _ = crate::sys::set_nonblocking(1);
@@ -31,24 +86,42 @@ pub fn run(mut session: Box<dyn super::Protocol>) -> i32 {
     }
     let session = session.as_mut();
     let mut buf = vec![0u8; 65536];
+    let mut plain = Vec::new();
     loop {
         let out = std::mem::take(session.output());
-        if !out.is_empty() {
+        if !out.is_empty() || tls.as_ref().is_some_and(|t| t.wants_write()) {
             let stall = session.idle_limit().as_millis().min(i32::MAX as u128) as i32;
-            match crate::sys::write_all_fd(1, &out, stall) {
-                Ok(()) => {}
-                Err(e) => {
-                    session.connection_lost(if e.kind() == io::ErrorKind::TimedOut {
-                        "autologout: the client stopped reading"
-                    } else {
-                        "connection closed"
-                    });
-                    session.finish();
-                    return 0;
-                }
+            if let Err(e) = send(&out, &mut tls, stall) {
+                session.connection_lost(if e.kind() == io::ErrorKind::TimedOut {
+                    "autologout: the client stopped reading"
+                } else {
+                    "connection closed"
+                });
+                session.finish();
+                return 0;
             }
         }
+        if session.take_starttls() {
+            // The "begin TLS" answer went out in the clear above; the rest is TLS.
+            match Tls::new() {
+                Some(t) => {
+                    tls = Some(t);
+                    session.tls_started();
+                }
+                None => {
+                    crate::log::error("STARTTLS: certificate no longer available");
+                    session.connection_lost("TLS unavailable");
+                    session.finish();
+                    return 1;
+                }
+            }
+            continue;
+        }
         if session.is_closed() {
+            if let Some(t) = tls.as_mut() {
+                t.close();
+                let _ = send(&[], &mut tls, 2000);
+            }
             if tcp {
                 linger();
             }
@@ -89,9 +162,31 @@ pub fn run(mut session: Box<dyn super::Protocol>) -> i32 {
                 session.finish();
                 return 0;
             }
-            Ok(n) => {
-                guarded(session, |s| s.feed(&buf[..n]));
-            }
+            Ok(n) => match tls.as_mut() {
+                None => {
+                    guarded(session, |s| s.feed(&buf[..n]));
+                }
+                Some(t) => {
+                    plain.clear();
+                    if let Err(e) = t.receive(&buf[..n], &mut plain) {
+                        crate::log::notice(&format!("TLS failed peer={peer_text} error={e}"));
+                        // Tell the client why, if TLS got far enough to say it.
+                        let _ = send(&[], &mut tls, 2000);
+                        session.connection_lost("TLS error");
+                        session.finish();
+                        return 0;
+                    }
+                    if t.just_established() {
+                        crate::log::info(&format!(
+                            "TLS established peer={peer_text} {}",
+                            t.describe()
+                        ));
+                    }
+                    if !plain.is_empty() {
+                        guarded(session, |s| s.feed(&plain));
+                    }
+                }
+            },
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod handoff;
 pub mod inetd;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -56,6 +57,14 @@ pub trait Protocol: Send {
     fn take_handoff(&mut self) -> Option<handoff::Handoff> {
         None
     }
+    /// The session said "begin TLS" (STARTTLS, STLS): once its output is written the
+    /// driver starts the handshake and calls `tls_started`.
+    fn take_starttls(&mut self) -> bool {
+        false
+    }
+    /// TLS is up: forget input that came before it (RFC 3207 / CVE-2011-0411), and
+    /// allow what needs an encrypted connection.
+    fn tls_started(&mut self) {}
 }
 
 /// Who connected, as the transport knows it.
@@ -63,12 +72,19 @@ pub struct Peer {
     /// The client's address; None on a pipe (ssh, a shell).
     pub addr: Option<SocketAddr>,
     pub mode: Mode,
+    /// The connection is TLS from its first byte (993, 995, `--tls-listen`).
+    pub secure: bool,
+    /// STARTTLS/STLS can be offered (a certificate is loaded, the transport can switch).
+    pub starttls: bool,
 }
 
 impl Peer {
     /// May a password cross this connection in the clear (`config::PLAINTEXT_AUTH`)?
     /// A pipe (ssh, a shell) is local; no connection is encrypted until TLS exists.
     pub fn plaintext_allowed(&self) -> bool {
+        if self.secure {
+            return true;
+        }
         let local = self.addr.is_none_or(|a| match a.ip() {
             std::net::IpAddr::V4(v4) => v4.is_loopback(),
             std::net::IpAddr::V6(v6) => {

@@ -40,6 +40,8 @@ fn resume(peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
 fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
     let mut s = Session::new(peer.mode, peer.text(), users_file);
     s.plaintext_allowed = peer.plaintext_allowed();
+    s.secure = peer.secure;
+    s.starttls_offered = peer.starttls && !peer.secure;
     Box::new(s)
 }
 
@@ -112,6 +114,12 @@ pub struct Session {
     pub(super) handoff: Option<Handoff>,
     /// May the client send a password in the clear here (`Peer::plaintext_allowed`)?
     pub(super) plaintext_allowed: bool,
+    /// The connection is encrypted (implicit TLS, or after STLS).
+    pub(super) secure: bool,
+    /// STLS may be offered on this connection.
+    pub(super) starttls_offered: bool,
+    /// STLS answered: nothing more is read until the driver has switched.
+    starttls_pending: bool,
 }
 
 const MAX_BAD_COMMANDS: u32 = 20;
@@ -140,6 +148,9 @@ impl Session {
             counts: Counts::default(),
             handoff: None,
             plaintext_allowed: true,
+            secure: false,
+            starttls_offered: false,
+            starttls_pending: false,
         };
         // RFC 1939 4 (and 7 for the APOP timestamp).
         let greeting = match &s.apop_challenge {
@@ -233,7 +244,15 @@ impl Session {
             (_, Command::Capa) => self.cmd_capa(),
             (_, Command::Quit) => self.cmd_quit(),
             (_, Command::Noop) if matches!(self.state, State::Transaction(_)) => self.ok("Done"),
-            (_, Command::Stls) => self.err("STLS is not available on this server"),
+            (State::Authorization { user: None }, Command::Stls)
+                if self.starttls_offered && !self.secure =>
+            {
+                // RFC 2595 4: only in AUTHORIZATION, before USER.
+                self.ok("Begin TLS negotiation");
+                self.starttls_pending = true;
+            }
+            (_, Command::Stls) if self.secure => self.err("TLS is already active"),
+            (_, Command::Stls) => self.err("STLS is not available on this connection"),
             (State::Authorization { .. }, cmd) => self.authorization(cmd),
             (State::Transaction(_), cmd) => self.transaction(cmd),
             (State::Done, _) => {}
@@ -246,6 +265,12 @@ impl Session {
         c.push_str("TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
         if matches!(self.state, State::Authorization { .. }) && self.plaintext_allowed {
             c.push_str("USER\r\nSASL PLAIN\r\n");
+        }
+        if matches!(self.state, State::Authorization { .. })
+            && self.starttls_offered
+            && !self.secure
+        {
+            c.push_str("STLS\r\n");
         }
         if config::POP3_LOGIN_DELAY_SECS != 0 {
             c.push_str(&format!(
@@ -398,6 +423,18 @@ impl Protocol for Session {
         self.close("internal error");
     }
 
+    fn take_starttls(&mut self) -> bool {
+        std::mem::take(&mut self.starttls_pending)
+    }
+
+    fn tls_started(&mut self) {
+        // Anything pipelined after STLS came in the clear: it is not trusted.
+        self.input.clear();
+        self.secure = true;
+        self.starttls_offered = false;
+        self.plaintext_allowed = true;
+    }
+
     fn take_handoff(&mut self) -> Option<Handoff> {
         let mut h = self.handoff.take()?;
         h.input = std::mem::take(&mut self.input);
@@ -426,6 +463,7 @@ impl Protocol for Session {
         let mut rounds = 0;
         while !self.closed
             && self.handoff.is_none()
+            && !self.starttls_pending
             && self.output.len() < config::OUTPUT_HIGH_WATER
             && self.delayed.is_none()
             && rounds < 256

@@ -101,7 +101,7 @@ impl Session {
                 self.logout_reason = Some("LOGOUT");
                 self.close("LOGOUT");
             }
-            Command::StartTls => self.bad(tag, "STARTTLS is not available on this server"),
+            Command::StartTls => self.cmd_starttls(tag),
             Command::Login(user, pass) => self.cmd_login(tag, &user, &pass),
             Command::Authenticate(mech, initial) => self.cmd_authenticate(tag, &mech, initial),
             Command::Namespace => {
@@ -245,5 +245,22 @@ impl Session {
     pub(super) fn complete(&mut self, tag: &str, report_expunges: bool, text: &str) {
         self.report_updates(report_expunges);
         self.ok(tag, text);
+    }
+}
+
+impl Session {
+    /// STARTTLS (RFC 3501 6.2.1, RFC 9051 6.2.1): only before login, only once.
+    fn cmd_starttls(&mut self, tag: &str) {
+        if self.secure {
+            return self.bad(tag, "TLS is already active");
+        }
+        if !self.starttls_offered {
+            return self.bad(tag, "STARTTLS is not available on this connection");
+        }
+        if self.user.is_some() {
+            return self.bad(tag, "STARTTLS is allowed only before login");
+        }
+        self.ok(tag, "Begin TLS negotiation now");
+        self.starttls_pending = true;
     }
 }
