@@ -11,6 +11,7 @@ fn usage(name: &str) -> String {
     format!(
         "usage: {name:<8}                      serve one connection on stdin/stdout (inetd, xinetd, ssh)
        {name} --listen ADDR:PORT ...  daemon: serve connections on these addresses
+       {name} --tls-listen ADDR:PORT   daemon: TLS from the first byte (imaps 993, pop3s 995)
 options:
        --users FILE        virtual users (Dovecot passwd-file); default from the build
        --user NAME         daemon: run as this account after binding the ports
@@ -28,6 +29,7 @@ options:
 pub fn main(service: &'static Service) -> ! {
     let name = service.name;
     let mut listen: Vec<SocketAddr> = Vec::new();
+    let mut tls_listen: Vec<SocketAddr> = Vec::new();
     let mut users = PathBuf::from(config::USERS_FILE);
     let mut run_as: Option<String> = None;
     let mut log_socket = config::LOG_SOCKET.to_string();
@@ -54,6 +56,16 @@ pub fn main(service: &'static Service) -> ! {
                             "{name}: --listen wants ADDR:PORT (e.g. 127.0.0.1:{0} or [::1]:{0}), not {v:?}",
                             service.demo_port
                         );
+                        std::process::exit(2);
+                    }
+                }
+            }
+            "--tls-listen" => {
+                let v = value("--tls-listen");
+                match v.parse() {
+                    Ok(addr) => tls_listen.push(addr),
+                    Err(_) => {
+                        eprintln!("{name}: --tls-listen wants ADDR:PORT, not {v:?}");
                         std::process::exit(2);
                     }
                 }
@@ -101,7 +113,7 @@ pub fn main(service: &'static Service) -> ! {
         log::init(service.log_ident, &log_socket, true);
         std::process::exit(crate::demo::run(listen, run_as));
     }
-    if listen.is_empty() {
+    if listen.is_empty() && tls_listen.is_empty() {
         // inetd connects stderr to the client: log to syslog only.
         log::init(service.log_ident, &log_socket, false);
         // The key is read now, as root, before a login drops privileges.
@@ -111,7 +123,13 @@ pub fn main(service: &'static Service) -> ! {
         std::process::exit(net::inetd::serve(service, users, implicit_tls));
     }
     log::init(service.log_ident, &log_socket, true);
-    let addrs: Vec<_> = listen.iter().map(|a| (*a, service)).collect();
+    // The key is read as root, before --user.
+    net::tls::init(&cert, &key);
+    let addrs: Vec<_> = listen
+        .iter()
+        .map(|a| (*a, service, false))
+        .chain(tls_listen.iter().map(|a| (*a, service, true)))
+        .collect();
     let daemon = match net::daemon::bind(&addrs, users) {
         Ok(d) => d,
         Err(e) => {

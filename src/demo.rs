@@ -85,12 +85,12 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
 /// `listen`: the IMAP address, then the POP3 address (defaults 127.0.0.1:1143, :1110).
 pub fn run(listen: Vec<SocketAddr>, run_as: Option<String>) -> i32 {
     let services: [&'static Service; 2] = [&crate::imap::SERVICE, &crate::pop3::SERVICE];
-    let addrs: Vec<(SocketAddr, &'static Service)> = services
+    let addrs: Vec<(SocketAddr, &'static Service, bool)> = services
         .iter()
         .enumerate()
         .map(|(i, s)| {
             let default = SocketAddr::from(([127, 0, 0, 1], s.demo_port));
-            (listen.get(i).copied().unwrap_or(default), *s)
+            (listen.get(i).copied().unwrap_or(default), *s, false)
         })
         .collect();
     let dir = std::env::temp_dir().join(format!("imapd-demo-{}", std::process::id()));
@@ -114,7 +114,7 @@ pub fn run(listen: Vec<SocketAddr>, run_as: Option<String>) -> i32 {
     let daemon = match crate::net::daemon::bind(&addrs, users) {
         Ok(d) => d,
         Err(e) => {
-            let listen: Vec<_> = addrs.iter().map(|(a, _)| a).collect();
+            let listen: Vec<_> = addrs.iter().map(|(a, _, _)| a).collect();
             eprintln!("imapd --demo: cannot listen on {listen:?}: {e}");
             return 1;
         }

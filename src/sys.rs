@@ -429,6 +429,33 @@ pub fn local_port_of_fd(fd: c_int) -> Option<u16> {
     }
 }
 
+static HUP_FLAG: std::sync::atomic::AtomicPtr<std::sync::atomic::AtomicBool> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn on_hup(_: c_int) {
+    let p = HUP_FLAG.load(std::sync::atomic::Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: `p` points to a static AtomicBool (set in `on_sighup`).
+        unsafe { (*p).store(true, std::sync::atomic::Ordering::Release) };
+    }
+}
+
+/// SIGHUP sets `flag` (the daemon then reloads its certificate); a system call the
+/// signal interrupts returns EINTR, so the event loop sees it at once.
+pub fn on_sighup(flag: &'static std::sync::atomic::AtomicBool) {
+    HUP_FLAG.store(
+        flag as *const _ as *mut std::sync::atomic::AtomicBool,
+        std::sync::atomic::Ordering::Release,
+    );
+    // SAFETY: installing a handler that only does an atomic store.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_hup as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGHUP, &sa, std::ptr::null_mut());
+    }
+}
+
 /// Let the kernel reap exited children (SIGCHLD ignored).
 pub fn ignore_children() {
     // SAFETY: setting a signal disposition to SIG_IGN.

@@ -162,8 +162,14 @@ class Server:
             self._start_inetd()
 
     def _start_daemon(self):
-        args = [self.binary, "--listen", "127.0.0.1:0", "--users", self.account.users_file,
-                "--log-socket", self.syslog.path] + self.extra_args
+        extra = list(self.extra_args)
+        # `--tls` (implicit TLS, an inetd flag) means a TLS listener for a daemon.
+        listen = "--listen"
+        if "--tls" in extra:
+            extra.remove("--tls")
+            listen = "--tls-listen"
+        args = [self.binary, listen, "127.0.0.1:0", "--users", self.account.users_file,
+                "--log-socket", self.syslog.path] + extra
         if self.account.system:
             args += ["--user", self.account.name]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -8,6 +8,7 @@ import os
 import poplib
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 from conftest import IMAPD, IPOP3D, PASSWORD, Server
 
-MODES = ["inetd"]
+MODES = ["inetd", "daemon"]
 
 
 @pytest.fixture(scope="module")
@@ -102,12 +103,13 @@ def test_pop3_stls(account, syslog, cert, mode):
         s.stop()
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("binary", ["imapd", "ipop3d"])
-def test_commands_pipelined_before_the_handshake_are_dropped(account, syslog, cert, binary):
+def test_commands_pipelined_before_the_handshake_are_dropped(account, syslog, cert, binary, mode):
     """CVE-2011-0411: bytes sent in the clear after STARTTLS/STLS must not be executed
     inside the TLS session."""
     exe = IMAPD if binary == "imapd" else IPOP3D
-    s = tls_server("inetd", account, syslog, cert, binary=exe)
+    s = tls_server(mode, account, syslog, cert, binary=exe)
     try:
         raw = socket.create_connection(("127.0.0.1", s.port), timeout=30)
         f = raw.makefile("rb")
@@ -127,8 +129,9 @@ def test_commands_pipelined_before_the_handshake_are_dropped(account, syslog, ce
         s.stop()
 
 
-def test_plain_bytes_on_an_implicit_tls_connection_are_logged_and_cost_nothing(account, syslog, cert):
-    s = tls_server("inetd", account, syslog, cert, implicit=True)
+@pytest.mark.parametrize("mode", MODES)
+def test_plain_bytes_on_an_implicit_tls_connection_are_logged_and_cost_nothing(account, syslog, cert, mode):
+    s = tls_server(mode, account, syslog, cert, implicit=True)
     try:
         raw = socket.create_connection(("127.0.0.1", s.port), timeout=30)
         raw.sendall(b"a LOGIN someone secret\r\n")
@@ -170,9 +173,10 @@ def test_missing_certificate_means_no_starttls_and_a_log_line(account, syslog):
         s.stop()
 
 
-def test_curl_and_openssl_s_client(account, syslog, cert):
+@pytest.mark.parametrize("mode", MODES)
+def test_curl_and_openssl_s_client(account, syslog, cert, mode):
     account.deliver("Subject: curl tls\n\nhello\n")
-    s = tls_server("inetd", account, syslog, cert)
+    s = tls_server(mode, account, syslog, cert)
     try:
         out = subprocess.run(
             ["curl", "-sS", "--ssl-reqd", "--cacert", cert[0], "--max-time", "30",
@@ -188,3 +192,38 @@ def test_curl_and_openssl_s_client(account, syslog, cert):
         assert "a OK" in out.stdout, (out.stdout, out.stderr)
     finally:
         s.stop()
+
+
+def test_sighup_reloads_the_certificate_without_dropping_sessions(account, syslog, cert):
+    d = tempfile.mkdtemp(prefix="imapd-tls-reload-")
+    os.chmod(d, 0o755)
+    crt, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    shutil.copy(cert[0], crt)
+    shutil.copy(cert[1], key)
+    os.chown(key, account.uid, account.gid)
+    s = Server("daemon", account, syslog, extra_args=["--cert", crt, "--key", key])
+    try:
+        before = imaplib.IMAP4("127.0.0.1", s.port, timeout=30)
+        before.starttls(client_context(cert[0]))
+        before.login(account.name, PASSWORD)
+        # A new pair in place of the old, then SIGHUP.
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=renewed", "-keyout", key, "-out", crt],
+                       check=True, capture_output=True)
+        # A daemon run with --user reads the new key as that user (Debian: make the
+        # account a member of ssl-cert); here the account owns it.
+        os.chown(key, account.uid, account.gid)
+        s.proc.send_signal(signal.SIGHUP)
+        syslog.wait_for(r"TLS certificate loaded from " + re.escape(crt))
+        after = imaplib.IMAP4("127.0.0.1", s.port, timeout=30)
+        after.starttls(client_context(crt))
+        subject = after.sock.getpeercert()["subject"]
+        assert (("commonName", "renewed"),) in subject, subject
+        after.login(account.name, PASSWORD)
+        after.logout()
+        # The session that was up before the reload goes on.
+        assert before.noop()[0] == "OK"
+        before.logout()
+    finally:
+        s.stop()
+        shutil.rmtree(d, ignore_errors=True)

@@ -464,6 +464,9 @@ impl Protocol for Session {
     /// Does the session want more input now? (false while it works through what it has,
     /// so a pipelining client cannot make it buffer without bound)
     fn wants_input(&self) -> bool {
+        if self.starttls_pending {
+            return false; // the next bytes are the TLS handshake, for the driver
+        }
         !self.closed && self.input.len() < config::MAX_LINE + 65536
     }
 

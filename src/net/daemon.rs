@@ -10,6 +10,7 @@
 //! Steps are bounded (see `imap::Session::step`), so a few workers serve thousands of
 //! sessions.
 
+use super::tls::Tls;
 use super::{Mode, Peer, Protocol, Service, Step, guarded};
 use crate::config;
 use mio::net::{TcpListener, TcpStream};
@@ -23,6 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Set by SIGHUP: load the TLS certificate and key again.
+static RELOAD: AtomicBool = AtomicBool::new(false);
 
 /// The token of the workers' waker; listeners and connections use small numbers.
 const WAKER: Token = Token(usize::MAX);
@@ -45,6 +49,10 @@ struct Conn {
     queued: bool,
     /// When the session ended with output still unsent.
     closing_since: Option<Instant>,
+    /// TLS, from the first byte (`--tls-listen`) or after STARTTLS/STLS.
+    tls: Option<Tls>,
+    /// The client's address, for log lines.
+    peer: String,
 }
 
 /// A session sent to a worker: step it, or (`finish`) end it.
@@ -62,7 +70,8 @@ struct Done {
 
 pub struct Daemon {
     poll: Poll,
-    listeners: Vec<(TcpListener, &'static Service)>,
+    /// Listeners, their protocol, and whether they speak TLS from the first byte.
+    listeners: Vec<(TcpListener, &'static Service, bool)>,
     conns: Vec<Option<Conn>>,
     /// The protocol each connection slot speaks (for a hand-off).
     services: Vec<&'static Service>,
@@ -78,14 +87,17 @@ pub struct Daemon {
 
 /// Bind every address first (as root, for ports below 1024); the workers start and
 /// sessions are served later, so the caller can drop privileges in between.
-pub fn bind(addrs: &[(SocketAddr, &'static Service)], users_file: PathBuf) -> io::Result<Daemon> {
+pub fn bind(
+    addrs: &[(SocketAddr, &'static Service, bool)],
+    users_file: PathBuf,
+) -> io::Result<Daemon> {
     let poll = Poll::new()?;
     let mut listeners = Vec::new();
-    for (i, (a, service)) in addrs.iter().enumerate() {
+    for (i, (a, service, tls)) in addrs.iter().enumerate() {
         let mut l = TcpListener::bind(*a)?;
         poll.registry()
             .register(&mut l, Token(i), Interest::READABLE)?;
-        listeners.push((l, *service));
+        listeners.push((l, *service, *tls));
     }
     crate::sys::raise_nofile_limit();
     // Channels now, threads in `run` (after any privilege drop by the caller).
@@ -144,7 +156,7 @@ impl Daemon {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|(l, _)| l.local_addr().ok())
+            .filter_map(|(l, _, _)| l.local_addr().ok())
             .collect()
     }
 
@@ -180,7 +192,12 @@ impl Daemon {
         }
         let mut events = Events::with_capacity(1024);
         let base = self.listeners.len();
+        crate::sys::on_sighup(&RELOAD);
         loop {
+            if RELOAD.swap(false, Ordering::AcqRel) {
+                // New connections get the new certificate; sessions keep theirs.
+                super::tls::reload(true);
+            }
             let now = Instant::now();
             let timeout = if !self.ready.is_empty() {
                 Some(Duration::ZERO)
@@ -246,8 +263,8 @@ impl Daemon {
 
     fn accept(&mut self, li: usize) {
         loop {
-            let (listener, service) = &self.listeners[li];
-            let service: &'static Service = service;
+            let (listener, service, secure) = &self.listeners[li];
+            let (service, secure): (&'static Service, bool) = (service, *secure);
             let (mut stream, addr) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -265,6 +282,20 @@ impl Daemon {
                 continue;
             }
             let _ = stream.set_nodelay(true);
+            let tls = if secure {
+                match Tls::new() {
+                    Some(t) => Some(t),
+                    None => {
+                        crate::log::error(&format!(
+                            "TLS connection refused peer={}: no certificate loaded",
+                            addr.ip()
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             let idx = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
                 self.services.push(service);
@@ -284,8 +315,8 @@ impl Daemon {
             let peer = Peer {
                 addr: Some(addr),
                 mode: Mode::Daemon,
-                secure: false,
-                starttls: false,
+                secure,
+                starttls: !secure && super::tls::available(),
             };
             let session = (service.start)(peer, self.users_file.clone());
             self.conns[idx] = Some(Conn {
@@ -298,6 +329,8 @@ impl Daemon {
                 deadline: None,
                 queued: false,
                 closing_since: None,
+                tls,
+                peer: addr.ip().to_string(),
             });
             self.live += 1;
             self.drive(idx);
@@ -324,7 +357,30 @@ impl Daemon {
                 }
                 Ok(n) => {
                     reads += 1;
-                    session.feed(&buf[..n]);
+                    match c.tls.as_mut() {
+                        None => session.feed(&buf[..n]),
+                        Some(t) => {
+                            let mut plain = Vec::new();
+                            if let Err(e) = t.receive(&buf[..n], &mut plain) {
+                                crate::log::notice(&format!(
+                                    "TLS failed peer={} error={e}",
+                                    c.peer
+                                ));
+                                c.gone = true;
+                                break;
+                            }
+                            if t.just_established() {
+                                crate::log::info(&format!(
+                                    "TLS established peer={} {}",
+                                    c.peer,
+                                    t.describe()
+                                ));
+                            }
+                            if !plain.is_empty() {
+                                session.feed(&plain);
+                            }
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -357,6 +413,20 @@ impl Daemon {
         };
         c.session = Some(session);
         let session = c.session.as_mut().expect("just put back");
+        if c.tls.is_some() && session.take_handoff().is_some() {
+            // A TLS session cannot move to another process yet (the user's process
+            // would need the TLS state): refuse rather than leave it half served.
+            crate::log::error(&format!(
+                "login refused peer={} reason=a root daemon cannot hand a TLS session to the user's process yet; run it with --user",
+                c.peer
+            ));
+            let service = self.services[idx];
+            if let Some(t) = c.tls.as_mut() {
+                t.push(service.cannot_serve);
+                let _ = t.write_to(&mut c.stream);
+            }
+            return self.remove(idx);
+        }
         if let Some(mut h) = session.take_handoff() {
             // Output not yet written goes along, ahead of the login's answer.
             let out = std::mem::take(session.output());
@@ -366,7 +436,41 @@ impl Daemon {
             return self.hand_off(idx, h);
         }
         let mut broken = false;
+        if let Some(t) = c.tls.as_mut() {
+            // Plaintext into TLS as far as its buffer takes it, ciphertext out.
+            loop {
+                let out = session.output();
+                if c.written < out.len() {
+                    let n = t.push(&out[c.written..]);
+                    c.written += n;
+                }
+                if !t.wants_write() || !c.writable {
+                    break;
+                }
+                match t.write_to(&mut c.stream) {
+                    Ok(0) => {
+                        broken = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+            let out = session.output();
+            if c.written >= out.len() {
+                out.clear();
+                c.written = 0;
+            }
+        }
         loop {
+            if c.tls.is_some() {
+                break;
+            }
             let out = session.output();
             if c.written >= out.len() {
                 out.clear();
@@ -396,7 +500,25 @@ impl Daemon {
             session.output().drain(..w);
             c.written = 0;
         }
-        let flushed = session.output().len() <= c.written;
+        let flushed =
+            session.output().len() <= c.written && c.tls.as_ref().is_none_or(|t| !t.wants_write());
+        if flushed && !broken && session.take_starttls() {
+            // The "begin TLS" answer is out in the clear; from here on, TLS.
+            match Tls::new() {
+                Some(t) => {
+                    c.tls = Some(t);
+                    session.tls_started();
+                    if !c.queued {
+                        c.queued = true;
+                        self.ready.push_back(idx);
+                    }
+                }
+                None => {
+                    crate::log::error("STARTTLS: certificate no longer available");
+                    return self.remove(idx);
+                }
+            }
+        }
         if session.is_closed() || broken {
             if flushed || broken || c.gone {
                 return self.remove(idx);

@@ -17,8 +17,8 @@ pub fn serve(service: &Service, users_file: PathBuf, implicit_tls: bool) -> i32 
     let addr = crate::sys::peer_of_fd(0);
     // Implicit TLS: asked for in the inetd line (`--tls`), or the imaps/pop3s port, so
     // the stock xinetd files need nothing special.
-    let secure = implicit_tls
-        || crate::sys::local_port_of_fd(0).is_some_and(|p| p == 993 || p == 995);
+    let secure =
+        implicit_tls || crate::sys::local_port_of_fd(0).is_some_and(|p| p == 993 || p == 995);
     let tls = if secure {
         match Tls::new() {
             Some(t) => Some(t),
@@ -62,13 +62,20 @@ fn send(out: &[u8], tls: &mut Option<Tls>, stall: i32) -> io::Result<()> {
     match tls {
         None => crate::sys::write_all_fd(1, out, stall),
         Some(t) => {
-            if !out.is_empty() {
-                t.send(out)?;
+            let mut rest = out;
+            loop {
+                let n = t.push(rest);
+                rest = &rest[n..];
+                while t.wants_write() {
+                    t.write_to(&mut Stdout { stall })?;
+                }
+                if rest.is_empty() {
+                    return Ok(());
+                }
+                if n == 0 {
+                    return Err(io::Error::other("TLS refused more output"));
+                }
             }
-            while t.wants_write() {
-                t.write_to(&mut Stdout { stall })?;
-            }
-            Ok(())
         }
     }
 }

@@ -36,11 +36,20 @@ pub fn reload(announce: bool) {
             Some(Arc::new(c))
         }
         Err(e) => {
+            let keeping = announce && available();
             crate::log::error(&format!(
-                "TLS unavailable: certificate {} / key {}: {e}",
+                "TLS unavailable: certificate {} / key {}: {e}{}",
                 cert.display(),
-                key.display()
+                key.display(),
+                if keeping {
+                    "; keeping the certificate loaded before"
+                } else {
+                    ""
+                }
             ));
+            if keeping {
+                return;
+            }
             None
         }
     };
@@ -125,9 +134,9 @@ impl Tls {
         )
     }
 
-    /// Plaintext to send.
-    pub fn send(&mut self, plain: &[u8]) -> io::Result<()> {
-        self.conn.writer().write_all(plain)
+    /// Plaintext to send: takes what fits in the TLS buffer (64 KiB), returns how much.
+    pub fn push(&mut self, plain: &[u8]) -> usize {
+        self.conn.writer().write(plain).unwrap_or(0)
     }
 
     /// Ciphertext waiting to go out.

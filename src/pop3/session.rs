@@ -369,6 +369,9 @@ impl Protocol for Session {
     }
 
     fn wants_input(&self) -> bool {
+        if self.starttls_pending {
+            return false; // the next bytes are the TLS handshake, for the driver
+        }
         !self.closed && self.input.len() < config::POP3_MAX_LINE + 65536
     }
 
