@@ -58,6 +58,10 @@ def test_imap_starttls_then_login(account, syslog, cert, mode):
         assert "STARTTLS" not in c.capabilities
         c.login(account.name, PASSWORD)
         assert c.select("INBOX")[0] == "OK"
+        # More than TLS buffers at once, both ways.
+        big = b"Subject: big\r\n\r\n" + (b"z" * 998 + b"\r\n") * 3000
+        assert c.append("INBOX", None, None, big)[0] == "OK"
+        assert c.fetch("1", "(BODY.PEEK[])")[1][0][1] == big
         c.logout()
         syslog.wait_for(r"TLS established peer=127\.0\.0\.1")
     finally:
@@ -227,3 +231,113 @@ def test_sighup_reloads_the_certificate_without_dropping_sessions(account, syslo
     finally:
         s.stop()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_root_daemon_relays_tls_to_the_users_process(syslog, cert):
+    """A root daemon keeps a TLS session's TLS and relays plaintext to the process of
+    the user it hands the login to: STARTTLS and implicit TLS, IMAP and POP3."""
+    from test_accounts import SystemAccount, assert_only_user, serving_processes
+    acc = SystemAccount("yescrypt")
+    try:
+        s = Server("daemon", acc, syslog, extra_args=["--cert", cert[0], "--key", cert[1]])
+        try:
+            c = imaplib.IMAP4("127.0.0.1", s.port, timeout=30)
+            c.starttls(client_context(cert[0]))
+            try:
+                c.login(acc.name, PASSWORD)
+            except Exception as e:
+                raise AssertionError(f"{e}; log: {syslog.lines[-6:]}")
+            assert c.select("INBOX")[0] == "OK"
+            big = b"Subject: big\r\n\r\n" + b"x" * 100 + b"\r\n" * 1 + (b"y" * 998 + b"\r\n") * 3000
+            assert c.append("INBOX", None, None, big)[0] == "OK"
+            typ, data = c.fetch("1", "(BODY.PEEK[])")
+            assert data[0][1] == big
+            pids = serving_processes(acc.uid, "imapd")
+            assert len(pids) == 1
+            assert_only_user(acc, pids[0])
+            c.logout()
+            syslog.wait_for(rf"login user={acc.name} peer=127\.0\.0\.1 method=LOGIN")
+        finally:
+            s.stop()
+        s = Server("daemon", acc, syslog, binary=IPOP3D,
+                   extra_args=["--cert", cert[0], "--key", cert[1], "--tls"])
+        try:
+            p = poplib.POP3_SSL("127.0.0.1", s.port, context=client_context(cert[0]), timeout=30)
+            p.user(acc.name)
+            p.pass_(PASSWORD)
+            assert p.stat()[0] == 1
+            assert b"y" * 998 in b"\n".join(p.retr(1)[1])
+            p.quit()
+        finally:
+            s.stop()
+    finally:
+        acc.remove()
+
+
+def test_from_another_host_login_waits_for_starttls(account, syslog, cert):
+    """Not from loopback: LOGINDISABLED and no AUTH=PLAIN before STARTTLS, a normal
+    login after it (the capabilities change); POP3 likewise with USER after STLS."""
+    from test_accounts import non_loopback_address
+    outside = non_loopback_address()
+    for exe in (IMAPD, IPOP3D):
+        proc = subprocess.Popen([exe, "--listen", "0.0.0.0:0", "--users", account.users_file,
+                                 "--log-socket", syslog.path, "--user", account.name,
+                                 "--cert", cert[0], "--key", cert[1]],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            port = int(re.search(r":(\d+)\]", proc.stderr.readline().decode()).group(1))
+            if exe == IMAPD:
+                c = imaplib.IMAP4(outside, port, timeout=30)
+                assert "LOGINDISABLED" in c.capabilities and "AUTH=PLAIN" not in c.capabilities
+                c.starttls(client_context(cert[0]))
+                assert "LOGINDISABLED" not in c.capabilities and "AUTH=PLAIN" in c.capabilities
+                c.login(account.name, PASSWORD)
+                c.logout()
+            else:
+                p = poplib.POP3(outside, port, timeout=30)
+                assert "USER" not in p.capa()
+                p.stls(client_context(cert[0]))
+                assert "USER" in p.capa()
+                p.user(account.name)
+                p.pass_(PASSWORD)
+                p.quit()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def test_xinetd_imaps_on_port_993_is_tls_without_a_flag(account, syslog, cert, tmp_path):
+    """The stock imaps entry (port 993, no --tls): the local port says TLS."""
+    from test_system import xinetd_service
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", 993))
+    except OSError:
+        pytest.fail("port 993 is taken on this machine; the test needs it free")
+    finally:
+        s.close()
+    import test_system
+    real = test_system.free_port
+    test_system.free_port = lambda: 993
+    try:
+        args = f"--users {account.users_file} --log-socket {syslog.path} --cert {cert[0]} --key {cert[1]}"
+        with xinetd_service(IMAPD, args, tmp_path) as (xi, port):
+            assert port == 993
+            c = imaplib.IMAP4_SSL("127.0.0.1", 993, ssl_context=client_context(cert[0]), timeout=30)
+            c.login(account.name, PASSWORD)
+            c.logout()
+    finally:
+        test_system.free_port = real
+
+
+def test_openssl_s_client_starttls_pop3(account, syslog, cert):
+    s = tls_server("daemon", account, syslog, cert, binary=IPOP3D)
+    try:
+        out = subprocess.run(
+            ["openssl", "s_client", "-starttls", "pop3", "-connect", f"127.0.0.1:{s.port}",
+             "-CAfile", cert[0], "-verify_return_error", "-quiet"],
+            input=f"USER {account.name}\r\nPASS {PASSWORD}\r\nSTAT\r\nQUIT\r\n",
+            capture_output=True, text=True, timeout=30)
+        assert re.search(r"\+OK \d+ \d+", out.stdout), (out.stdout, out.stderr)
+    finally:
+        s.stop()

@@ -30,8 +30,8 @@ pub static SERVICE: Service = Service {
 /// A session the root daemon handed off after its login (`net::handoff`): no
 /// greeting (the client had it), the login answered now that this process can become
 /// the user, then whatever the client pipelined after it.
-fn resume(peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
-    let mut s = Session::new(Mode::Inetd, peer.text(), users_file, None);
+fn resume(_peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
+    let mut s = Session::new(Mode::Inetd, h.peer.clone(), users_file, None);
     s.output.clear();
     s.output.extend_from_slice(&h.output);
     s.complete_login(&h.tag, h.user, &h.method);

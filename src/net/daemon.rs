@@ -53,7 +53,27 @@ struct Conn {
     tls: Option<Tls>,
     /// The client's address, for log lines.
     peer: String,
+    /// A TLS session handed to the user's process: the daemon keeps the TLS and
+    /// relays plaintext over a socket pair (rustls state cannot move processes).
+    relay: Option<Relay>,
 }
+
+/// The daemon's end of a handed-off TLS session.
+struct Relay {
+    sock: mio::net::UnixStream,
+    /// Plaintext from the client not yet written to the user's process.
+    to_child: Vec<u8>,
+    /// Plaintext from the user's process not yet taken by TLS.
+    from_child: Vec<u8>,
+    readable: bool,
+    writable: bool,
+}
+
+/// Relays buffer at most this much in each direction before they stop reading.
+const RELAY_BUFFER: usize = 256 * 1024;
+
+/// Tokens of relay sockets: RELAY_BASE + connection index.
+const RELAY_BASE: usize = usize::MAX / 2;
 
 /// A session sent to a worker: step it, or (`finish`) end it.
 struct Work {
@@ -221,11 +241,24 @@ impl Daemon {
                     self.accept(t.0);
                     continue;
                 }
+                if t.0 >= RELAY_BASE {
+                    let idx = t.0 - RELAY_BASE;
+                    if let Some(Some(Conn { relay: Some(r), .. })) = self.conns.get_mut(idx) {
+                        r.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                        r.writable |= ev.is_writable();
+                        self.relay_io(idx);
+                    }
+                    continue;
+                }
                 let idx = t.0 - base;
                 if let Some(Some(c)) = self.conns.get_mut(idx) {
                     c.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
                     c.writable |= ev.is_writable();
-                    self.drive(idx);
+                    if c.relay.is_some() {
+                        self.relay_io(idx);
+                    } else {
+                        self.drive(idx);
+                    }
                 }
             }
             if let Some(w) = &self.wake {
@@ -331,6 +364,7 @@ impl Daemon {
                 closing_since: None,
                 tls,
                 peer: addr.ip().to_string(),
+                relay: None,
             });
             self.live += 1;
             self.drive(idx);
@@ -413,20 +447,6 @@ impl Daemon {
         };
         c.session = Some(session);
         let session = c.session.as_mut().expect("just put back");
-        if c.tls.is_some() && session.take_handoff().is_some() {
-            // A TLS session cannot move to another process yet (the user's process
-            // would need the TLS state): refuse rather than leave it half served.
-            crate::log::error(&format!(
-                "login refused peer={} reason=a root daemon cannot hand a TLS session to the user's process yet; run it with --user",
-                c.peer
-            ));
-            let service = self.services[idx];
-            if let Some(t) = c.tls.as_mut() {
-                t.push(service.cannot_serve);
-                let _ = t.write_to(&mut c.stream);
-            }
-            return self.remove(idx);
-        }
         if let Some(mut h) = session.take_handoff() {
             // Output not yet written goes along, ahead of the login's answer.
             let out = std::mem::take(session.output());
@@ -551,6 +571,9 @@ impl Daemon {
     /// Pass a logged-in connection to a process of the user (`net::handoff`) and forget
     /// it: our descriptor is closed, not shut down, so the connection stays up.
     fn hand_off(&mut self, idx: usize, h: super::handoff::Handoff) {
+        if self.conns[idx].as_ref().is_some_and(|c| c.tls.is_some()) {
+            return self.hand_off_tls(idx, h);
+        }
         let Some(mut c) = self.conns[idx].take() else {
             return;
         };
@@ -569,6 +592,153 @@ impl Daemon {
         drop(c);
         self.free.push(idx);
         self.live -= 1;
+    }
+
+    /// A TLS session logs in inside a root daemon: the user's process gets one end of
+    /// a socket pair, the daemon keeps the TLS connection and relays plaintext.
+    fn hand_off_tls(&mut self, idx: usize, h: super::handoff::Handoff) {
+        let service = self.services[idx];
+        let pair = std::os::unix::net::UnixStream::pair().and_then(|(ours, theirs)| {
+            use std::os::fd::AsRawFd;
+            super::handoff::spawn(theirs.as_raw_fd(), service, &self.users_file, &h)?;
+            ours.set_nonblocking(true)?;
+            Ok(ours)
+        });
+        let Some(Some(c)) = self.conns.get_mut(idx) else {
+            return;
+        };
+        c.session = None;
+        match pair {
+            Ok(ours) => {
+                let mut sock = mio::net::UnixStream::from_std(ours);
+                if let Err(e) = self.poll.registry().register(
+                    &mut sock,
+                    Token(RELAY_BASE + idx),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    crate::log::error(&format!("register relay failed: {e}"));
+                    return self.remove(idx);
+                }
+                c.relay = Some(Relay {
+                    sock,
+                    to_child: Vec::new(),
+                    from_child: Vec::new(),
+                    readable: true,
+                    writable: true,
+                });
+                self.relay_io(idx);
+            }
+            Err(e) => {
+                crate::log::error(&format!(
+                    "login refused user={} reason=cannot start the session process: {e}",
+                    h.user.name
+                ));
+                if let Some(t) = c.tls.as_mut() {
+                    t.push(service.cannot_serve);
+                    let _ = t.write_to(&mut c.stream);
+                }
+                self.remove(idx);
+            }
+        }
+    }
+
+    /// Move what can move between the TLS client and the user's process.
+    fn relay_io(&mut self, idx: usize) {
+        let Some(Some(c)) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let (Some(t), Some(r)) = (c.tls.as_mut(), c.relay.as_mut()) else {
+            return;
+        };
+        let mut buf = vec![0u8; 65536];
+        let mut end = false;
+        loop {
+            let mut progress = false;
+            // Client -> TLS -> plaintext -> the user's process.
+            if c.readable && r.to_child.len() < RELAY_BUFFER {
+                match c.stream.read(&mut buf) {
+                    Ok(0) => end = true,
+                    Ok(n) => {
+                        progress = true;
+                        if let Err(e) = t.receive(&buf[..n], &mut r.to_child) {
+                            crate::log::notice(&format!("TLS failed peer={} error={e}", c.peer));
+                            end = true;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
+                    Err(_) => end = true,
+                }
+            }
+            if !r.to_child.is_empty() && r.writable {
+                match r.sock.write(&r.to_child) {
+                    Ok(n) => {
+                        r.to_child.drain(..n);
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => r.writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
+                    Err(_) => end = true,
+                }
+            }
+            // The user's process -> TLS -> client.
+            if r.readable && r.from_child.len() < RELAY_BUFFER {
+                match r.sock.read(&mut buf) {
+                    Ok(0) => {
+                        // The session ended: say close_notify after its last words.
+                        t.push(&std::mem::take(&mut r.from_child));
+                        t.close();
+                        end = true;
+                    }
+                    Ok(n) => {
+                        r.from_child.extend_from_slice(&buf[..n]);
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => r.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
+                    Err(_) => end = true,
+                }
+            }
+            if !r.from_child.is_empty() {
+                let n = t.push(&r.from_child);
+                if n > 0 {
+                    r.from_child.drain(..n);
+                    progress = true;
+                }
+            }
+            while t.wants_write() && c.writable {
+                match t.write_to(&mut c.stream) {
+                    Ok(0) => {
+                        end = true;
+                        break;
+                    }
+                    Ok(_) => progress = true,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        end = true;
+                        break;
+                    }
+                }
+            }
+            if end || !progress {
+                break;
+            }
+        }
+        if end {
+            if let Some(mut r) = c.relay.take() {
+                let _ = self.poll.registry().deregister(&mut r.sock);
+            }
+            // Last ciphertext (close_notify) as far as the socket takes it now.
+            if let Some(t) = c.tls.as_mut() {
+                while t.wants_write() {
+                    if !matches!(t.write_to(&mut c.stream), Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+            }
+            self.remove(idx);
+        }
     }
 
     fn remove(&mut self, idx: usize) {

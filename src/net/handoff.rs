@@ -27,6 +27,9 @@ pub struct Handoff {
     pub input: Vec<u8>,
     /// Output the daemon had not written yet.
     pub output: Vec<u8>,
+    /// The client's address as logs show it (the user's process may only have the
+    /// daemon's relay socket: a TLS session stays with the daemon, which relays).
+    pub peer: String,
 }
 
 fn put(out: &mut Vec<u8>, field: &[u8]) {
@@ -63,6 +66,7 @@ impl Handoff {
             self.tag.as_bytes(),
             &self.input,
             &self.output,
+            self.peer.as_bytes(),
         ] {
             put(&mut out, f);
         }
@@ -104,6 +108,7 @@ impl Handoff {
             tag: text(take(d)?)?,
             input: take(d)?.to_vec(),
             output: take(d)?.to_vec(),
+            peer: text(take(d)?)?,
         })
     }
 }
@@ -219,6 +224,7 @@ mod tests {
             tag: "a1".into(),
             input: b"a2 SELECT INBOX\r\n".to_vec(),
             output: b"".to_vec(),
+            peer: "192.0.2.1".into(),
         };
         let d = Handoff::decode(&h.encode()).unwrap();
         assert_eq!(d.user.name, "alice");

@@ -100,17 +100,18 @@ impl Tls {
     /// Ciphertext that arrived; returns the plaintext it carried. Err: the peer is not
     /// speaking TLS, or the handshake failed (the connection must end).
     pub fn receive(&mut self, mut data: &[u8], plain: &mut Vec<u8>) -> Result<(), String> {
+        let mut buf = [0u8; 16384];
         while !data.is_empty() {
             self.conn.read_tls(&mut data).map_err(|e| e.to_string())?;
             self.conn.process_new_packets().map_err(|e| e.to_string())?;
-        }
-        let mut buf = [0u8; 16384];
-        loop {
-            match self.conn.reader().read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => plain.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.to_string()),
+            // Take the plaintext out record by record: rustls holds only so much.
+            loop {
+                match self.conn.reader().read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => plain.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e.to_string()),
+                }
             }
         }
         Ok(())

@@ -111,6 +111,7 @@ impl Session {
                     tag: String::new(),
                     input: Vec::new(),
                     output: Vec::new(),
+                    peer: self.peer.clone(),
                 });
             }
             Ok(u) => self.enter_maildrop(u, method),

@@ -28,8 +28,8 @@ pub static SERVICE: Service = Service {
 };
 
 /// A session the root daemon handed off after its login (`net::handoff`).
-fn resume(peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
-    let mut s = Session::new(Mode::Inetd, peer.text(), users_file);
+fn resume(_peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
+    let mut s = Session::new(Mode::Inetd, h.peer.clone(), users_file);
     s.output.clear();
     s.output.extend_from_slice(&h.output);
     s.enter_maildrop(h.user, &h.method);

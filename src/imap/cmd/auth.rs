@@ -88,6 +88,7 @@ impl Session {
                     tag: tag.to_string(),
                     input: Vec::new(),
                     output: Vec::new(),
+                    peer: self.peer.clone(),
                 });
             }
             Ok(u) => self.complete_login(tag, u, method),
