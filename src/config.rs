@@ -169,6 +169,12 @@ num_setting!(
     DOTLOCK_STALE_SECS: u64 = 120
 );
 text_setting!(
+    /// The program a root daemon runs for a logged-in session (`PROGRAM --handoff
+    /// imapd|ipop3d`); empty: its own executable. Either binary serves both protocols.
+    /// A wrapper goes here, e.g. to run s390x binaries under qemu-user in tests.
+    SESSION_PROGRAM = ""
+);
+text_setting!(
     /// TLS certificate chain (PEM); `--cert` overrides. Debian's snakeoil by default
     /// (package ssl-cert), so a fresh install serves TLS.
     TLS_CERT_FILE = "/etc/ssl/certs/ssl-cert-snakeoil.pem"

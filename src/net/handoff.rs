@@ -138,7 +138,10 @@ pub fn spawn(
     // SAFETY: both are fresh descriptors we own from here.
     let (state_r, state_w) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let exe = std::env::current_exe()?;
+    let exe = match crate::config::SESSION_PROGRAM {
+        "" => std::env::current_exe()?,
+        program => PathBuf::from(program),
+    };
     let mut cmd = Command::new(exe);
     cmd.arg("--handoff")
         .arg(service.name)
