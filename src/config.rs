@@ -256,7 +256,8 @@ fn yes_no(v: bool) -> String {
     if v { "yes" } else { "no" }.to_string()
 }
 
-/// Every setting with its value, for `imapd --settings` and README.
+/// Every setting with its value, for `imapd --settings` and README (a test checks that
+/// every `*_setting!` above is here).
 pub fn all() -> Vec<(&'static str, String)> {
     vec![
         ("IMAP_USERS_FILE", USERS_FILE.to_string()),
@@ -290,6 +291,14 @@ pub fn all() -> Vec<(&'static str, String)> {
             "IMAP_MBOX_DOTLOCK_STALE_SECS",
             MBOX_DOTLOCK_STALE_SECS.to_string(),
         ),
+        ("IMAP_SESSION_PROGRAM", SESSION_PROGRAM.to_string()),
+        ("IMAP_TLS_CERT_FILE", TLS_CERT_FILE.to_string()),
+        ("IMAP_TLS_KEY_FILE", TLS_KEY_FILE.to_string()),
+        ("IMAP_PLAINTEXT_AUTH", PLAINTEXT_AUTH.to_string()),
+        ("IMAP_SYSTEM_ACCOUNTS", yes_no(SYSTEM_ACCOUNTS)),
+        ("IMAP_FIRST_VALID_UID", FIRST_VALID_UID.to_string()),
+        ("IMAP_PAM_SERVICE_IMAP", PAM_SERVICE_IMAP.to_string()),
+        ("IMAP_PAM_SERVICE_POP3", PAM_SERVICE_POP3.to_string()),
         ("IMAP_SPOOL_DIR", SPOOL_DIR.to_string()),
         ("IMAP_MBOX_FOLDER_DIR", MBOX_FOLDER_DIR.to_string()),
         (
@@ -331,3 +340,32 @@ const _: () = assert!(
     MAX_LINE >= 8192,
     "RFC 7162 section 4: command lines of at least 8192 octets"
 );
+
+#[cfg(test)]
+mod tests {
+    /// Every setting declared in this file is listed by `all()` (and so by --settings,
+    /// which the README test compares with README's table).
+    #[test]
+    fn every_setting_is_listed() {
+        let source = include_str!("config.rs");
+        let listed: Vec<String> = super::all().into_iter().map(|(k, _)| k.to_string()).collect();
+        let mut rest = source;
+        while let Some(i) = rest.find("_setting!(") {
+            rest = &rest[i + 10..];
+            let body: String = rest
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.starts_with("///") && !l.is_empty())
+                .unwrap_or("")
+                .to_string();
+            let name: String = body
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if name.is_empty() {
+                continue; // the macro definitions themselves
+            }
+            assert!(listed.contains(&format!("IMAP_{name}")), "IMAP_{name} not in all()");
+        }
+    }
+}

@@ -150,8 +150,13 @@ def test_readme_lists_every_compile_time_setting():
     from conftest import IMAPD, ROOT
     out = subprocess.run([IMAPD, "--settings"], capture_output=True, text=True, check=True).stdout
     readme = open(os.path.join(ROOT, "README.md")).read()
+    printed = set()
     for line in out.splitlines():
         name, value = line.split("=", 1)
+        printed.add(name)
         row = re.search(rf"^\| `{name}` \| `([^`]*)` \|", readme, re.M)
         assert row, f"{name} missing from README's settings table"
         assert row.group(1) == value, (name, row.group(1), value)
+    # And the other way: no row in README for a setting the build does not have.
+    documented = set(re.findall(r"^\| `(IMAP_[A-Z0-9_]+)` \|", readme, re.M))
+    assert documented == printed, (documented - printed, printed - documented)
