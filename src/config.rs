@@ -348,7 +348,10 @@ mod tests {
     #[test]
     fn every_setting_is_listed() {
         let source = include_str!("config.rs");
-        let listed: Vec<String> = super::all().into_iter().map(|(k, _)| k.to_string()).collect();
+        let listed: Vec<String> = super::all()
+            .into_iter()
+            .map(|(k, _)| k.to_string())
+            .collect();
         let mut rest = source;
         while let Some(i) = rest.find("_setting!(") {
             rest = &rest[i + 10..];
@@ -365,7 +368,10 @@ mod tests {
             if name.is_empty() {
                 continue; // the macro definitions themselves
             }
-            assert!(listed.contains(&format!("IMAP_{name}")), "IMAP_{name} not in all()");
+            assert!(
+                listed.contains(&format!("IMAP_{name}")),
+                "IMAP_{name} not in all()"
+            );
         }
     }
 }

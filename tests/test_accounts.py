@@ -81,9 +81,11 @@ def serving_processes(uid, name):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        # By name, or (under qemu-user, where the process is qemu) by its program.
+        # By name, or (under qemu-user, where the process is qemu) by its program, or
+        # as the session of that protocol a root daemon handed off (`--handoff NAME`).
         ours = re.search(rf"^Name:\s+{name}$", status, re.M) or any(
-            os.path.basename(a) == name.encode() for a in argv[:4])
+            os.path.basename(a) == name.encode() for a in argv[:4]) or any(
+            a == b"--handoff" and b == name.encode() for a, b in zip(argv, argv[1:]))
         if ours and re.search(rf"^Uid:\s+{uid}\s", status, re.M):
             out.append(int(pid))
     return out
