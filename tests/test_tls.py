@@ -310,6 +310,8 @@ def test_xinetd_imaps_on_port_993_is_tls_without_a_flag(account, syslog, cert, t
     """The stock imaps entry (port 993, no --tls): the local port says TLS."""
     from test_system import xinetd_service
     s = socket.socket()
+    # As xinetd binds it: connections of an earlier run in TIME_WAIT do not count.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind(("127.0.0.1", 993))
     except OSError:

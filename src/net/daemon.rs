@@ -316,15 +316,9 @@ impl Daemon {
             }
             let _ = stream.set_nodelay(true);
             let tls = if secure {
-                match Tls::new() {
+                match Tls::implicit(&addr.ip().to_string()) {
                     Some(t) => Some(t),
-                    None => {
-                        crate::log::error(&format!(
-                            "TLS connection refused peer={}: no certificate loaded",
-                            addr.ip()
-                        ));
-                        continue;
-                    }
+                    None => continue,
                 }
             } else {
                 None

@@ -20,15 +20,9 @@ pub fn serve(service: &Service, users_file: PathBuf, implicit_tls: bool) -> i32 
     let secure =
         implicit_tls || crate::sys::local_port_of_fd(0).is_some_and(|p| p == 993 || p == 995);
     let tls = if secure {
-        match Tls::new() {
+        match Tls::implicit(&addr.map_or("local".into(), |a| a.ip().to_string())) {
             Some(t) => Some(t),
-            None => {
-                crate::log::error(&format!(
-                    "TLS connection refused peer={}: no certificate loaded",
-                    addr.map_or("local".into(), |a| a.ip().to_string())
-                ));
-                return 1;
-            }
+            None => return 1,
         }
     } else {
         None

@@ -97,6 +97,18 @@ impl Tls {
         })
     }
 
+    /// A connection that is TLS from its first byte (implicit TLS): None when no
+    /// certificate is loaded, after the log line; the caller drops the connection.
+    pub fn implicit(peer: &str) -> Option<Tls> {
+        let t = Tls::new();
+        if t.is_none() {
+            crate::log::error(&format!(
+                "TLS connection refused peer={peer}: no certificate loaded"
+            ));
+        }
+        t
+    }
+
     /// Ciphertext that arrived; returns the plaintext it carried. Err: the peer is not
     /// speaking TLS, or the handshake failed (the connection must end).
     pub fn receive(&mut self, mut data: &[u8], plain: &mut Vec<u8>) -> Result<(), String> {
