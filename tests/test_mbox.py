@@ -435,8 +435,11 @@ def test_procmail_delivers_while_sessions_read_flag_and_expunge(mserver):
         p.quit()
     finally:
         pop.stop()
+    # As mutt reads the file: the messages, and UW's pseudo-message if INBOX was empty at
+    # some point (it keeps UIDVALIDITY and LAST-UID there).
     box = mailbox.mbox(acc.spool, create=False)
-    assert len(box) == count - 1
+    real = [m for m in box if "FOLDER INTERNAL DATA" not in (m["Subject"] or "")]
+    assert len(real) == count - 1
 
 
 def test_delivery_wakes_idle_within_a_second(mserver):
