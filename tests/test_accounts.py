@@ -239,6 +239,16 @@ def non_loopback_address():
     return v4[0]
 
 
+def daemon_on_all_addresses(exe, account, syslog, extra=()):
+    """`exe` as a daemon on 0.0.0.0 (reachable at a non-loopback address), run as the
+    account: (process, port)."""
+    proc = subprocess.Popen([exe, "--listen", "0.0.0.0:0", "--users", account.users_file,
+                             "--log-socket", syslog.path, "--user", account.name, *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    port = int(re.search(r":(\d+)\]", proc.stderr.readline().decode()).group(1))
+    return proc, port
+
+
 @pytest.mark.parametrize("binary", ["imapd", "ipop3d"])
 def test_plaintext_passwords_only_on_loopback_by_default(account, syslog, binary):
     """IMAP_PLAINTEXT_AUTH=loopback: from another address (no TLS yet) LOGIN,
@@ -246,12 +256,8 @@ def test_plaintext_passwords_only_on_loopback_by_default(account, syslog, binary
     from conftest import IMAPD
     import socket
     exe = IMAPD if binary == "imapd" else IPOP3D
-    args = [exe, "--listen", "0.0.0.0:0", "--users", account.users_file,
-            "--log-socket", syslog.path, "--user", account.name]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc, port = daemon_on_all_addresses(exe, account, syslog)
     try:
-        line = proc.stderr.readline().decode()
-        port = int(re.search(r":(\d+)\]", line).group(1))
         outside = non_loopback_address()
         if binary == "imapd":
             c = imaplib.IMAP4(outside, port, timeout=30)

@@ -277,15 +277,12 @@ def test_root_daemon_relays_tls_to_the_users_process(syslog, cert):
 def test_from_another_host_login_waits_for_starttls(account, syslog, cert):
     """Not from loopback: LOGINDISABLED and no AUTH=PLAIN before STARTTLS, a normal
     login after it (the capabilities change); POP3 likewise with USER after STLS."""
-    from test_accounts import non_loopback_address
+    from test_accounts import daemon_on_all_addresses, non_loopback_address
     outside = non_loopback_address()
     for exe in (IMAPD, IPOP3D):
-        proc = subprocess.Popen([exe, "--listen", "0.0.0.0:0", "--users", account.users_file,
-                                 "--log-socket", syslog.path, "--user", account.name,
-                                 "--cert", cert[0], "--key", cert[1]],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc, port = daemon_on_all_addresses(exe, account, syslog,
+                                             ["--cert", cert[0], "--key", cert[1]])
         try:
-            port = int(re.search(r":(\d+)\]", proc.stderr.readline().decode()).group(1))
             if exe == IMAPD:
                 c = imaplib.IMAP4(outside, port, timeout=30)
                 assert "LOGINDISABLED" in c.capabilities and "AUTH=PLAIN" not in c.capabilities

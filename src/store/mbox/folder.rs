@@ -248,12 +248,18 @@ impl MboxFolder {
         }
     }
 
-    fn after_write(&mut self) -> Result<()> {
+    /// The open file's stamp now.
+    fn file_stamp(&self) -> Result<Stamp> {
         let m = self
             .file
             .metadata()
             .map_err(|e| self.err("stat mailbox", e))?;
-        let stamp = Stamp::of(&m);
+        Ok(Stamp::of(&m))
+    }
+
+    /// After writing: remember the file as it now is (stamp, tail hash), index to save.
+    fn after_write(&mut self) -> Result<()> {
+        let stamp = self.file_stamp()?;
         if stamp != self.state.stamp {
             self.state.stamp = stamp;
             self.tail_hash = self.tail_hash_now()?;
@@ -268,11 +274,7 @@ impl MboxFolder {
 
     /// Parse what changed since `state.stamp` (caller holds a lock).
     fn reload(&mut self) -> Result<()> {
-        let m = self
-            .file
-            .metadata()
-            .map_err(|e| self.err("stat mailbox", e))?;
-        let now_stamp = Stamp::of(&m);
+        let now_stamp = self.file_stamp()?;
         if now_stamp == self.state.stamp {
             return Ok(());
         }
@@ -557,14 +559,8 @@ impl MboxFolder {
         let scan =
             Scanner::scan(&self.file, start, first).map_err(|e| self.err("read mailbox", e))?;
         self.absorb(scan.msgs, first);
-        let m = self
-            .file
-            .metadata()
-            .map_err(|e| self.err("stat mailbox", e))?;
-        self.state.stamp = Stamp::of(&m);
-        self.tail_hash = self.tail_hash_now()?;
         self.index_dirty = true;
-        Ok(())
+        self.after_write()
     }
 
     /// The records as view entries (sorted by UID: file order is UID order).
