@@ -406,6 +406,65 @@ pub fn groups_of(name: &str, gid: u32) -> Vec<u32> {
     }
 }
 
+/// A listening TCP socket, non-blocking and close-on-exec. An IPv6 address listens on
+/// IPv6 only (IPV6_V6ONLY), so `--listen 0.0.0.0:143 --listen [::]:143` binds both, as
+/// Dovecot's `listen = *, ::` does, and IPv4 peers keep their IPv4 addresses in logs.
+pub fn tcp_listener(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the socket is ours until wrapped; the sockaddr structs are zeroed, filled
+    // and passed with their own sizes.
+    unsafe {
+        let family = if addr.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let fd = libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let listener = std::net::TcpListener::from_raw_fd(fd);
+        let on: c_int = 1;
+        let set = |level, name| {
+            let p = &on as *const c_int as *const libc::c_void;
+            let len = std::mem::size_of::<c_int>() as libc::socklen_t;
+            if libc::setsockopt(fd, level, name, p, len) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        };
+        set(libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
+        let rc = match addr {
+            std::net::SocketAddr::V4(a) => {
+                let mut sa: libc::sockaddr_in = std::mem::zeroed();
+                sa.sin_family = libc::AF_INET as libc::sa_family_t;
+                sa.sin_port = a.port().to_be();
+                sa.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+                let len = std::mem::size_of_val(&sa) as libc::socklen_t;
+                libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len)
+            }
+            std::net::SocketAddr::V6(a) => {
+                set(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
+                let mut sa: libc::sockaddr_in6 = std::mem::zeroed();
+                sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sa.sin6_port = a.port().to_be();
+                sa.sin6_addr.s6_addr = a.ip().octets();
+                sa.sin6_scope_id = a.scope_id();
+                let len = std::mem::size_of_val(&sa) as libc::socklen_t;
+                libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len)
+            }
+        };
+        if rc != 0 || libc::listen(fd, 1024) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(listener)
+    }
+}
+
 /// The local port of a socket (getsockname), e.g. 993 for an imaps connection.
 pub fn local_port_of_fd(fd: c_int) -> Option<u16> {
     // SAFETY: getsockname writes at most `len` bytes into the storage.

@@ -114,7 +114,7 @@ pub fn bind(
     let poll = Poll::new()?;
     let mut listeners = Vec::new();
     for (i, (a, service, tls)) in addrs.iter().enumerate() {
-        let mut l = TcpListener::bind(*a)?;
+        let mut l = TcpListener::from_std(crate::sys::tcp_listener(*a)?);
         poll.registry()
             .register(&mut l, Token(i), Interest::READABLE)?;
         listeners.push((l, *service, *tls));
