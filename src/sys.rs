@@ -46,7 +46,12 @@ pub fn peer_of_fd(fd: c_int) -> Option<std::net::SocketAddr> {
             // SAFETY: as above, for sockaddr_in6.
             let a: libc::sockaddr_in6 = unsafe { std::ptr::read(&storage as *const _ as *const _) };
             let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Some((ip, u16::from_be(a.sin6_port)).into())
+            // A dual-stack listener (systemd's ListenStream=143, xinetd's IPv6 flag)
+            // hands IPv4 peers over as ::ffff:a.b.c.d: log and check them as IPv4.
+            match ip.to_ipv4_mapped() {
+                Some(v4) => Some((v4, u16::from_be(a.sin6_port)).into()),
+                None => Some((ip, u16::from_be(a.sin6_port)).into()),
+            }
         }
         _ => None,
     }

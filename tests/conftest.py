@@ -24,8 +24,51 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-IMAPD = os.environ.get("IMAPD_BIN", os.path.join(ROOT, "target", "debug", "imapd"))
-IPOP3D = os.environ.get("IPOP3D_BIN", os.path.join(ROOT, "target", "debug", "ipop3d"))
+# IMAP_TEST_TARGET=s390x-unknown-linux-gnu (or aarch64-...): the suite runs binaries of
+# that target under qemu-user (`tests/run s390x`). There is no binfmt_misc, so each
+# binary is reached through a wrapper script, and the build names the wrapper as the
+# program a root daemon's hand-off execs (IMAP_SESSION_PROGRAM).
+TARGET = os.environ.get("IMAP_TEST_TARGET")
+
+
+def binary_path(target_dir, name):
+    """Where the test runs `name` of the build in `target_dir`: the binary itself, or
+    under emulation a wrapper that runs it with qemu-user."""
+    if not TARGET:
+        return os.path.join(target_dir, "debug", name)
+    wrapper = os.path.join(target_dir, "qemu", TARGET, name)
+    os.makedirs(os.path.dirname(wrapper), exist_ok=True)
+    exe = os.path.join(target_dir, TARGET, "debug", name)
+    # `-L /`: the target's libc and libcrypt from Debian multiarch (cross/README.md).
+    text = f'#!/bin/sh\nexec qemu-{TARGET.split("-")[0]} -L / {exe} "$@"\n'
+    if not os.path.exists(wrapper) or open(wrapper).read() != text:
+        with open(wrapper, "w") as f:
+            f.write(text)
+        os.chmod(wrapper, 0o755)
+    return wrapper
+
+
+def build_env(target_dir, settings=None):
+    """The environment of a cargo build into `target_dir` (see binary_path)."""
+    env = dict(os.environ, CARGO_TARGET_DIR=target_dir, **(settings or {}))
+    if TARGET:
+        env["IMAP_SESSION_PROGRAM"] = binary_path(target_dir, "imapd")
+    return env
+
+
+def cargo_build(target_dir, settings=None, features=()):
+    """Build both binaries into `target_dir` (for TARGET under emulation)."""
+    cmd = ["cargo", "build", "--locked", "--quiet", "--bins"]
+    if TARGET:
+        cmd += ["--target", TARGET]
+    if features:
+        cmd += ["--features", ",".join(features)]
+    subprocess.run(cmd, cwd=ROOT, env=build_env(target_dir, settings), check=True)
+
+
+# tests/run builds these first (with build_env under emulation).
+IMAPD = os.environ.get("IMAPD_BIN", binary_path(os.path.join(ROOT, "target"), "imapd"))
+IPOP3D = os.environ.get("IPOP3D_BIN", binary_path(os.path.join(ROOT, "target"), "ipop3d"))
 # A build with short timeouts (autologout, LOGIN-DELAY) for the tests that wait them out.
 SHORT_TARGET = os.path.join(ROOT, "target", "short-timeouts")
 SHORT_SETTINGS = {
@@ -387,10 +430,9 @@ def short_timeouts_binary(name):
     """The binary `name` built with SHORT_SETTINGS (once per run, in its own target
     directory so the normal build is untouched)."""
     if not _short_built:
-        env = dict(os.environ, CARGO_TARGET_DIR=SHORT_TARGET, **SHORT_SETTINGS)
-        subprocess.run(["cargo", "build", "--locked", "--quiet", "--bins"], cwd=ROOT, env=env, check=True)
+        cargo_build(SHORT_TARGET, SHORT_SETTINGS)
         _short_built.append(True)
-    return os.path.join(SHORT_TARGET, "debug", name)
+    return binary_path(SHORT_TARGET, name)
 
 
 @pytest.fixture

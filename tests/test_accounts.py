@@ -384,10 +384,9 @@ PAM_TARGET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 def pam_binary(name):
     """`name` built with --features pam (once per run, in its own target directory)."""
-    from conftest import ROOT
-    subprocess.run(["cargo", "build", "--locked", "--quiet", "--bins", "--features", "pam"],
-                   cwd=ROOT, env=dict(os.environ, CARGO_TARGET_DIR=PAM_TARGET), check=True)
-    return os.path.join(PAM_TARGET, "debug", name)
+    from conftest import binary_path, cargo_build
+    cargo_build(PAM_TARGET, features=["pam"])
+    return binary_path(PAM_TARGET, name)
 
 
 def test_pam_build_checks_system_accounts_through_pam(syslog):

@@ -32,7 +32,10 @@ struct PamConv {
     appdata_ptr: *mut c_void,
 }
 
-#[link(name = "pam")]
+// Linked by its SONAME: only the runtime libpam0g is needed, for the build's own
+// architecture and for s390x/arm64 cross builds alike (libpam0g-dev:s390x pulls a
+// version-locked multiarch closure that a half-synced mirror cannot satisfy).
+#[link(name = "libpam.so.0", modifiers = "+verbatim")]
 unsafe extern "C" {
     fn pam_start(
         service: *const c_char,
