@@ -100,6 +100,8 @@ def test_deb_metadata_and_contents(arch, rpm_arch, machine, tmp_path):
     # The binaries are this architecture's, run there, and carry the packages' settings.
     root = tmp_path / "root"
     run("dpkg-deb", "-x", path, str(root))
+    copyright = open(root / "usr/share/doc/imap/copyright").read()
+    assert "License: Apache-2.0" in copyright and "/usr/share/common-licenses/Apache-2.0" in copyright
     exe = str(root / "usr/sbin/imapd")
     assert re.search(rf"Machine:\s+{re.escape(machine)}", run("readelf", "-h", exe))
     s = settings_of(exe, arch)
@@ -119,7 +121,7 @@ def test_rpm_metadata_and_contents(arch, rpm_arch, machine, tmp_path):
     for req in ("libc.so.6()(64bit)", "libcrypt.so.1()(64bit)", "libpam.so.0()(64bit)", "openssl"):
         assert req in requires, (req, requires)
     listing = run("rpm", "-qpl", path).split()
-    for f in FILES + [f"/usr/lib/systemd/system/{u}" for u in UNITS]:
+    for f in FILES + [f"/usr/lib/systemd/system/{u}" for u in UNITS] + ["/usr/share/licenses/imap/LICENSE"]:
         assert f in listing, f
     assert sorted(run("rpm", "-qpc", path).split()) == sorted(CONFFILES)
     scripts = run("rpm", "-qp", "--scripts", path)
