@@ -7,6 +7,7 @@ pub mod maildir;
 pub mod maildrop;
 pub mod mbox;
 pub mod names;
+pub mod sealed;
 pub mod view;
 
 pub use names::MailboxName;

@@ -1,14 +1,16 @@
 //! `imapd.cache`: a snapshot of one folder, so that SELECT of an unchanged 100,000-message
 //! folder reads one file instead of listing two directories and parsing the uidlist,
 //! and FETCH FAST needs no stat() per message. Every field is big-endian, with a version
-//! and an FNV-1a checksum; a damaged, foreign or stale cache is ignored and rebuilt.
+//! and a checksum (`store::sealed`); a damaged, foreign or stale cache is ignored and rebuilt.
 //!
 //! Layout: magic `IMAPDCA3`, u32 uidvalidity, u32 next_uid, i64 new/ mtime (ns),
 //! i64 cur/ mtime (ns), i64 uidlist mtime (ns), u64 uidlist size, u32 count, then per
 //! message: u32 uid, u8 place (bit 0: in new/; bit 1: line end known, bit 2: the
 //! message ends with a line end), u64 vsize (u64::MAX unknown), i64 internal
 //! date (i64::MIN unknown), u16 name length, name; last, u64 checksum of all before it
-//! (`checksum`: 64-bit words read big-endian, multiply-xor mixed).
+//! (64-bit words read big-endian, multiply-xor mixed).
+
+use crate::store::sealed;
 
 const MAGIC: &[u8; 8] = b"IMAPDCA3";
 pub const FILE: &str = "imapd.cache";
@@ -39,23 +41,6 @@ pub struct Snapshot {
     pub messages: Vec<CachedMessage>,
 }
 
-/// Checksum of the cache bytes, a word at a time (a byte-wise hash cost more than the
-/// rest of decoding a 100,000-message cache). Words are read big-endian, so the value
-/// is the same on every host.
-pub fn checksum(data: &[u8]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h: u64 = data.len() as u64 ^ 0xcbf2_9ce4_8422_2325;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_be_bytes(c.try_into().expect("8 bytes"));
-        h = (h ^ w).wrapping_mul(K).rotate_left(29);
-    }
-    let mut tail = [0u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    h = (h ^ u64::from_be_bytes(tail)).wrapping_mul(K);
-    h ^ (h >> 32)
-}
-
 pub fn encode(s: &Snapshot) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + s.messages.len() * 72);
     out.extend_from_slice(MAGIC);
@@ -84,48 +69,12 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
         out.extend_from_slice(&(name.len() as u16).to_be_bytes());
         out.extend_from_slice(name);
     }
-    let sum = checksum(&out);
-    out.extend_from_slice(&sum.to_be_bytes());
+    sealed::seal(&mut out);
     out
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.b.get(self.i..self.i.checked_add(n)?)?;
-        self.i += n;
-        Some(s)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
-}
-
 pub fn decode(b: &[u8]) -> Option<Snapshot> {
-    if b.len() < MAGIC.len() + 8 || &b[..8] != MAGIC {
-        return None;
-    }
-    let (body, sum) = b.split_at(b.len() - 8);
-    if checksum(body) != u64::from_be_bytes(sum.try_into().ok()?) {
-        return None;
-    }
-    let mut r = Reader { b: body, i: 8 };
+    let mut r = sealed::open(b, MAGIC)?;
     let mut s = Snapshot {
         uidvalidity: r.u32()?,
         next_uid: r.u32()?,
@@ -139,7 +88,7 @@ pub fn decode(b: &[u8]) -> Option<Snapshot> {
     };
     let count = r.u32()? as usize;
     // Each record is at least 23 bytes: a count larger than the file allows is damage.
-    if count > body.len() / 23 {
+    if count > r.field_bytes() / 23 {
         return None;
     }
     s.messages.reserve(count);
@@ -166,7 +115,7 @@ pub fn decode(b: &[u8]) -> Option<Snapshot> {
             terminated: (place & 0b010 != 0).then_some(place & 0b100 != 0),
         });
     }
-    (r.i == body.len()).then_some(s)
+    r.at_end().then_some(s)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! present + u32 uidvalidity, u32 last uid, keywords, two slots.
 
 use super::parse::{Base, MsgRec, Slot};
-use crate::store::maildir::cache::checksum;
+use crate::store::sealed::{self, Reader};
 
 const MAGIC: &[u8; 8] = b"IMAPDMB1";
 pub const FILE: &str = "imapd.index";
@@ -117,92 +117,63 @@ pub fn encode(s: &State) -> Vec<u8> {
     for m in &s.msgs {
         o.rec(m);
     }
-    let sum = checksum(&o.0);
-    o.u64(sum);
+    sealed::seal(&mut o.0);
     o.0
 }
 
-struct In<'a> {
-    b: &'a [u8],
-    pos: usize,
+// The records' own shapes, on top of the shared big-endian reader.
+fn read_slot(i: &mut Reader) -> Option<Option<Slot>> {
+    let off = i.u64()?;
+    let cap = i.u32()?;
+    Some((cap != u32::MAX).then_some(Slot { off, cap }))
 }
 
-impl In<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        let s = self.b.get(self.pos..self.pos + n)?;
-        self.pos += n;
-        Some(s)
+fn read_strings(i: &mut Reader) -> Option<Vec<String>> {
+    let n = i.u16()?;
+    let mut v = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let len = i.u16()? as usize;
+        v.push(String::from_utf8(i.take(len)?.to_vec()).ok()?);
     }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
+    Some(v)
+}
+
+fn read_rec(i: &mut Reader) -> Option<MsgRec> {
+    let mut r = MsgRec {
+        from_off: i.u64()?,
+        hdr_off: i.u64()?,
+        body_off: i.u64()?,
+        end: i.u64()?,
+        next: i.u64()?,
+        uid: i.u32()?,
+        flags: i.u8()?,
+        ..Default::default()
+    };
+    let bits = i.u8()?;
+    r.recent = bits & 1 != 0;
+    r.terminated = bits & 2 != 0;
+    r.cl_framed = bits & 4 != 0;
+    r.pseudo = bits & 8 != 0;
+    r.vsize = i.u64()?;
+    r.internal_date = i.u64()? as i64;
+    r.status_slot = read_slot(i)?;
+    r.xstatus_slot = read_slot(i)?;
+    r.keywords_slot = read_slot(i)?;
+    r.keywords = read_strings(i)?;
+    if i.u8()? == 1 {
+        r.base = Some(Base {
+            uidvalidity: i.u32()?,
+            last_uid: i.u32()?,
+            keywords: read_strings(i)?,
+            last_uid_slot: read_slot(i)?,
+            keywords_slot: read_slot(i)?,
+        });
     }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn slot(&mut self) -> Option<Option<Slot>> {
-        let off = self.u64()?;
-        let cap = self.u32()?;
-        Some((cap != u32::MAX).then_some(Slot { off, cap }))
-    }
-    fn strings(&mut self) -> Option<Vec<String>> {
-        let n = self.u16()?;
-        let mut v = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let len = self.u16()? as usize;
-            v.push(String::from_utf8(self.take(len)?.to_vec()).ok()?);
-        }
-        Some(v)
-    }
-    fn rec(&mut self) -> Option<MsgRec> {
-        let mut r = MsgRec {
-            from_off: self.u64()?,
-            hdr_off: self.u64()?,
-            body_off: self.u64()?,
-            end: self.u64()?,
-            next: self.u64()?,
-            uid: self.u32()?,
-            flags: self.u8()?,
-            ..Default::default()
-        };
-        let bits = self.u8()?;
-        r.recent = bits & 1 != 0;
-        r.terminated = bits & 2 != 0;
-        r.cl_framed = bits & 4 != 0;
-        r.pseudo = bits & 8 != 0;
-        r.vsize = self.u64()?;
-        r.internal_date = self.u64()? as i64;
-        r.status_slot = self.slot()?;
-        r.xstatus_slot = self.slot()?;
-        r.keywords_slot = self.slot()?;
-        r.keywords = self.strings()?;
-        if self.u8()? == 1 {
-            r.base = Some(Base {
-                uidvalidity: self.u32()?,
-                last_uid: self.u32()?,
-                keywords: self.strings()?,
-                last_uid_slot: self.slot()?,
-                keywords_slot: self.slot()?,
-            });
-        }
-        Some(r)
-    }
+    Some(r)
 }
 
 pub fn decode(b: &[u8]) -> Option<State> {
-    if b.len() < 8 + 8 || &b[..8] != MAGIC {
-        return None;
-    }
-    let (body, sum) = b.split_at(b.len() - 8);
-    if checksum(body) != u64::from_be_bytes(sum.try_into().ok()?) {
-        return None;
-    }
-    let mut i = In { b: body, pos: 8 };
+    let mut i = sealed::open(b, MAGIC)?;
     let stamp = Stamp {
         ino: i.u64()?,
         size: i.u64()?,
@@ -212,12 +183,16 @@ pub fn decode(b: &[u8]) -> Option<State> {
     let junk_prefix = i.u64()?;
     let has_pseudo = i.u8()? == 1;
     let count = i.u32()? as usize;
-    let pseudo = if has_pseudo { Some(i.rec()?) } else { None };
-    let mut msgs = Vec::with_capacity(count.min(body.len() / 64));
+    let pseudo = if has_pseudo {
+        Some(read_rec(&mut i)?)
+    } else {
+        None
+    };
+    let mut msgs = Vec::with_capacity(count.min(i.field_bytes() / 64));
     for _ in 0..count {
-        msgs.push(i.rec()?);
+        msgs.push(read_rec(&mut i)?);
     }
-    (i.pos == body.len()).then_some(State {
+    i.at_end().then_some(State {
         stamp,
         junk_prefix,
         pseudo,
@@ -303,7 +278,7 @@ mod tests {
         let uid_at = 8 + 8 * 5 + 1 + 4 + 8 * 5;
         assert_eq!(&b[uid_at..uid_at + 4], &[0x0a, 0x0b, 0x0c, 0x0d]);
         let sum = u64::from_be_bytes(b[b.len() - 8..].try_into().unwrap());
-        assert_eq!(sum, checksum(&b[..b.len() - 8]));
+        assert_eq!(sum, sealed::checksum(&b[..b.len() - 8]));
         assert_eq!(format!("{sum:016x}"), GOLDEN_SUM);
     }
 
