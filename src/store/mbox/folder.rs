@@ -488,6 +488,15 @@ impl MboxFolder {
         Ok(())
     }
 
+    /// Every message's metadata as it stands, for a rewrite that expunges nothing.
+    fn current_metas(&self) -> Vec<Option<(u32, u8, Vec<String>)>> {
+        self.state
+            .msgs
+            .iter()
+            .map(|m| Some((m.uid, m.flags, m.keywords.clone())))
+            .collect()
+    }
+
     /// Rewrite the file from message `from` (or from its metadata holder, with `base`),
     /// giving each message the metadata in `metas` (None: expunged).
     fn rewrite(
@@ -625,12 +634,7 @@ impl MboxFolder {
                 m.keywords = names;
             }
             if let Some(from) = rewrite_from {
-                let metas: Vec<_> = s
-                    .state
-                    .msgs
-                    .iter()
-                    .map(|m| Some((m.uid, m.flags, m.keywords.clone())))
-                    .collect();
+                let metas = s.current_metas();
                 s.rewrite(from, new_base, &metas)?;
             }
             Ok(())
@@ -795,12 +799,7 @@ impl MboxFolder {
                 names.push(k.clone());
             }
             if let Some(base) = s.declare_keywords(&names)? {
-                let metas: Vec<_> = s
-                    .state
-                    .msgs
-                    .iter()
-                    .map(|m| Some((m.uid, m.flags, m.keywords.clone())))
-                    .collect();
+                let metas = s.current_metas();
                 s.rewrite(0, Some(base), &metas)?;
             }
             let (uidvalidity, last, slot) = match s.base() {
