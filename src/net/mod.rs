@@ -80,17 +80,14 @@ pub struct Peer {
 
 impl Peer {
     /// May a password cross this connection in the clear (`config::PLAINTEXT_AUTH`)?
-    /// A pipe (ssh, a shell) is local; no connection is encrypted until TLS exists.
+    /// A TLS connection may; a pipe (ssh, a shell) is local. Addresses arrive
+    /// canonical (IPv4 peers of dual-stack sockets as IPv4: `sys::peer_of_fd`, and the
+    /// daemon's IPv6 listeners are IPv6-only).
     pub fn plaintext_allowed(&self) -> bool {
         if self.secure {
             return true;
         }
-        let local = self.addr.is_none_or(|a| match a.ip() {
-            std::net::IpAddr::V4(v4) => v4.is_loopback(),
-            std::net::IpAddr::V6(v6) => {
-                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-            }
-        });
+        let local = self.addr.is_none_or(|a| a.ip().is_loopback());
         match crate::config::PLAINTEXT_AUTH {
             "yes" => true,
             "no" => false,
