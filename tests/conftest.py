@@ -39,8 +39,9 @@ def binary_path(target_dir, name):
     wrapper = os.path.join(target_dir, "qemu", TARGET, name)
     os.makedirs(os.path.dirname(wrapper), exist_ok=True)
     exe = os.path.join(target_dir, TARGET, "debug", name)
-    # `-L /`: the target's libc and libcrypt from Debian multiarch (cross/README.md).
-    text = f'#!/bin/sh\nexec qemu-{TARGET.split("-")[0]} -L / {exe} "$@"\n'
+    # cross/bin/qemu-*: qemu-user with the target's libraries (cross/README.md).
+    qemu = os.path.join(ROOT, "cross", "bin", f'qemu-{TARGET.split("-")[0]}')
+    text = f'#!/bin/sh\nexec {qemu} {exe} "$@"\n'
     if not os.path.exists(wrapper) or open(wrapper).read() != text:
         with open(wrapper, "w") as f:
             f.write(text)

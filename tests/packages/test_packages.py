@@ -30,7 +30,9 @@ ARCHES = [  # Debian, RPM, ELF machine (readelf -h)
     ("arm64", "aarch64", "AArch64"),
     ("s390x", "s390x", "IBM S/390"),
 ]
-QEMU = {"arm64": "qemu-aarch64", "s390x": "qemu-s390x"}
+# qemu-user with the target's libraries from cross/sysroot.
+QEMU = {arch: os.path.join(ROOT, "cross", "bin", name)
+        for arch, name in (("arm64", "qemu-aarch64"), ("s390x", "qemu-s390x"))}
 MIRROR = "http://deb.debian.org/debian"
 PASSWORD = "pkg s3cret"
 SPOOL_MESSAGE = (b"From postfix@example.org  Mon Nov 23 10:00:00 2026\n"
@@ -70,7 +72,7 @@ CONFFILES = ["/etc/xinetd.d/imap", "/etc/xinetd.d/imaps", "/etc/xinetd.d/pop3",
 
 def settings_of(exe, arch):
     """`imapd --settings` of a packaged binary, run on its architecture (qemu-user)."""
-    cmd = ([QEMU[arch], "-L", "/"] if arch in QEMU else []) + [exe, "--settings"]
+    cmd = ([QEMU[arch]] if arch in QEMU else []) + [exe, "--settings"]
     return dict(line.split("=", 1) for line in run(*cmd).splitlines())
 
 

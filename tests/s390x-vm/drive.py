@@ -62,11 +62,12 @@ def make_cpio(directory, out):
 
 
 def kernel_deb(workdir):
-    """Debian's current s390x kernel package, fetched with the host's apt (the s390x
-    architecture is added for the cross builds)."""
-    deps = sh("apt-cache", "depends", "linux-image-s390x:s390x")
+    """Debian's current s390x kernel package, fetched by name with cross/apt (s390x
+    package lists of the project's own; the host's dpkg is not touched)."""
+    apt = os.path.join(HERE, "..", "..", "cross", "apt")
+    deps = sh(apt, "s390x", "apt-cache", "depends", "linux-image-s390x")
     name = re.search(r"Depends: (linux-image-[0-9][^\s:]*)", deps).group(1)
-    sh("apt-get", "download", f"{name}:s390x", cwd=workdir)
+    sh(apt, "s390x", "apt-get", "download", name, cwd=workdir)
     return os.path.join(workdir, [f for f in os.listdir(workdir) if f.startswith(name)][0])
 
 
