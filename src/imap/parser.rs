@@ -15,9 +15,32 @@ fn err<T>(msg: impl Into<String>) -> R<T> {
     Err(ParseError(msg.into()))
 }
 
-/// A sequence set: ranges of numbers, `*` as u32::MAX (RFC 3501 9 `sequence-set`).
+/// A sequence set (RFC 3501 9 `sequence-set`): ranges as written, `*` kept apart from
+/// every number (an explicit 4294967295 is a number, not `*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeqSet(pub Vec<(u32, u32)>);
+pub struct SeqSet(pub Vec<(SeqNum, SeqNum)>);
+
+/// `seq-number = nz-number / "*"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqNum {
+    Num(u32),
+    /// The largest number in use (the last message, or the highest UID).
+    Star,
+}
+
+impl SeqSet {
+    /// The ranges with `*` read as `star`, each from low to high (`4:2` is `2:4`).
+    pub fn ranges(&self, star: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.0.iter().map(move |&(a, b)| {
+            let value = |n: SeqNum| match n {
+                SeqNum::Num(v) => v,
+                SeqNum::Star => star,
+            };
+            let (a, b) = (value(a), value(b));
+            (a.min(b), a.max(b))
+        })
+    }
+}
 
 /// A flag in STORE, APPEND or SEARCH KEYWORD.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -439,7 +462,7 @@ impl<'a> Parser<'a> {
             } else {
                 a
             };
-            ranges.push((a.min(b), a.max(b)));
+            ranges.push((a, b));
             if self.peek() == Some(b',') {
                 self.i += 1;
             } else {
@@ -449,12 +472,13 @@ impl<'a> Parser<'a> {
         Ok(SeqSet(ranges))
     }
 
-    fn seq_number(&mut self) -> R<u32> {
+    fn seq_number(&mut self) -> R<SeqNum> {
         if self.peek() == Some(b'*') {
             self.i += 1;
-            Ok(u32::MAX)
+            Ok(SeqNum::Star)
         } else {
             self.nz_number()
+                .map(SeqNum::Num)
                 .map_err(|_| ParseError("invalid sequence set".into()))
         }
     }
@@ -1032,12 +1056,24 @@ mod tests {
     }
 
     #[test]
+    fn star_is_not_the_largest_number() {
+        // RFC 3501 9: `*` is the largest number in use; 4294967295 is only itself.
+        match cmd("a UID FETCH 4294967295,3:*,*:1 FLAGS") {
+            Command::Fetch { set, .. } => assert_eq!(
+                set.ranges(12).collect::<Vec<_>>(),
+                vec![(4294967295, 4294967295), (3, 12), (1, 12)]
+            ),
+            _ => panic!(),
+        }
+    }
+
+    #[test]
     fn fetch_attributes() {
         match cmd(
             "a FETCH 2:4,7 (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From Subject)]<10.20> BODY[] RFC822.SIZE)",
         ) {
             Command::Fetch { set, atts, .. } => {
-                assert_eq!(set, SeqSet(vec![(2, 4), (7, 7)]));
+                assert_eq!(set.ranges(9).collect::<Vec<_>>(), vec![(2, 4), (7, 7)]);
                 assert_eq!(atts.len(), 4);
                 match &atts[1] {
                     FetchAtt::Section {
@@ -1096,7 +1132,7 @@ mod tests {
                 silent: true,
                 flags,
             } => {
-                assert_eq!(set.0, vec![(1, 4294967295)]);
+                assert_eq!(set.ranges(7).collect::<Vec<_>>(), vec![(1, 4294967295)]);
                 assert_eq!(
                     flags,
                     vec![Flag::System(Flags::SEEN), Flag::Keyword("$Junk".into())]

@@ -147,11 +147,7 @@ fn contains(hay: &str, needle: &str) -> bool {
 }
 
 fn in_set(set: &SeqSet, n: u32, star: u32) -> bool {
-    set.0.iter().any(|&(a, b)| {
-        let a = if a == u32::MAX { star } else { a };
-        let b = if b == u32::MAX { star } else { b };
-        (a.min(b)..=a.max(b)).contains(&n)
-    })
+    set.ranges(star).any(|(a, b)| (a..=b).contains(&n))
 }
 
 /// Does the candidate match `key`? Search strings are UTF-8 (CHARSET UTF-8 or US-ASCII).

@@ -96,6 +96,9 @@ pub struct Session {
     pub(super) user: Option<User>,
     pub(super) store: Option<Box<dyn Store>>,
     pub(super) mailbox: Option<Box<dyn Mailbox>>,
+    /// Keywords of the selected mailbox announced in `* FLAGS` so far (RFC 3501 7.2.6:
+    /// a new one is announced before a FETCH shows it).
+    pub(super) announced_keywords: usize,
     pub(super) job: Option<Job>,
     pub(super) auth_failures: u32,
     /// Output held back until a time (failed-login delay), then whether to close.
@@ -135,6 +138,7 @@ impl Session {
             user: None,
             store: None,
             mailbox: None,
+            announced_keywords: 0,
             job: None,
             auth_failures: 0,
             delayed: None,

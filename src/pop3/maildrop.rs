@@ -7,7 +7,7 @@
 use super::uidl;
 use crate::config;
 use crate::store::maildrop::MaildropLock;
-use crate::store::{Flags, Mailbox, MailboxName, Store, StoreError};
+use crate::store::{FlagChange, Flags, Mailbox, MailboxName, Store, StoreError};
 use std::io::Read;
 
 pub struct Message {
@@ -164,9 +164,11 @@ impl Maildrop {
                 if entry.expunged || entry.flags.has(Flags::SEEN) {
                     continue;
                 }
-                let mut flags = entry.flags;
-                flags.system |= Flags::SEEN;
-                match self.mailbox.set_flags(m.index, flags) {
+                let seen = Flags {
+                    system: Flags::SEEN,
+                    keywords: 0,
+                };
+                match self.mailbox.change_flags(m.index, FlagChange::add(seen)) {
                     Ok(()) | Err(StoreError::Expunged) => {}
                     Err(e) => return Err(e),
                 }

@@ -8,10 +8,11 @@ pub mod maildrop;
 pub mod mbox;
 pub mod names;
 pub mod sealed;
+pub mod uidvalidity;
 pub mod view;
 
 pub use names::MailboxName;
-pub use view::{Flags, Update};
+pub use view::{FlagChange, Flags, Update};
 
 use std::fmt;
 
@@ -31,6 +32,8 @@ pub enum StoreError {
     TooManyKeywords,
     /// The POP3 maildrop lock is held by another session.
     InUse,
+    /// Other processes kept changing the message while we tried (a transient race).
+    Busy,
     /// An I/O failure: what was being done, to which mailbox, and the OS error.
     Io {
         op: &'static str,
@@ -59,6 +62,7 @@ impl StoreError {
             StoreError::ReadOnly => Some("READ-ONLY"),
             StoreError::TooManyKeywords => Some("LIMIT"),
             StoreError::InUse => Some("INUSE"),
+            StoreError::Busy => Some("UNAVAILABLE"),
             StoreError::Io { err, .. } if err.raw_os_error() == Some(libc::ENOSPC) => {
                 Some("OVERQUOTA")
             }
@@ -77,6 +81,7 @@ impl StoreError {
             StoreError::ReadOnly => "Mailbox is read-only".into(),
             StoreError::TooManyKeywords => "No room for more keywords in this mailbox".into(),
             StoreError::InUse => "Mailbox is in use by another POP3 session".into(),
+            StoreError::Busy => "Other sessions kept changing the message; try again".into(),
             StoreError::Io { op, .. } => {
                 format!("Internal error while trying to {op}; see the server log")
             }
@@ -222,11 +227,17 @@ pub trait Mailbox: Send {
         Ok(self.size(index)? + end)
     }
     fn internal_date(&mut self, index: usize) -> Result<i64>;
-    /// Set the flags of one message; the view is updated.
-    fn set_flags(&mut self, index: usize, flags: Flags) -> Result<()>;
-    /// Remove the messages (\Deleted ones the session chose); they leave the view at the
-    /// next `sync(true)`.
+    /// Change the flags of one message as they are in the store now (another session's
+    /// change since this one's last sync stays). The view entry then holds the result
+    /// (for mbox once `commit` has written it). Err(Expunged): gone meanwhile.
+    fn change_flags(&mut self, index: usize, change: FlagChange) -> Result<()>;
+    /// Remove these messages whatever their flags (MOVE, POP3 DELE); they leave the view
+    /// at the next `sync(true)`.
     fn expunge(&mut self, indexes: &[usize]) -> Result<()>;
+    /// EXPUNGE (RFC 3501 6.4.3): remove those of `candidates` that are \Deleted in the
+    /// store at this moment, not as the view last saw them (another session may have
+    /// cleared or set \Deleted since). Messages already gone are no error.
+    fn expunge_deleted(&mut self, candidates: &[usize]) -> Result<()>;
     /// Write changes a driver collects during a command (mbox flags) now, so that a
     /// failure reaches the client as NO; Maildir writes at once and has none.
     fn commit(&mut self) -> Result<()> {

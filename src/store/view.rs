@@ -25,6 +25,71 @@ impl Flags {
     }
 }
 
+/// A change to a message's flags, applied to the flags as they are in the store at that
+/// moment, not as a session last saw them (RFC 3501 6.4.6: `+FLAGS` adds to what is
+/// there; another session's change in between survives). new = (old & keep) | add.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlagChange {
+    keep: Flags,
+    add: Flags,
+}
+
+impl FlagChange {
+    /// `FLAGS (...)`: these and no others (Maildir's P, not an IMAP flag, stays).
+    pub fn replace(flags: Flags) -> Self {
+        FlagChange {
+            keep: Flags {
+                system: Flags::PASSED,
+                keywords: 0,
+            },
+            add: flags,
+        }
+    }
+
+    /// `+FLAGS (...)`.
+    pub fn add(flags: Flags) -> Self {
+        FlagChange {
+            keep: Flags {
+                system: u8::MAX,
+                keywords: u32::MAX,
+            },
+            add: flags,
+        }
+    }
+
+    /// `-FLAGS (...)`.
+    pub fn remove(flags: Flags) -> Self {
+        FlagChange {
+            keep: Flags {
+                system: !flags.system,
+                keywords: !flags.keywords,
+            },
+            add: Flags::default(),
+        }
+    }
+
+    pub fn apply(&self, old: Flags) -> Flags {
+        Flags {
+            system: (old.system & self.keep.system) | self.add.system,
+            keywords: (old.keywords & self.keep.keywords) | self.add.keywords,
+        }
+    }
+
+    /// This change, then `next`, as one.
+    pub fn then(self, next: FlagChange) -> FlagChange {
+        FlagChange {
+            keep: Flags {
+                system: self.keep.system & next.keep.system,
+                keywords: self.keep.keywords & next.keep.keywords,
+            },
+            add: Flags {
+                system: (self.add.system & next.keep.system) | next.add.system,
+                keywords: (self.add.keywords & next.keep.keywords) | next.add.keywords,
+            },
+        }
+    }
+}
+
 /// One message in the view.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -51,8 +116,14 @@ pub enum Update {
     Exists(u32),
     /// `* n RECENT`.
     Recent(u32),
-    /// `* n FETCH (FLAGS ...)` for a changed message.
-    Flags(u32),
+    /// `* n FETCH (UID u FLAGS ...)` for a changed message, numbered as it is before
+    /// the expunges reported with it, so it carries what it reports.
+    Flags {
+        seq: u32,
+        uid: Uid,
+        flags: Flags,
+        recent: bool,
+    },
 }
 
 #[derive(Default, Debug)]
@@ -110,7 +181,15 @@ impl View {
         }
         let mut updates: Vec<Update> = changed
             .iter()
-            .map(|&i| Update::Flags(i as u32 + 1))
+            .map(|&i| {
+                let e = &self.entries[i];
+                Update::Flags {
+                    seq: i as u32 + 1,
+                    uid: e.uid,
+                    flags: e.flags,
+                    recent: e.recent,
+                }
+            })
             .collect();
         if report_expunges {
             updates.extend(self.take_expunged());
@@ -181,7 +260,15 @@ mod tests {
         assert_eq!(
             u,
             vec![
-                Update::Flags(4),
+                Update::Flags {
+                    seq: 4,
+                    uid: 5,
+                    flags: Flags {
+                        system: Flags::FLAGGED,
+                        keywords: 0
+                    },
+                    recent: false
+                },
                 Update::Expunge(2),
                 Update::Expunge(2),
                 Update::Exists(3)
@@ -190,6 +277,30 @@ mod tests {
         assert_eq!(
             v.entries.iter().map(|e| e.uid).collect::<Vec<_>>(),
             vec![1, 5, 7]
+        );
+    }
+
+    #[test]
+    fn flag_changes_compose_and_keep_what_others_set() {
+        let f = |system| Flags {
+            system,
+            keywords: 0,
+        };
+        // Another session's \Answered survives our +\Seen and -\Deleted.
+        let ours = FlagChange::add(f(Flags::SEEN)).then(FlagChange::remove(f(Flags::DELETED)));
+        assert_eq!(
+            ours.apply(f(Flags::ANSWERED | Flags::DELETED)),
+            f(Flags::ANSWERED | Flags::SEEN)
+        );
+        let set = FlagChange::replace(f(Flags::FLAGGED));
+        assert_eq!(
+            set.apply(f(Flags::SEEN | Flags::PASSED)),
+            f(Flags::FLAGGED | Flags::PASSED)
+        );
+        assert_eq!(
+            set.then(FlagChange::add(f(Flags::DRAFT)))
+                .apply(f(Flags::SEEN)),
+            f(Flags::FLAGGED | Flags::DRAFT)
         );
     }
 

@@ -2,18 +2,18 @@
 
 use super::super::parser::SeqSet;
 use super::super::session::Session;
-use crate::store::Flags;
 
 impl Session {
-    /// Indexes of \Deleted messages (within `only`, if given).
-    fn deleted_indexes(&self, only: Option<&[usize]>) -> Vec<usize> {
+    /// The messages an EXPUNGE looks at (within `only`, if given): all of them, since
+    /// the store decides by the \Deleted flags it has now, not those the view saw.
+    fn expunge_candidates(&self, only: Option<&[usize]>) -> Vec<usize> {
         let view = self.mailbox.as_ref().expect("selected").view();
         let all: Vec<usize> = match only {
             Some(v) => v.to_vec(),
             None => (0..view.len()).collect(),
         };
         all.into_iter()
-            .filter(|&i| view.entries[i].flags.has(Flags::DELETED) && !view.entries[i].expunged)
+            .filter(|&i| !view.entries[i].expunged)
             .collect()
     }
 
@@ -28,8 +28,13 @@ impl Session {
             },
             None => None,
         };
-        let doomed = self.deleted_indexes(only.as_deref());
-        if let Err(e) = self.mailbox.as_mut().expect("selected").expunge(&doomed) {
+        let candidates = self.expunge_candidates(only.as_deref());
+        if let Err(e) = self
+            .mailbox
+            .as_mut()
+            .expect("selected")
+            .expunge_deleted(&candidates)
+        {
             return self.store_error(tag, &e);
         }
         self.complete(tag, true, "EXPUNGE completed");
@@ -39,10 +44,10 @@ impl Session {
         let mut mailbox = self.mailbox.take().expect("selected");
         if expunge && !mailbox.readonly() {
             self.mailbox = Some(mailbox);
-            let doomed = self.deleted_indexes(None);
+            let candidates = self.expunge_candidates(None);
             mailbox = self.mailbox.take().expect("selected");
             // CLOSE expunges silently (RFC 3501 6.4.2).
-            if let Err(e) = mailbox.expunge(&doomed) {
+            if let Err(e) = mailbox.expunge_deleted(&candidates) {
                 mailbox.flush();
                 return self.store_error(tag, &e);
             }

@@ -8,7 +8,7 @@ use super::super::response;
 use super::super::session::Session;
 use super::Job;
 use crate::config;
-use crate::store::{Flags, StoreError};
+use crate::store::{FlagChange, Flags, StoreError};
 
 pub struct FetchJob {
     tag: String,
@@ -114,8 +114,12 @@ impl Session {
         let mut flags = entry.flags;
         let mut seen_now = false;
         if job.sets_seen && !flags.has(Flags::SEEN) {
-            flags.system |= Flags::SEEN;
-            m.set_flags(index, flags)?;
+            let seen = Flags {
+                system: Flags::SEEN,
+                keywords: 0,
+            };
+            m.change_flags(index, FlagChange::add(seen))?;
+            flags = m.view().entries[index].flags;
             seen_now = true;
         }
         let mut out = format!("* {} FETCH (", index + 1).into_bytes();

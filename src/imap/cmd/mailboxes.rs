@@ -6,7 +6,7 @@ use super::super::parser::StatusAtt;
 use super::super::response;
 use super::super::session::Session;
 use crate::store::names::list_match_with;
-use crate::store::{Flags, MailboxName, StoreError};
+use crate::store::{Flags, Mailbox, MailboxName, StoreError};
 
 impl Session {
     /// The hierarchy delimiter of the user's store.
@@ -48,26 +48,8 @@ impl Session {
             Err(e) => return self.store_error(tag, &e),
         };
         let view = mailbox.view();
-        let mut text = Vec::new();
-        let mut flags = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft".to_vec();
-        for k in mailbox.keywords().iter().filter(|k| !k.is_empty()) {
-            flags.push(b' ');
-            flags.extend_from_slice(k.as_bytes());
-        }
-        text.extend_from_slice(b"* FLAGS (");
-        text.extend_from_slice(&flags);
-        text.extend_from_slice(b")\r\n");
-        if readonly {
-            text.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
-        } else {
-            let room = mailbox.keywords().iter().filter(|k| !k.is_empty()).count() < 26;
-            text.extend_from_slice(b"* OK [PERMANENTFLAGS (");
-            text.extend_from_slice(&flags);
-            if room {
-                text.extend_from_slice(b" \\*");
-            }
-            text.extend_from_slice(b")] Flags permitted\r\n");
-        }
+        let mut text = flags_announcement(mailbox.as_ref(), readonly);
+        self.announced_keywords = mailbox.keywords().len();
         text.extend_from_slice(
             format!(
                 "* {} EXISTS\r\n* {} RECENT\r\n",
@@ -97,6 +79,19 @@ impl Session {
                 if readonly { "EXAMINE" } else { "SELECT" }
             ),
         );
+    }
+
+    /// `* FLAGS` and PERMANENTFLAGS again if the selected mailbox has keywords the client
+    /// was not told of (STORE made one, or another session did).
+    pub(super) fn announce_new_keywords(&mut self) {
+        let Some(m) = self.mailbox.as_ref() else {
+            return;
+        };
+        if m.keywords().len() != self.announced_keywords {
+            self.announced_keywords = m.keywords().len();
+            let text = flags_announcement(m.as_ref(), m.readonly());
+            self.out_bytes(&text);
+        }
     }
 
     pub(super) fn cmd_create(&mut self, tag: &str, raw: &[u8]) {
@@ -280,4 +275,29 @@ impl Session {
         self.out_bytes(&text);
         self.complete(tag, true, "STATUS completed");
     }
+}
+
+/// `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` of a mailbox (RFC 3501 7.2.6, 7.1).
+fn flags_announcement(mailbox: &dyn Mailbox, readonly: bool) -> Vec<u8> {
+    let mut text = Vec::new();
+    let mut flags = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft".to_vec();
+    for k in mailbox.keywords().iter().filter(|k| !k.is_empty()) {
+        flags.push(b' ');
+        flags.extend_from_slice(k.as_bytes());
+    }
+    text.extend_from_slice(b"* FLAGS (");
+    text.extend_from_slice(&flags);
+    text.extend_from_slice(b")\r\n");
+    if readonly {
+        text.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+    } else {
+        let room = mailbox.keywords().iter().filter(|k| !k.is_empty()).count() < 26;
+        text.extend_from_slice(b"* OK [PERMANENTFLAGS (");
+        text.extend_from_slice(&flags);
+        if room {
+            text.extend_from_slice(b" \\*");
+        }
+        text.extend_from_slice(b")] Flags permitted\r\n");
+    }
+    text
 }

@@ -188,6 +188,10 @@ impl Session {
                 return;
             }
         };
+        self.announce_new_keywords();
+        let Some(m) = self.mailbox.as_ref() else {
+            return;
+        };
         let mut text = Vec::new();
         for u in updates {
             match u {
@@ -196,10 +200,14 @@ impl Session {
                 }
                 Update::Exists(n) => text.extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes()),
                 Update::Recent(n) => text.extend_from_slice(format!("* {n} RECENT\r\n").as_bytes()),
-                Update::Flags(n) => {
-                    let e = &m.view().entries[n as usize - 1];
-                    text.extend_from_slice(format!("* {n} FETCH (UID {} FLAGS ", e.uid).as_bytes());
-                    response::flag_list(&mut text, e.flags, e.recent, m.keywords());
+                Update::Flags {
+                    seq,
+                    uid,
+                    flags,
+                    recent,
+                } => {
+                    text.extend_from_slice(format!("* {seq} FETCH (UID {uid} FLAGS ").as_bytes());
+                    response::flag_list(&mut text, flags, recent, m.keywords());
                     text.extend_from_slice(b")\r\n");
                 }
             }
@@ -217,19 +225,13 @@ impl Session {
             let Some(max_uid) = view.entries.last().map(|e| e.uid) else {
                 return Ok(out);
             };
-            for &(a, b) in &set.0 {
-                let a = if a == u32::MAX { max_uid } else { a };
-                let b = if b == u32::MAX { max_uid } else { b };
-                let (lo, hi) = (a.min(b), a.max(b));
+            for (lo, hi) in set.ranges(max_uid) {
                 let start = view.entries.partition_point(|e| e.uid < lo);
                 let end = view.entries.partition_point(|e| e.uid <= hi);
                 out.extend(start..end);
             }
         } else {
-            for &(a, b) in &set.0 {
-                let star = |x: u32| if x == u32::MAX { n as u32 } else { x };
-                let (a, b) = (star(a), star(b));
-                let (lo, hi) = (a.min(b), a.max(b));
+            for (lo, hi) in set.ranges(n as u32) {
                 if lo as usize > n || (lo == hi && hi as usize > n) || n == 0 {
                     return Err("Invalid message sequence number".into());
                 }

@@ -4,7 +4,7 @@ use super::super::parser::{Flag, SeqSet, StoreMode};
 use super::super::response;
 use super::super::session::Session;
 use super::append::split_flags;
-use crate::store::{Flags, StoreError};
+use crate::store::{FlagChange, Flags, StoreError};
 
 impl Session {
     #[allow(clippy::too_many_arguments)]
@@ -26,70 +26,60 @@ impl Session {
         if m.readonly() {
             return self.no(tag, "[READ-ONLY] Mailbox is read-only");
         }
-        let (mut change, keywords) = split_flags(flags);
+        let (mut requested, keywords) = split_flags(flags);
         for k in &keywords {
             match m.keyword_index(k) {
-                Ok(i) => change.keywords |= 1 << i,
+                Ok(i) => requested.keywords |= 1 << i,
                 Err(e) => return self.store_error(tag, &e),
             }
         }
-        let mut text = Vec::new();
-        let mut missing = false;
+        let change = match mode {
+            StoreMode::Replace => FlagChange::replace(requested),
+            StoreMode::Add => FlagChange::add(requested),
+            StoreMode::Remove => FlagChange::remove(requested),
+        };
+        // Applied to the flags as they are in the store now (another session's change
+        // since our last sync survives). A message another session expunged meanwhile
+        // is skipped quietly, as Dovecot and Cyrus do: its EXPUNGE follows.
+        let mut expected = Vec::with_capacity(indexes.len());
         for i in indexes {
-            let e = &m.view().entries[i];
-            if e.expunged {
-                missing = true;
-                continue;
-            }
-            let old = e.flags;
-            let new = match mode {
-                StoreMode::Replace => Flags {
-                    system: change.system | (old.system & Flags::PASSED),
-                    keywords: change.keywords,
-                },
-                StoreMode::Add => Flags {
-                    system: old.system | change.system,
-                    keywords: old.keywords | change.keywords,
-                },
-                StoreMode::Remove => Flags {
-                    system: old.system & !change.system,
-                    keywords: old.keywords & !change.keywords,
-                },
-            };
-            if new != old {
-                match m.set_flags(i, new) {
-                    Ok(()) => {}
-                    Err(StoreError::Expunged) => {
-                        missing = true;
-                        continue;
-                    }
-                    Err(e) => {
-                        self.out_bytes(&text);
-                        return self.store_error(tag, &e);
-                    }
+            let before = m.view().entries[i].flags;
+            match m.change_flags(i, change) {
+                Ok(()) => expected.push((i, change.apply(before))),
+                Err(StoreError::Expunged) => {}
+                Err(e) => {
+                    // What was changed already is written; the client hears of it later.
+                    let _ = m.commit();
+                    return self.store_error(tag, &e);
                 }
-            }
-            if !silent {
-                let e = &m.view().entries[i];
-                text.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
-                if uid {
-                    text.extend_from_slice(format!("UID {} ", e.uid).as_bytes());
-                }
-                text.extend_from_slice(b"FLAGS ");
-                response::flag_list(&mut text, e.flags, e.recent, m.keywords());
-                text.extend_from_slice(b")\r\n");
             }
         }
         if let Err(e) = m.commit() {
-            self.out_bytes(&text);
             return self.store_error(tag, &e);
         }
-        self.out_bytes(&text);
-        if missing {
-            self.report_updates(report_expunges);
-            self.no(tag, "[EXPUNGEISSUED] Some of the messages no longer exist");
-        } else {
-            self.complete(tag, report_expunges, "STORE completed");
+        self.announce_new_keywords();
+        let m = self.mailbox.as_ref().expect("selected");
+        let mut text = Vec::new();
+        for (i, expected) in expected {
+            let e = &m.view().entries[i];
+            if e.expunged {
+                continue; // found gone when written: no FETCH about it
+            }
+            // .SILENT still reports flags that differ from what the client asked for
+            // (another session's change was merged in): its model must stay true.
+            let imap_flags = |f: Flags| (f.system & !Flags::PASSED, f.keywords);
+            if silent && imap_flags(e.flags) == imap_flags(expected) {
+                continue;
+            }
+            text.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
+            if uid || silent {
+                text.extend_from_slice(format!("UID {} ", e.uid).as_bytes());
+            }
+            text.extend_from_slice(b"FLAGS ");
+            response::flag_list(&mut text, e.flags, e.recent, m.keywords());
+            text.extend_from_slice(b")\r\n");
         }
+        self.out_bytes(&text);
+        self.complete(tag, report_expunges, "STORE completed");
     }
 }

@@ -2,13 +2,13 @@
 //! through dovecot-uidlist, flags by renaming, expunge by unlinking, and the cache.
 
 use super::super::view::{Entry, View};
-use super::super::{Flags, Mailbox, Result, StoreError, Uid, Update};
+use super::super::{FlagChange, Flags, Mailbox, Result, StoreError, Uid, Update};
 use super::cache::{self, CachedMessage, Snapshot, Stamps};
 use super::filename::{flags_of, is_message_name, vsize_of, with_flags};
 use super::uidlist::{Uidlist, base_name};
 use super::{keywords, read_uidlist};
 use crate::store::dotlock::DotLock;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,13 @@ use std::path::{Path, PathBuf};
 /// A directory whose mtime is this recent may still change within the same time stamp
 /// tick, so it is not trusted to mean "unchanged" (file system clocks are coarse).
 const UNSTABLE_NS: i64 = 2_000_000_000;
+
+/// How often a flag change or expunge looks for a message again that another process
+/// renamed under it before giving up with Busy (each retry means another's rename won).
+const RENAME_ATTEMPTS: usize = 100;
+
+/// How often a sync lists the folder again when renames raced with its listing.
+const SCAN_ATTEMPTS: usize = 3;
 
 pub struct MaildirFolder {
     name: String,
@@ -207,7 +214,7 @@ impl MaildirFolder {
             by_base = list.by_base();
         }
         let mut entries: Vec<Entry> = Vec::with_capacity(files.len());
-        let mut seen: HashSet<Uid> = HashSet::with_capacity(files.len());
+        let mut seen: HashMap<Uid, usize> = HashMap::with_capacity(files.len());
         // cur/ after new/ in `files`: a message caught mid-move is taken from cur/.
         for loc in files.iter().rev() {
             let base = base_name(&loc[4..]);
@@ -215,9 +222,17 @@ impl MaildirFolder {
                 continue;
             };
             let rec = &list.records[i];
-            if !seen.insert(rec.uid) {
+            if let Some(&at) = seen.get(&rec.uid) {
+                // Listed under two names: renamed (a flag change) while we listed, and
+                // readdir may show both. The name that exists now has its flags.
+                let e = &mut entries[at];
+                if !self.dir.join(&*e.locator).exists() && self.dir.join(loc).exists() {
+                    e.flags = flags_of(loc);
+                    e.locator = loc.clone().into_boxed_str();
+                }
                 continue;
             }
+            seen.insert(rec.uid, entries.len());
             entries.push(Entry {
                 uid: rec.uid,
                 flags: flags_of(loc),
@@ -243,6 +258,28 @@ impl MaildirFolder {
         });
         self.cache_dirty = true;
         Ok(entries)
+    }
+
+    /// A scan that does not mistake a rename for an expunge or report flags a message
+    /// no longer has. readdir during another process's rename (a flag change) may show
+    /// the old name, the new one, both or neither; so look again when a known message is
+    /// missing, or when a name that differs from the view's is already gone.
+    fn consistent_scan(&mut self) -> Result<Vec<Entry>> {
+        let mut scan = self.scan()?;
+        for _ in 0..SCAN_ATTEMPTS {
+            let by_uid: HashMap<Uid, &Entry> = scan.iter().map(|e| (e.uid, e)).collect();
+            let doubtful = self.view.entries.iter().filter(|e| !e.expunged).any(|e| {
+                match by_uid.get(&e.uid) {
+                    None => true,
+                    Some(s) => s.locator != e.locator && !self.dir.join(&*s.locator).exists(),
+                }
+            });
+            if !doubtful {
+                break;
+            }
+            scan = self.scan()?;
+        }
+        Ok(scan)
     }
 
     /// Under the uidlist dot-lock: read it again, number the files it lacks (oldest
@@ -293,18 +330,21 @@ impl MaildirFolder {
         Ok(list)
     }
 
-    /// Find where a message's file is now (another process may have renamed it).
+    /// Find where a message's file is now (another process may have renamed it). A
+    /// listing can miss a file renamed while it runs, so only several misses in a row
+    /// mean the message is gone.
     fn relocate(&mut self, index: usize) -> Result<String> {
         let base = base_name(&self.view.entries[index].locator[4..]).to_string();
-        let mut files = Vec::new();
-        self.list_dir("cur", &mut files)?;
-        self.list_dir("new", &mut files)?;
-        let found = files
-            .into_iter()
-            .find(|f| base_name(&f[4..]) == base)
-            .ok_or(StoreError::Expunged)?;
-        self.view.entries[index].locator = found.clone().into_boxed_str();
-        Ok(found)
+        for _ in 0..SCAN_ATTEMPTS {
+            let mut files = Vec::new();
+            self.list_dir("cur", &mut files)?;
+            self.list_dir("new", &mut files)?;
+            if let Some(found) = files.into_iter().find(|f| base_name(&f[4..]) == base) {
+                self.view.entries[index].locator = found.clone().into_boxed_str();
+                return Ok(found);
+            }
+        }
+        Err(StoreError::Expunged)
     }
 
     fn write_cache(&mut self) {
@@ -355,6 +395,52 @@ impl MaildirFolder {
             }
             Err(e) => Err(self.err("read message", e)),
         }
+    }
+
+    /// Unlink the messages' files (only those whose name now carries T, if
+    /// `only_deleted`): unlinking a name is atomic against another process's rename, so a
+    /// message whose \Deleted was cleared meanwhile is looked at again, not removed.
+    fn remove_files(&mut self, indexes: &[usize], only_deleted: bool) -> Result<()> {
+        if self.readonly {
+            return Err(StoreError::ReadOnly);
+        }
+        'messages: for &i in indexes {
+            for _ in 0..RENAME_ATTEMPTS {
+                if self.view.entries[i].expunged {
+                    continue 'messages;
+                }
+                let current = self.view.entries[i].locator.to_string();
+                let flags = flags_of(&current);
+                if only_deleted && !flags.has(Flags::DELETED) {
+                    // Our name may be stale: the file may carry T now.
+                    match self.relocate(i) {
+                        Ok(now) if now != current => continue,
+                        Ok(_) => {
+                            self.view.entries[i].flags = flags;
+                            continue 'messages;
+                        }
+                        Err(StoreError::Expunged) => continue 'messages,
+                        Err(e) => return Err(e),
+                    }
+                }
+                match std::fs::remove_file(self.dir.join(&current)) {
+                    Ok(()) => {
+                        self.view.entries[i].expunged = true;
+                        continue 'messages;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => match self.relocate(i) {
+                        Ok(_) => continue,
+                        // Another session expunged it: the next sync reports it.
+                        Err(StoreError::Expunged) => continue 'messages,
+                        Err(e) => return Err(e),
+                    },
+                    Err(e) => return Err(self.err("expunge", e)),
+                }
+            }
+            return Err(StoreError::Busy);
+        }
+        self.stamps = None;
+        Ok(())
     }
 
     fn path_of(&self, index: usize) -> PathBuf {
@@ -445,19 +531,7 @@ impl Mailbox for MaildirFolder {
             });
         }
         self.keywords = keywords::read(&self.dir);
-        let mut scan = self.scan()?;
-        // A message renamed by another process while we listed may be missed once:
-        // before calling anything expunged, look a second time.
-        let known_missing = {
-            let uids: HashSet<Uid> = scan.iter().map(|e| e.uid).collect();
-            self.view
-                .entries
-                .iter()
-                .any(|e| !e.expunged && !uids.contains(&e.uid))
-        };
-        if known_missing {
-            scan = self.scan()?;
-        }
+        let scan = self.consistent_scan()?;
         let (updates, skipped) = self.view.apply(scan, report_expunges);
         if skipped > 0 {
             crate::log::warning(&format!(
@@ -548,64 +622,47 @@ impl Mailbox for MaildirFolder {
         Ok(d)
     }
 
-    fn set_flags(&mut self, index: usize, flags: Flags) -> Result<()> {
+    fn change_flags(&mut self, index: usize, change: FlagChange) -> Result<()> {
         if self.readonly {
             return Err(StoreError::ReadOnly);
         }
-        let entry = &self.view.entries[index];
-        if entry.expunged {
-            return Err(StoreError::Expunged);
-        }
-        let mut flags = flags;
-        flags.system |= entry.flags.system & Flags::PASSED;
-        let base = base_name(&entry.locator[4..]).to_string();
-        let target = format!("cur/{}", with_flags(&base, flags));
-        if *entry.locator != *target {
-            let mut from = self.path_of(index);
-            for attempt in 0..2 {
-                match std::fs::rename(&from, self.dir.join(&target)) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => {
-                        let loc = self.relocate(index)?;
-                        from = self.dir.join(loc);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        return Err(StoreError::Expunged);
-                    }
-                    Err(e) => return Err(self.err("store flags", e)),
-                }
+        // The flags are the file's name: compute from the name the file has now and
+        // rename exactly that name. If another process renamed it meanwhile, our rename
+        // finds nothing and we look again; so a concurrent +FLAGS is never undone.
+        for _ in 0..RENAME_ATTEMPTS {
+            if self.view.entries[index].expunged {
+                return Err(StoreError::Expunged);
             }
+            let current = self.view.entries[index].locator.to_string();
+            let old = flags_of(&current);
+            let new = change.apply(old);
+            let target = format!("cur/{}", with_flags(base_name(&current[4..]), new));
+            let moved = current == target
+                || match std::fs::rename(self.dir.join(&current), self.dir.join(&target)) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                    Err(e) => return Err(self.err("store flags", e)),
+                };
+            if !moved {
+                self.relocate(index)?;
+                continue;
+            }
+            let e = &mut self.view.entries[index];
+            e.locator = target.into_boxed_str();
+            e.flags = new;
+            // Our own rename changed cur/: the stamps stay, so the next sync looks again,
+            // but the view holds the new flags, so nothing is reported twice.
+            return Ok(());
         }
-        let e = &mut self.view.entries[index];
-        e.locator = target.into_boxed_str();
-        e.flags = flags;
-        // Our own rename changed cur/: keep the stamps so that the next sync looks again,
-        // but the view already holds the new flags, so no FETCH is reported twice.
-        Ok(())
+        Err(StoreError::Busy)
     }
 
     fn expunge(&mut self, indexes: &[usize]) -> Result<()> {
-        if self.readonly {
-            return Err(StoreError::ReadOnly);
-        }
-        for &i in indexes {
-            if self.view.entries[i].expunged {
-                continue;
-            }
-            match std::fs::remove_file(self.path_of(i)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if let Ok(loc) = self.relocate(i) {
-                        std::fs::remove_file(self.dir.join(loc))
-                            .map_err(|e| self.err("expunge", e))?;
-                    }
-                }
-                Err(e) => return Err(self.err("expunge", e)),
-            }
-            self.view.entries[i].expunged = true;
-        }
-        self.stamps = None;
-        Ok(())
+        self.remove_files(indexes, false)
+    }
+
+    fn expunge_deleted(&mut self, candidates: &[usize]) -> Result<()> {
+        self.remove_files(candidates, true)
     }
 
     fn flush(&mut self) {

@@ -14,6 +14,7 @@ use super::names::{MailboxName, list_match};
 use super::{AppendSink, Flags, ListEntry, Mailbox, Result, StatusInfo, Store, StoreError, Uid};
 use crate::store::dotlock::DotLock;
 use crate::store::maildrop::MaildropLock;
+use crate::store::uidvalidity;
 use folder::{MaildirFolder, folder_dir_ok};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -61,7 +62,7 @@ pub fn read_uidlist(dir: &Path, mailbox: &str) -> Result<Option<Uidlist>> {
 }
 
 /// A folder without dovecot-uidlist: take Courier's UIDs if Courier served it,
-/// otherwise start a new UIDVALIDITY (the time, as Dovecot does).
+/// otherwise start a new UIDVALIDITY (the user's next, `store::uidvalidity`).
 pub fn import_or_new_uidlist(dir: &Path) -> Uidlist {
     for courier in ["courierimapuiddb", "courierimapuidlist"] {
         if let Ok(t) = fs::read_to_string(dir.join(courier)) {
@@ -71,7 +72,15 @@ pub fn import_or_new_uidlist(dir: &Path) -> Uidlist {
             }
         }
     }
-    Uidlist::new(crate::util::date::now().max(1) as u32)
+    Uidlist::new(uidvalidity::next(&maildir_root(dir)))
+}
+
+/// The Maildir++ root of a folder directory: INBOX is the root, `.Name` sits in it.
+fn maildir_root(dir: &Path) -> PathBuf {
+    match (dir.file_name().and_then(|n| n.to_str()), dir.parent()) {
+        (Some(n), Some(parent)) if n.starts_with('.') => parent.to_path_buf(),
+        _ => dir.to_path_buf(),
+    }
 }
 
 /// Define `name` in the folder's dovecot-keywords (under its own dot-lock).
@@ -203,8 +212,8 @@ impl Store for MaildirStore {
                 _ => StoreError::io("create mailbox", name.as_str(), e),
             })?;
         make_maildir(&dir, true).map_err(|e| StoreError::io("create mailbox", name.as_str(), e))?;
-        // Fix UIDVALIDITY at creation time.
-        let list = Uidlist::new(crate::util::date::now().max(1) as u32);
+        // Fix UIDVALIDITY at creation time: one this user never had.
+        let list = Uidlist::new(uidvalidity::next(&self.root));
         let lock = DotLock::acquire(&dir.join("dovecot-uidlist"))
             .map_err(|e| StoreError::io("create mailbox", name.as_str(), e))?;
         lock.replace(list.serialize().as_bytes())

@@ -1,8 +1,10 @@
 //! One mbox opened by a session. The file is the truth for UIDs and flags (UW imapd's
 //! model, so that mutt, Dovecot and UW read what this store writes); `imapd.index` only
 //! spares a parse. Every access takes the locks for its moment only:
-//! - a change is noticed by stat (inode, size, mtime, ctime): mail appended after a known
-//!   end is parsed from there, anything else from the index or the whole file;
+//! - a change is noticed by stat (inode, size, mtime, ctime) and by the generation our
+//!   writers bump before any write that is not an append (`imapd.generation`: a
+//!   same-length overwrite within one clock tick changes no stat field): mail appended
+//!   after a known end is parsed from there, anything else from the index or the file;
 //! - new messages (no valid X-UID, no `O` in Status) get their UIDs and metadata headers
 //!   at once, under the write locks, by a journaled rewrite of the tail they sit in;
 //! - flag changes are collected during a command and written when it ends: in place where
@@ -15,7 +17,7 @@ use super::lock::{self, DotLock, RangeLock};
 use super::parse::{self, Base, MsgRec, Scanner, Unquoter};
 use super::write::{self, Meta};
 use crate::store::view::{Entry, View};
-use crate::store::{Flags, Mailbox, Result, StoreError, Uid, Update};
+use crate::store::{FlagChange, Flags, Mailbox, Result, StoreError, Uid, Update};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, Write as _};
@@ -25,6 +27,9 @@ use std::path::{Path, PathBuf};
 /// Messages served larger than this are copied to a private temporary file for
 /// streaming, so that the mbox need not stay locked while a slow client reads.
 const IN_MEMORY: u64 = 1 << 20;
+
+/// In the index directory: the UIDVALIDITY of an mbox without metadata (decimal).
+const PROVISIONAL_FILE: &str = "imapd.uidvalidity";
 
 /// Keywords a folder can hold (`Flags::keywords` is 32 bits).
 const MAX_KEYWORDS: usize = 32;
@@ -41,11 +46,18 @@ pub struct MboxFolder {
     /// Hash of the last bytes of the file as parsed: appended mail is parsed alone only
     /// when the old end is still there.
     tail_hash: u64,
-    /// UIDVALIDITY of an mbox with no metadata yet (no message, no pseudo-message).
+    /// UIDVALIDITY of an mbox with no metadata yet (no message, no pseudo-message): kept
+    /// in the index directory, so that every session announces the same one, and used
+    /// when the first message is labelled (0: not loaded yet).
     provisional_uidvalidity: u32,
     keywords: Vec<String>,
     view: View,
-    pending: BTreeMap<Uid, Flags>,
+    /// Flag changes of the current command, applied to the file's flags when written.
+    pending: BTreeMap<Uid, FlagChange>,
+    /// `imapd.generation`: a u64 (big-endian) our writers bump (see the module comment).
+    generation: File,
+    /// Bumped already under the write lock held now.
+    generation_bumped: bool,
     /// The state the view was last brought up to.
     view_stamp: Stamp,
     /// Messages this session labelled (it is the one to report them \Recent).
@@ -87,6 +99,14 @@ impl MboxFolder {
         if !file.metadata().map_err(err("open mailbox"))?.is_file() {
             return Err(StoreError::NoSuchMailbox);
         }
+        let generation = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(index_dir.join(index::GENERATION_FILE))
+            .map_err(err("open the index directory"))?;
         let mut f = MboxFolder {
             name: name.to_string(),
             path,
@@ -105,11 +125,16 @@ impl MboxFolder {
             keywords: Vec::new(),
             view: View::default(),
             pending: BTreeMap::new(),
+            generation,
+            generation_bumped: false,
             view_stamp: Stamp::default(),
             recent: HashSet::new(),
             index_dirty: false,
         };
         f.refresh()?;
+        if f.base().is_none() {
+            f.provisional()?;
+        }
         f.view.entries = f.entries();
         f.view_stamp = f.state.stamp;
         Ok(f)
@@ -131,10 +156,33 @@ impl MboxFolder {
             .or_else(|| self.state.msgs.first().and_then(|m| m.base.as_ref()))
     }
 
+    /// Our writers' generation now (0 before the first).
+    fn generation_now(&self) -> Result<u64> {
+        let mut b = [0u8; 8];
+        match self.generation.read_exact_at(&mut b, 0) {
+            Ok(()) => Ok(u64::from_be_bytes(b)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            Err(e) => Err(self.err("read the index directory", e)),
+        }
+    }
+
+    /// Before a write that is not an append (caller holds the write locks): bump the
+    /// generation once, so that every other session parses again what it knows.
+    fn will_write(&mut self) -> Result<()> {
+        if !self.generation_bumped {
+            let next = self.generation_now()?.wrapping_add(1);
+            self.generation
+                .write_all_at(&next.to_be_bytes(), 0)
+                .map_err(|e| self.err("write the index directory", e))?;
+            self.generation_bumped = true;
+        }
+        Ok(())
+    }
+
     /// The path's current stamp (None: the mbox is gone).
     fn path_stamp(&self) -> Result<Option<Stamp>> {
         match std::fs::symlink_metadata(&self.path) {
-            Ok(m) => Ok(Some(Stamp::of(&m))),
+            Ok(m) => Ok(Some(Stamp::of(&m, self.generation_now()?))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.err("stat mailbox", e)),
         }
@@ -193,6 +241,7 @@ impl MboxFolder {
         let _dot = DotLock::acquire(&self.path).map_err(|e| self.err("lock mailbox", e))?;
         let handle = self.current_handle()?;
         let _w = RangeLock::write(&handle).map_err(|e| self.err("lock mailbox", e))?;
+        self.generation_bumped = false;
         journal::recover(&self.journal_path(), &self.file, &self.name)
             .map_err(|e| self.err("finish an interrupted rewrite", e))?;
         self.reload()?;
@@ -254,7 +303,7 @@ impl MboxFolder {
             .file
             .metadata()
             .map_err(|e| self.err("stat mailbox", e))?;
-        Ok(Stamp::of(&m))
+        Ok(Stamp::of(&m, self.generation_now()?))
     }
 
     /// After writing: remember the file as it now is (stamp, tail hash), index to save.
@@ -285,6 +334,7 @@ impl MboxFolder {
                 .unwrap_or(self.state.junk_prefix)
                 == old.size;
         let appended_only = old.ino == now_stamp.ino
+            && old.generation == now_stamp.generation
             && old.size > 0
             && now_stamp.size > old.size
             && last_separated
@@ -376,14 +426,58 @@ impl MboxFolder {
             .collect()
     }
 
-    fn new_uidvalidity(&self) -> u32 {
-        let t = now().clamp(1, u32::MAX as i64) as u32;
-        t.max(self.provisional_uidvalidity.saturating_add(1))
-            .max(self.base().map_or(0, |b| b.uidvalidity.saturating_add(1)))
+    /// The UIDVALIDITY this mbox has until its metadata is written (see the field).
+    fn provisional(&mut self) -> Result<u32> {
+        if self.provisional_uidvalidity != 0 {
+            return Ok(self.provisional_uidvalidity);
+        }
+        let path = self.index_dir.join(PROVISIONAL_FILE);
+        let read = |p: &Path| {
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+                .filter(|&v| v != 0)
+        };
+        let v = match read(&path) {
+            Some(v) => v,
+            None => {
+                // The first session to get here decides (O_EXCL); the others read it.
+                let v = crate::store::uidvalidity::next(&self.counter_dir());
+                let created = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(format!("{v}\n").as_bytes()));
+                match created {
+                    Ok(()) => v,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        // Written by another session just now (it may still be writing).
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        read(&path).unwrap_or(v)
+                    }
+                    Err(e) => return Err(self.err("write the index directory", e)),
+                }
+            }
+        };
+        self.provisional_uidvalidity = v;
+        Ok(v)
+    }
+
+    /// Where the user's UIDVALIDITY counter is: index directories are
+    /// `<root>/<mailbox name>`, and the counter sits in `<root>`.
+    fn counter_dir(&self) -> PathBuf {
+        let levels = Path::new(&self.name).components().count();
+        self.index_dir
+            .ancestors()
+            .nth(levels)
+            .unwrap_or(&self.index_dir)
+            .to_path_buf()
     }
 
     /// Bump LAST-UID in the file (10 digits in place) and in memory.
     fn bump_last_uid(&mut self, slot: parse::Slot, last: u32) -> Result<()> {
+        self.will_write()?;
         self.file
             .write_all_at(format!("{last:010}").as_bytes(), slot.off)
             .map_err(|e| self.err("write mailbox metadata", e))?;
@@ -406,17 +500,10 @@ impl MboxFolder {
         let (uidvalidity, mut last) = match self.base() {
             Some(b) => (b.uidvalidity, b.last_uid),
             None => {
+                let v = self.provisional()?;
                 if self.state.msgs.is_empty() {
-                    if self.provisional_uidvalidity == 0 {
-                        self.provisional_uidvalidity = self.new_uidvalidity();
-                    }
                     return Ok(());
                 }
-                let v = if self.provisional_uidvalidity != 0 {
-                    self.provisional_uidvalidity
-                } else {
-                    self.new_uidvalidity()
-                };
                 (v, 0)
             }
         };
@@ -519,6 +606,7 @@ impl MboxFolder {
             (false, None) => return Ok(()),
         };
         let old_len = self.state.stamp.size;
+        self.will_write()?;
         let mut rw = Rewrite::begin(&self.journal_path(), start, old_len)
             .map_err(|e| self.err("start rewriting mailbox", e))?;
         let result = (|| -> io::Result<()> {
@@ -572,6 +660,50 @@ impl MboxFolder {
         self.after_write()
     }
 
+    /// Remove these messages (only those \Deleted in the file now, if `only_deleted`),
+    /// by one rewrite from the first; messages already gone are skipped.
+    fn remove_messages(&mut self, indexes: &[usize], only_deleted: bool) -> Result<()> {
+        if self.readonly {
+            return Err(StoreError::ReadOnly);
+        }
+        self.apply_pending()?;
+        let wanted: HashSet<Uid> = indexes
+            .iter()
+            .filter(|&&i| !self.view.entries[i].expunged)
+            .map(|&i| self.view.entries[i].uid)
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let gone = self.with_write_lock(|s| {
+            let gone: HashSet<Uid> = s
+                .state
+                .msgs
+                .iter()
+                .filter(|m| wanted.contains(&m.uid))
+                .filter(|m| !only_deleted || m.flags & Flags::DELETED != 0)
+                .map(|m| m.uid)
+                .collect();
+            let Some(from) = s.state.msgs.iter().position(|m| gone.contains(&m.uid)) else {
+                return Ok(gone);
+            };
+            let metas: Vec<_> = s
+                .state
+                .msgs
+                .iter()
+                .map(|m| (!gone.contains(&m.uid)).then(|| (m.uid, m.flags, m.keywords.clone())))
+                .collect();
+            s.rewrite(from, None, &metas)?;
+            Ok(gone)
+        })?;
+        for e in self.view.entries.iter_mut() {
+            if gone.contains(&e.uid) {
+                e.expunged = true;
+            }
+        }
+        Ok(())
+    }
+
     /// The records as view entries (sorted by UID: file order is UID order).
     fn entries(&self) -> Vec<Entry> {
         self.state
@@ -603,17 +735,32 @@ impl MboxFolder {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
-        self.with_write_lock(|s| {
+        let results = self.with_write_lock(|s| {
             let mut rewrite_from: Option<usize> = None;
             let mut changed: Vec<(usize, u8, Vec<String>)> = Vec::new();
-            for (&uid, fl) in &pending {
-                let Some(i) = s.find(uid) else { continue };
-                let names = s.keyword_names(fl.keywords);
+            // Each change applies to the flags in the file now (just reloaded).
+            let mut results: Vec<(Uid, Option<Flags>)> = Vec::new();
+            for (&uid, change) in &pending {
+                let Some(i) = s.find(uid) else {
+                    results.push((uid, None)); // expunged by another session meanwhile
+                    continue;
+                };
                 let m = &s.state.msgs[i];
-                if m.flags == fl.system && m.keywords == names {
+                let old = Flags {
+                    system: m.flags,
+                    keywords: s.keyword_bits(&m.keywords),
+                };
+                let mut new = change.apply(old);
+                new.system &= !Flags::PASSED;
+                results.push((uid, Some(new)));
+                let names = s.keyword_names(new.keywords);
+                if m.flags == new.system && m.keywords == names {
                     continue;
                 }
-                changed.push((i, fl.system, names));
+                changed.push((i, new.system, names));
+            }
+            if !changed.is_empty() {
+                s.will_write()?;
             }
             let used: Vec<String> = changed.iter().flat_map(|c| c.2.iter().cloned()).collect();
             let new_base = s.declare_keywords(&used)?;
@@ -637,8 +784,19 @@ impl MboxFolder {
                 let metas = s.current_metas();
                 s.rewrite(from, new_base, &metas)?;
             }
-            Ok(())
-        })
+            Ok(results)
+        })?;
+        // The view holds what was written (the next sync reports nothing twice), and
+        // knows which are gone (its EXPUNGE comes at the next sync that may report it).
+        for (uid, flags) in results {
+            if let Some(i) = self.view.index_of_uid(uid) {
+                match flags {
+                    Some(f) => self.view.entries[i].flags = f,
+                    None => self.view.entries[i].expunged = true,
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Dovecot knows a message's keyword only if the folder's X-IMAPbase lists it: add
@@ -661,6 +819,7 @@ impl MboxFolder {
         let text = write::keywords_text(&updated.keywords);
         if let Some(slot) = b.keywords_slot {
             if let Some(v) = write::padded(&text, slot.cap as usize) {
+                self.will_write()?;
                 self.file
                     .write_all_at(&v, slot.off)
                     .map_err(|e| self.err("write mailbox metadata", e))?;
@@ -804,12 +963,7 @@ impl MboxFolder {
             }
             let (uidvalidity, last, slot) = match s.base() {
                 Some(b) => (b.uidvalidity, b.last_uid, b.last_uid_slot),
-                None => {
-                    if s.provisional_uidvalidity == 0 {
-                        s.provisional_uidvalidity = s.new_uidvalidity();
-                    }
-                    (s.provisional_uidvalidity, 0, None)
-                }
+                None => (s.provisional()?, 0, None),
             };
             let uid = last
                 .checked_add(1)
@@ -972,7 +1126,7 @@ impl Mailbox for MboxFolder {
         Ok(self.view.entries[index].internal_date.unwrap_or(0))
     }
 
-    fn set_flags(&mut self, index: usize, flags: Flags) -> Result<()> {
+    fn change_flags(&mut self, index: usize, change: FlagChange) -> Result<()> {
         if self.readonly {
             return Err(StoreError::ReadOnly);
         }
@@ -980,42 +1134,25 @@ impl Mailbox for MboxFolder {
         if e.expunged {
             return Err(StoreError::Expunged);
         }
-        let mut flags = flags;
-        flags.system &= !Flags::PASSED;
-        e.flags = flags;
-        self.pending.insert(e.uid, flags);
+        // Written at `commit`, onto the flags the file has then; until then the view
+        // shows the change on what this session knew.
+        e.flags = change.apply(e.flags);
+        e.flags.system &= !Flags::PASSED;
+        let uid = e.uid;
+        let merged = match self.pending.get(&uid) {
+            Some(earlier) => earlier.then(change),
+            None => change,
+        };
+        self.pending.insert(uid, merged);
         Ok(())
     }
 
     fn expunge(&mut self, indexes: &[usize]) -> Result<()> {
-        if self.readonly {
-            return Err(StoreError::ReadOnly);
-        }
-        self.apply_pending()?;
-        let gone: HashSet<Uid> = indexes
-            .iter()
-            .filter(|&&i| !self.view.entries[i].expunged)
-            .map(|&i| self.view.entries[i].uid)
-            .collect();
-        if gone.is_empty() {
-            return Ok(());
-        }
-        self.with_write_lock(|s| {
-            let Some(from) = s.state.msgs.iter().position(|m| gone.contains(&m.uid)) else {
-                return Ok(());
-            };
-            let metas: Vec<_> = s
-                .state
-                .msgs
-                .iter()
-                .map(|m| (!gone.contains(&m.uid)).then(|| (m.uid, m.flags, m.keywords.clone())))
-                .collect();
-            s.rewrite(from, None, &metas)
-        })?;
-        for &i in indexes {
-            self.view.entries[i].expunged = true;
-        }
-        Ok(())
+        self.remove_messages(indexes, false)
+    }
+
+    fn expunge_deleted(&mut self, candidates: &[usize]) -> Result<()> {
+        self.remove_messages(candidates, true)
     }
 
     fn commit(&mut self) -> Result<()> {
@@ -1123,7 +1260,7 @@ mod tests {
                 flags.system ^= 1 << rng.below(5);
                 let _ = f.keyword_index("$Fuzz");
                 flags.keywords |= 1 << f.keyword_index("$Fuzz").unwrap();
-                f.set_flags(i, flags).unwrap();
+                f.change_flags(i, FlagChange::replace(flags)).unwrap();
             }
             f.flush();
             let gone: Vec<usize> = (0..n).filter(|_| rng.below(3) == 0).collect();

@@ -1,9 +1,10 @@
 //! `imapd.index`: what one parse of an mbox found (offsets, UIDs, flags, sizes), kept
 //! beside the journal so that opening an unchanged mbox reads this file instead of the
 //! whole mbox. It is only a cache: it names the mbox state it describes (inode, size,
-//! mtime and ctime in ns) and is ignored when that differs, or when damaged.
+//! mtime and ctime in ns, and our writers' generation counter) and is ignored when that
+//! differs, or when damaged.
 //!
-//! Layout, all big-endian: magic `IMAPDMB1`, stamp (4 x u64), u64 junk prefix, u8 pseudo
+//! Layout, all big-endian: magic `IMAPDMB2`, stamp (5 x u64), u64 junk prefix, u8 pseudo
 //! present, u32 count, the records (pseudo first), u64 checksum of all before it.
 //! A record: u64 from/hdr/body/end/next, u32 uid, u8 flags, u8 bits (recent, terminated,
 //! Content-Length framed, pseudo), u64 vsize, i64 date, three slots (u64 offset, u32
@@ -13,8 +14,10 @@
 use super::parse::{Base, MsgRec, Slot};
 use crate::store::sealed::{self, Reader};
 
-const MAGIC: &[u8; 8] = b"IMAPDMB1";
+const MAGIC: &[u8; 8] = b"IMAPDMB2";
 pub const FILE: &str = "imapd.index";
+/// Our writers' counter of changes that are not appends (`MboxFolder::will_write`).
+pub const GENERATION_FILE: &str = "imapd.generation";
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stamp {
@@ -22,16 +25,21 @@ pub struct Stamp {
     pub size: u64,
     pub mtime_ns: i64,
     pub ctime_ns: i64,
+    /// Bumped by our own sessions before every write that is not an append: a same-length
+    /// overwrite within one tick of the file system clock leaves the rest of the stamp
+    /// as it was, and an append after it would otherwise look like an append alone.
+    pub generation: u64,
 }
 
 impl Stamp {
-    pub fn of(m: &std::fs::Metadata) -> Stamp {
+    pub fn of(m: &std::fs::Metadata, generation: u64) -> Stamp {
         use std::os::unix::fs::MetadataExt;
         Stamp {
             ino: m.ino(),
             size: m.size(),
             mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
             ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            generation,
         }
     }
 }
@@ -108,6 +116,7 @@ pub fn encode(s: &State) -> Vec<u8> {
     o.u64(s.stamp.size);
     o.u64(s.stamp.mtime_ns as u64);
     o.u64(s.stamp.ctime_ns as u64);
+    o.u64(s.stamp.generation);
     o.u64(s.junk_prefix);
     o.u8(s.pseudo.is_some() as u8);
     o.u32(s.msgs.len() as u32);
@@ -179,6 +188,7 @@ pub fn decode(b: &[u8]) -> Option<State> {
         size: i.u64()?,
         mtime_ns: i.u64()? as i64,
         ctime_ns: i.u64()? as i64,
+        generation: i.u64()?,
     };
     let junk_prefix = i.u64()?;
     let has_pseudo = i.u8()? == 1;
@@ -238,6 +248,7 @@ mod tests {
                 size: 2,
                 mtime_ns: 3,
                 ctime_ns: 4,
+                generation: 5,
             },
             junk_prefix: 0,
             pseudo: None,
@@ -264,6 +275,7 @@ mod tests {
                 size: 9,
                 mtime_ns: -1,
                 ctime_ns: 2,
+                generation: 3,
             },
             junk_prefix: 0,
             pseudo: None,
@@ -273,14 +285,15 @@ mod tests {
             }],
         };
         let b = encode(&s);
-        assert_eq!(&b[..16], b"IMAPDMB1\x01\x02\x03\x04\x05\x06\x07\x08");
+        assert_eq!(&b[..16], b"IMAPDMB2\x01\x02\x03\x04\x05\x06\x07\x08");
         assert_eq!(&b[24..32], &[0xff; 8]);
-        let uid_at = 8 + 8 * 5 + 1 + 4 + 8 * 5;
+        assert_eq!(&b[40..48], &[0, 0, 0, 0, 0, 0, 0, 3]);
+        let uid_at = 8 + 8 * 6 + 1 + 4 + 8 * 5;
         assert_eq!(&b[uid_at..uid_at + 4], &[0x0a, 0x0b, 0x0c, 0x0d]);
         let sum = u64::from_be_bytes(b[b.len() - 8..].try_into().unwrap());
         assert_eq!(sum, sealed::checksum(&b[..b.len() - 8]));
         assert_eq!(format!("{sum:016x}"), GOLDEN_SUM);
     }
 
-    const GOLDEN_SUM: &str = "e95e96908cc162ce";
+    const GOLDEN_SUM: &str = "e4d383b7292776e3";
 }
