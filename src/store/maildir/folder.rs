@@ -6,7 +6,7 @@ use super::super::{FlagChange, Flags, Mailbox, Result, StoreError, Uid, Update};
 use super::cache::{self, CachedMessage, Snapshot, Stamps};
 use super::filename::{flags_of, is_message_name, vsize_of, with_flags};
 use super::uidlist::{Uidlist, base_name};
-use super::{keywords, read_uidlist};
+use super::{keywords, read_uidlist, recent};
 use crate::store::dotlock::DotLock;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
@@ -137,6 +137,7 @@ impl MaildirFolder {
                 terminated: m.terminated,
             });
         }
+        self.mark_recent(&mut entries, &HashSet::new())?;
         Ok(Some(entries))
     }
 
@@ -236,7 +237,7 @@ impl MaildirFolder {
             entries.push(Entry {
                 uid: rec.uid,
                 flags: flags_of(loc),
-                recent: recent.contains(base),
+                recent: false,
                 expunged: false,
                 locator: loc.clone().into_boxed_str(),
                 vsize: rec.vsize().or_else(|| vsize_of(loc)),
@@ -247,6 +248,7 @@ impl MaildirFolder {
         entries.sort_unstable_by_key(|e| e.uid);
         self.uidvalidity = list.uidvalidity;
         self.next_uid = list.next_uid;
+        self.mark_recent(&mut entries, &recent)?;
         let fresh_stamps = self.current_stamps()?;
         self.uidlist = Some((fresh_stamps.clone(), list));
         // Record the stamps read *before* listing: a change during the listing makes the
@@ -258,6 +260,28 @@ impl MaildirFolder {
         });
         self.cache_dirty = true;
         Ok(entries)
+    }
+
+    /// \Recent (recent.rs): a read-write session claims the UIDs no session was shown
+    /// yet; a read-only one sees them without claiming. A folder that has no record yet
+    /// falls back to what Maildir itself says: what this scan `moved` out of new/
+    /// (read-only: what is still in new/).
+    fn mark_recent(&mut self, entries: &mut [Entry], moved: &HashSet<String>) -> Result<()> {
+        let highest = entries.last().map_or(0, |e| e.uid);
+        let shown = if self.readonly {
+            recent::read(&self.dir, self.uidvalidity)
+        } else {
+            recent::claim(&self.dir, self.uidvalidity, highest)
+                .map_err(|e| self.err("record recent messages", e))?
+        };
+        for e in entries.iter_mut() {
+            e.recent = match shown {
+                Some(w) => e.uid > w,
+                None if self.readonly => e.locator.starts_with("new/"),
+                None => moved.contains(base_name(&e.locator[4..])),
+            };
+        }
+        Ok(())
     }
 
     /// A scan that does not mistake a rename for an expunge or report flags a message

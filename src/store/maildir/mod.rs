@@ -8,6 +8,7 @@ pub mod cache;
 pub mod filename;
 pub mod folder;
 pub mod keywords;
+pub mod recent;
 pub mod uidlist;
 
 use super::names::{MailboxName, list_match};
@@ -212,11 +213,15 @@ impl Store for MaildirStore {
                 _ => StoreError::io("create mailbox", name.as_str(), e),
             })?;
         make_maildir(&dir, true).map_err(|e| StoreError::io("create mailbox", name.as_str(), e))?;
-        // Fix UIDVALIDITY at creation time: one this user never had.
+        // Fix UIDVALIDITY at creation time: one this user never had. Everything that
+        // arrives from now on is \Recent for the first session to select it.
         let list = Uidlist::new(uidvalidity::next(&self.root));
         let lock = DotLock::acquire(&dir.join("dovecot-uidlist"))
             .map_err(|e| StoreError::io("create mailbox", name.as_str(), e))?;
         lock.replace(list.serialize().as_bytes())
+            .map_err(|e| StoreError::io("create mailbox", name.as_str(), e))?;
+        recent::claim(&dir, list.uidvalidity, 0)
+            .map(|_| ())
             .map_err(|e| StoreError::io("create mailbox", name.as_str(), e))
     }
 
@@ -325,12 +330,7 @@ impl Store for MaildirStore {
         let view = f.view();
         let mut st = StatusInfo {
             messages: view.len() as u32,
-            // Messages still in new/ are the ones no session has seen yet.
-            recent: view
-                .entries
-                .iter()
-                .filter(|e| e.locator.starts_with("new/"))
-                .count() as u32,
+            recent: view.recent_count(),
             unseen: view
                 .entries
                 .iter()

@@ -259,7 +259,10 @@ impl MboxFolder {
         let handle = self.current_handle()?;
         let r = RangeLock::read(&handle).map_err(|e| self.err("lock mailbox", e))?;
         self.reload()?;
-        if self.unlabelled() || (self.writable && self.state.msgs.iter().any(|m| m.recent)) {
+        // A read-write session claims recent mail (writes its `O`); EXAMINE and STATUS
+        // leave it recent for that session, but still write the UIDs it needs.
+        let claims = !self.readonly && self.state.msgs.iter().any(|m| m.recent);
+        if self.unlabelled() || (self.writable && claims) {
             if self.writable {
                 // New mail arrived: it needs its UIDs (written) before anything else.
                 drop(r);
@@ -518,7 +521,7 @@ impl MboxFolder {
                 last += 1;
                 last
             };
-            if (uid != m.uid || m.recent) && first_change.is_none() {
+            if (uid != m.uid || (m.recent && !self.readonly)) && first_change.is_none() {
                 first_change = Some(i);
             }
             uids.push(uid);
@@ -534,7 +537,7 @@ impl MboxFolder {
             )));
         }
         for (m, &uid) in self.state.msgs.iter().zip(&uids).skip(from) {
-            if m.recent {
+            if m.recent && !self.readonly {
                 self.recent.insert(uid);
             }
         }
@@ -633,6 +636,8 @@ impl MboxFolder {
                         uid: *uid,
                         flags: *flags,
                         keywords,
+                        // Only a read-write session claims \Recent (see with_read_lock).
+                        recent: m.recent && self.readonly,
                     },
                     base_here.take().as_ref(),
                     &mut out,
@@ -715,7 +720,7 @@ impl MboxFolder {
                     system: m.flags,
                     keywords: self.keyword_bits(&m.keywords),
                 },
-                recent: self.recent.contains(&m.uid),
+                recent: self.recent.contains(&m.uid) || (self.readonly && m.recent),
                 expunged: false,
                 locator: "".into(),
                 vsize: Some(m.vsize),
@@ -856,7 +861,7 @@ impl MboxFolder {
         let letters = write::xstatus_letters(flags);
         let kw = write::keywords_text(keywords);
         let steps = [
-            plan(m.status_slot, write::status_value(flags), true),
+            plan(m.status_slot, write::status_value(flags, false), true),
             plan(m.xstatus_slot, letters.clone(), letters.len() > 1),
             plan(m.keywords_slot, kw.clone(), !kw.is_empty()),
         ];
@@ -1006,6 +1011,7 @@ impl MboxFolder {
                     uid,
                     flags: flags.system & !Flags::PASSED,
                     keywords: &names,
+                    recent: true,
                 },
                 base.as_ref(),
                 &mut payload,

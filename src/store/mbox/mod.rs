@@ -403,7 +403,9 @@ impl AppendSink for MboxAppend {
         file.rewind().map_err(err)?;
         let mut data = Vec::new();
         file.read_to_end(&mut data).map_err(err)?;
-        let mut folder = MboxFolder::open(&self.name, self.path, self.index_dir, false)?;
+        // Opened as EXAMINE would: appending needs only the file's write access, and a
+        // read-write open would claim the \Recent of the messages appended before.
+        let mut folder = MboxFolder::open(&self.name, self.path, self.index_dir, true)?;
         let date = internal_date.unwrap_or_else(crate::util::date::now);
         folder.append(&data, flags, keywords, date)
     }

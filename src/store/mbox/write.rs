@@ -14,14 +14,18 @@ pub struct Meta<'a> {
     pub uid: u32,
     pub flags: u8,
     pub keywords: &'a [String],
+    /// No `O` in Status: the next session to open the mbox read-write sees it \Recent
+    /// (APPEND and COPY; what an MDA delivers has no Status at all).
+    pub recent: bool,
 }
 
-/// ` RO` / ` O `: the Status value, 3 octets.
-pub fn status_value(flags: u8) -> Vec<u8> {
-    if flags & Flags::SEEN != 0 {
-        b" RO".to_vec()
-    } else {
-        b" O ".to_vec()
+/// ` RO` / ` O ` (` R ` / 3 spaces while recent): the Status value, 3 octets.
+pub fn status_value(flags: u8, recent: bool) -> Vec<u8> {
+    match (flags & Flags::SEEN != 0, recent) {
+        (true, false) => b" RO".to_vec(),
+        (false, false) => b" O ".to_vec(),
+        (true, true) => b" R ".to_vec(),
+        (false, true) => b"   ".to_vec(),
     }
 }
 
@@ -76,7 +80,7 @@ pub fn base_line(name: &str, base: &Base) -> Vec<u8> {
 /// The metadata headers of one message.
 pub fn meta_headers(meta: &Meta<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"Status:");
-    out.extend_from_slice(&status_value(meta.flags));
+    out.extend_from_slice(&status_value(meta.flags, meta.recent));
     out.extend_from_slice(b"\nX-Status:");
     out.extend_from_slice(&padded(&xstatus_letters(meta.flags), 5).expect("fits"));
     out.extend_from_slice(b"\nX-Keywords:");
@@ -227,6 +231,7 @@ mod tests {
                 uid: 7,
                 flags: Flags::SEEN | Flags::FLAGGED,
                 keywords: &kw,
+                recent: false,
             },
             Some(&base),
             &mut out,
