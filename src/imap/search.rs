@@ -2,6 +2,7 @@
 //! decoded) and bodies (transfer-decoded, converted from their charset), matched as
 //! case-insensitive substrings. A message is read only when a key needs its text.
 
+use super::fetch::envelope;
 use super::fetch::mime::{self, Kind, Part};
 use super::parser::{SearchKey, SeqSet};
 use crate::store::{Flags, Mailbox, Result, StoreError};
@@ -146,6 +147,39 @@ fn contains(hay: &str, needle: &str) -> bool {
     needle.is_empty() || hay.to_lowercase().contains(needle)
 }
 
+/// FROM, TO, CC and BCC search the envelope's addresses (RFC 3501 6.4.4), not only the
+/// header's text: `<user (comment)@ (comment) example.org>` is found by
+/// `user@example.org`.
+fn is_address_field(name: &str) -> bool {
+    ["FROM", "TO", "CC", "BCC"]
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(name))
+}
+
+/// The addresses of a header value as `name <local@host>`, one after another.
+fn address_text(value: &[u8]) -> String {
+    let mut out = String::new();
+    for a in envelope::parse_addresses(value) {
+        if let envelope::Address::Mailbox {
+            name, local, host, ..
+        } = a
+        {
+            if let Some(n) = name {
+                out.push_str(&String::from_utf8_lossy(&n));
+                out.push(' ');
+            }
+            out.push('<');
+            out.push_str(&String::from_utf8_lossy(&local));
+            if !host.is_empty() {
+                out.push('@');
+                out.push_str(&String::from_utf8_lossy(&host));
+            }
+            out.push_str(">, ");
+        }
+    }
+    out
+}
+
 fn in_set(set: &SeqSet, n: u32, star: u32) -> bool {
     set.ranges(star).any(|(a, b)| (a..=b).contains(&n))
 }
@@ -208,7 +242,12 @@ pub fn matches(key: &SearchKey, c: &mut Candidate) -> Result<bool> {
         }
         K::Header(name, value) => {
             let needle = String::from_utf8_lossy(value).to_lowercase();
-            c.header_values(name)?.iter().any(|v| contains(v, &needle))
+            let values = c.header_values(name)?;
+            values.iter().any(|v| contains(v, &needle))
+                || (is_address_field(name)
+                    && values
+                        .iter()
+                        .any(|v| contains(&address_text(v.as_bytes()), &needle)))
         }
         K::Body(v) => {
             let needle = String::from_utf8_lossy(v).to_lowercase();

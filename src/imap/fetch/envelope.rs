@@ -18,6 +18,40 @@ pub enum Address {
     GroupEnd,
 }
 
+/// An addr-spec without its comments and folding white space (RFC 5322 3.4.1 allows
+/// CFWS around the local part, the `@` and the domain), quoted strings kept.
+fn without_comments(spec: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(spec.len());
+    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
+    for &c in spec {
+        if escaped {
+            escaped = false;
+            if depth == 0 {
+                out.push(c);
+            }
+            continue;
+        }
+        match c {
+            b'\\' => {
+                escaped = true;
+                if depth == 0 {
+                    out.push(c);
+                }
+            }
+            b'"' if depth == 0 => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            b'(' if !quoted => depth += 1,
+            b')' if !quoted && depth > 0 => depth -= 1,
+            _ if depth > 0 => {}
+            _ if c.is_ascii_whitespace() && !quoted => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// Parse an address list; tolerant of what real mail carries (missing angle brackets,
 /// comments as names, stray commas).
 pub fn parse_addresses(v: &[u8]) -> Vec<Address> {
@@ -38,10 +72,7 @@ pub fn parse_addresses(v: &[u8]) -> Vec<Address> {
         };
         phrase.clear();
         *comment = None;
-        let spec: Vec<u8> = spec
-            .into_iter()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let spec = without_comments(&spec);
         if spec.is_empty() {
             return;
         }
@@ -212,6 +243,20 @@ pub fn write(out: &mut Vec<u8>, header: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comments_inside_the_address_are_not_part_of_it() {
+        let a = parse_addresses(b"Jo <user-from (comment)@ (comment) domain.org>");
+        assert_eq!(
+            a,
+            vec![Address::Mailbox {
+                name: Some(b"Jo".to_vec()),
+                adl: None,
+                local: b"user-from".to_vec(),
+                host: b"domain.org".to_vec(),
+            }]
+        );
+    }
 
     #[test]
     fn rfc3501_style_envelope() {
