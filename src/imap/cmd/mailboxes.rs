@@ -212,14 +212,10 @@ impl Session {
                 Ok(s) => s,
                 Err(e) => return self.store_error(tag, &e),
             };
-            for name in subs
-                .iter()
-                .filter(|n| list_match_with(&full, n.as_bytes(), delim))
-            {
-                let exists = all.iter().any(|e| &e.name == name && !e.noselect);
-                let attrs = if exists { "" } else { "\\Noselect" };
+            for (name, noselect) in lsub_answers(&subs, &all, &full, delim) {
+                let attrs = if noselect { "\\Noselect" } else { "" };
                 text.extend_from_slice(format!("* LSUB ({attrs}) \"{delim}\" ").as_bytes());
-                response::mailbox(&mut text, name);
+                response::mailbox(&mut text, &name);
                 text.extend_from_slice(b"\r\n");
             }
         } else {
@@ -300,4 +296,38 @@ fn flags_announcement(mailbox: &dyn Mailbox, readonly: bool) -> Vec<u8> {
         text.extend_from_slice(b")] Flags permitted\r\n");
     }
     text
+}
+
+/// LSUB's answers for `pattern` (RFC 3501 6.3.9): each subscribed name that matches
+/// (\Noselect if it cannot be selected now), and, where a `%` stops short of a
+/// subscribed name, its matching parent, flagged \Noselect when not subscribed itself
+/// (`foo/bar` subscribed, `foo` not: `LSUB "" %` answers `foo` with \Noselect).
+fn lsub_answers(
+    subs: &[String],
+    all: &[crate::store::ListEntry],
+    pattern: &[u8],
+    delim: char,
+) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = Vec::new();
+    let add = |name: &str, noselect: bool, out: &mut Vec<(String, bool)>| {
+        if !out.iter().any(|(n, _)| n == name) {
+            out.push((name.to_string(), noselect));
+        }
+    };
+    for name in subs {
+        if list_match_with(pattern, name.as_bytes(), delim) {
+            let selectable = all.iter().any(|e| &e.name == name && !e.noselect);
+            add(name, !selectable, &mut out);
+            continue;
+        }
+        for (i, _) in name.match_indices(delim) {
+            let parent = &name[..i];
+            if list_match_with(pattern, parent.as_bytes(), delim) {
+                let subscribed = subs.iter().any(|s| s == parent);
+                let selectable = all.iter().any(|e| e.name == parent && !e.noselect);
+                add(parent, !(subscribed && selectable), &mut out);
+            }
+        }
+    }
+    out
 }
