@@ -1,0 +1,58 @@
+"""Many sessions on one mailbox at once (tests/stress.py): ten IMAP clients, an MDA
+(procmail) and a POP3 client on one INBOX, in both stores and both run modes, each
+client checking every response against its model of the mailbox. A short run here;
+tests/bench/stress_bench.py runs it for minutes. A failure names the seed to replay
+(IMAP_STRESS_SEED) and how long it ran (IMAP_STRESS_SECONDS)."""
+import os
+import shutil
+
+import pytest
+
+import stress
+from conftest import IPOP3D, PASSWORD, Account, Server
+from test_mbox import MboxAccount, make_base
+
+SECONDS = float(os.environ.get("IMAP_STRESS_SECONDS", "8"))
+CLIENTS = int(os.environ.get("IMAP_STRESS_CLIENTS", "10"))
+SEED = os.environ.get("IMAP_STRESS_SEED")
+
+
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+@pytest.mark.parametrize("store", ["maildir", "mbox"])
+def test_many_sessions_on_one_mailbox_stay_consistent(store, mode, syslog):
+    base = make_base()
+    acc = MboxAccount(base) if store == "mbox" else Account(base)
+    imap = pop = None
+    try:
+        rc = os.path.join(base, "procmailrc")
+        target = acc.spool if store == "mbox" else acc.maildir + "/"
+        with open(rc, "w") as f:
+            # `:0:` (a lock file) for mbox, as an MTA's procmail delivers; a Maildir
+            # needs none. LOCKSLEEP: retry a busy lock every second.
+            f.write(f"LOCKSLEEP=1\n:0{':' if store == 'mbox' else ''}\n{target}\n")
+        os.chmod(rc, 0o644)
+        if store == "mbox":
+            acc.write_spool(b"")
+        else:
+            for sub in ("tmp", "new", "cur"):
+                os.makedirs(os.path.join(acc.maildir, sub), exist_ok=True)
+            acc.fix_owner()
+        imap = Server(mode, acc, syslog)
+        pop = Server(mode, acc, syslog, binary=IPOP3D)
+        world = stress.run("127.0.0.1", imap.port, acc.name, PASSWORD, SECONDS,
+                           clients=CLIENTS, seed=int(SEED) if SEED else None,
+                           pop_port=pop.port, procmailrc=rc, become=acc.become)
+        panics = [line for line in syslog.lines if "panic" in line]
+        report = (f"seed {world.seed}, {SECONDS} s, {CLIENTS} clients; counts {world.counts}")
+        assert not world.violations, report + "\n" + "\n".join(world.violations[:40])
+        assert not panics, report + "\n" + "\n".join(panics[:10])
+        # The run did what it is for: every kind of change happened, concurrently.
+        for what in ("appends", "deliveries", "keyword stores", "deletes", "expunges seen",
+                     "pop3 sessions"):
+            assert world.counts.get(what, 0) > 0, report
+    finally:
+        for s in (imap, pop):
+            if s:
+                s.stop()
+        acc.remove()
+        shutil.rmtree(base, ignore_errors=True)
