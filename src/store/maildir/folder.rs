@@ -211,7 +211,7 @@ impl MaildirFolder {
             .collect();
         if !unknown.is_empty() || list.uidvalidity == 0 {
             drop(by_base);
-            list = self.assign_uids(&files)?;
+            list = self.assign_uids(&files, &stamps)?;
             by_base = list.by_base();
         }
         let mut entries: Vec<Entry> = Vec::with_capacity(files.len());
@@ -308,7 +308,7 @@ impl MaildirFolder {
 
     /// Under the uidlist dot-lock: read it again, number the files it lacks (oldest
     /// name first), drop records whose files are gone, and write it back.
-    fn assign_uids(&mut self, files: &[String]) -> Result<Uidlist> {
+    fn assign_uids(&mut self, files: &[String], listed_at: &Stamps) -> Result<Uidlist> {
         let path = self.dir.join("dovecot-uidlist");
         let lock = DotLock::acquire(&path).map_err(|e| self.err("lock dovecot-uidlist", e))?;
         let mut list = match read_uidlist(&self.dir, &self.name)? {
@@ -324,8 +324,11 @@ impl MaildirFolder {
             .collect();
         missing.sort_unstable();
         let before = list.records.len();
-        // A record whose file is absent from this listing and from a second look at
-        // cur/ is an expunged message: forget it, as Dovecot does.
+        // A record whose file is absent from this listing and from a second look is an
+        // expunged message: forget it, as Dovecot does. But only when no rename ran
+        // meanwhile (the directories' stamps did not move, and are old enough to mean
+        // it): a listing during a rename can miss a file, and forgetting a live file's
+        // record would give it a new UID. A record kept too long costs a line.
         if list
             .records
             .iter()
@@ -334,9 +337,16 @@ impl MaildirFolder {
             let mut again = Vec::new();
             self.list_dir("cur", &mut again)?;
             self.list_dir("new", &mut again)?;
-            let again: HashSet<&str> = again.iter().map(|f| base_name(&f[4..])).collect();
-            list.records
-                .retain(|r| present.contains(r.base.as_str()) || again.contains(r.base.as_str()));
+            let after = self.current_stamps()?;
+            let quiet = after.new_mtime == listed_at.new_mtime
+                && after.cur_mtime == listed_at.cur_mtime
+                && Self::stable(&after);
+            if quiet {
+                let again: HashSet<&str> = again.iter().map(|f| base_name(&f[4..])).collect();
+                list.records.retain(|r| {
+                    present.contains(r.base.as_str()) || again.contains(r.base.as_str())
+                });
+            }
         }
         let changed = !missing.is_empty() || list.records.len() != before || !path.exists();
         for base in missing {
