@@ -160,9 +160,15 @@ num_setting!(
     MAX_CONNECTIONS: usize = 20000
 );
 num_setting!(
-    /// Daemon: most worker threads running session steps (at least 2; fewer on
-    /// machines with fewer cores).
-    MAX_WORKERS: usize = 8
+    /// Daemon: worker threads running session steps. Not tied to the cores: a step
+    /// mostly waits on the disk (fsync of an APPEND, a lock), and a waiting worker must
+    /// not hold up the sessions queued behind it. At least 2.
+    WORKERS: usize = 16
+);
+num_setting!(
+    /// Maildir: folders with fewer messages keep no `imapd.cache` (listing them is as
+    /// quick as reading it, and each write is a new file).
+    MAILDIR_CACHE_MIN_MESSAGES: usize = 1000
 );
 num_setting!(
     /// Seconds after which a dot-lock (dovecot-uidlist.lock) left by a dead process is broken.
@@ -285,7 +291,11 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("IMAP_MAX_MIME_DEPTH", MAX_MIME_DEPTH.to_string()),
         ("IMAP_MAX_MIME_PARTS", MAX_MIME_PARTS.to_string()),
         ("IMAP_MAX_CONNECTIONS", MAX_CONNECTIONS.to_string()),
-        ("IMAP_MAX_WORKERS", MAX_WORKERS.to_string()),
+        ("IMAP_WORKERS", WORKERS.to_string()),
+        (
+            "IMAP_MAILDIR_CACHE_MIN_MESSAGES",
+            MAILDIR_CACHE_MIN_MESSAGES.to_string(),
+        ),
         ("IMAP_DOTLOCK_STALE_SECS", DOTLOCK_STALE_SECS.to_string()),
         (
             "IMAP_MBOX_DOTLOCK_STALE_SECS",

@@ -188,10 +188,7 @@ impl Daemon {
         let (work_tx, work_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
         let jobs = Arc::new(Mutex::new(work_rx));
-        let n = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(2, config::MAX_WORKERS);
+        let n = config::WORKERS.max(2);
         for i in 0..n {
             let (jobs, done, wake) = (jobs.clone(), done_tx.clone(), wake.clone());
             std::thread::Builder::new()
