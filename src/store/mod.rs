@@ -3,6 +3,7 @@
 //! never learns which format it talks to.
 
 pub mod dotlock;
+pub mod filelock;
 pub mod maildir;
 pub mod maildrop;
 pub mod mbox;
@@ -168,7 +169,9 @@ pub trait Store: Send {
     fn subscriptions(&mut self) -> Result<Vec<String>>;
     fn set_subscribed(&mut self, name: &str, subscribed: bool) -> Result<()>;
     fn open(&mut self, name: &MailboxName, readonly: bool) -> Result<Box<dyn Mailbox>>;
-    fn status(&mut self, name: &MailboxName) -> Result<StatusInfo>;
+    /// STATUS figures; the size (RFC 8438) only `with_size`: a Maildir may have to read
+    /// every message for it.
+    fn status(&mut self, name: &MailboxName, with_size: bool) -> Result<StatusInfo>;
     /// Start storing a new message in `name`; the caller writes the bytes and commits.
     fn append(&mut self, name: &MailboxName) -> Result<Box<dyn AppendSink>>;
     fn exists(&mut self, name: &MailboxName) -> bool;
