@@ -70,10 +70,12 @@ def cargo_build(target_dir, settings=None, features=()):
 # tests/run builds these first (with build_env under emulation).
 IMAPD = os.environ.get("IMAPD_BIN", binary_path(os.path.join(ROOT, "target"), "imapd"))
 IPOP3D = os.environ.get("IPOP3D_BIN", binary_path(os.path.join(ROOT, "target"), "ipop3d"))
-# A build with short timeouts (autologout, LOGIN-DELAY) for the tests that wait them out.
+# A build with short timeouts (autologout, LOGIN-DELAY) for the tests that wait them out,
+# and small thresholds for the tests of what only big folders do (the Maildir cache).
 SHORT_TARGET = os.path.join(ROOT, "target", "short-timeouts")
 SHORT_SETTINGS = {
     "IMAP_TEST_TIMINGS": "yes",
+    "IMAP_MAILDIR_CACHE_MIN_MESSAGES": "2",
     "IMAP_POP3_AUTOLOGOUT_SECS": "3",
     "IMAP_POP3_LOGIN_DELAY_SECS": "3",
     "IMAP_AUTOLOGOUT_SECS": "3",

@@ -13,9 +13,11 @@ use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// A directory whose mtime is this recent may still change within the same time stamp
-/// tick, so it is not trusted to mean "unchanged" (file system clocks are coarse).
-const UNSTABLE_NS: i64 = 2_000_000_000;
+/// How long a directory's mtime may still be the stamp of a later change: file systems
+/// stamp with a coarse clock (a kernel tick where they keep nanoseconds; a whole second,
+/// or two, where they keep seconds), so a change within the same tick leaves it equal.
+const TICK_MARGIN_NS: i64 = 100_000_000;
+const SECONDS_MARGIN_NS: i64 = 2_000_000_000;
 
 /// How often a flag change or expunge looks for a message again that another process
 /// renamed under it before giving up with Busy (each retry means another's rename won).
@@ -32,10 +34,15 @@ pub struct MaildirFolder {
     uidvalidity: u32,
     next_uid: u32,
     keywords: Vec<String>,
-    /// Stamps of the last full scan; equal and stable stamps mean nothing changed.
+    /// Stamps of the last full scan; equal settled stamps mean nothing changed.
     stamps: Option<Stamps>,
     uidlist: Option<(Stamps, Uidlist)>,
     cache_dirty: bool,
+    /// `stamps` were settled when read (see `settled`): equal stamps mean no change.
+    stamps_settled: bool,
+    /// The highest UID known to be claimed as \Recent (recent.rs): a scan that finds
+    /// nothing above it need not look at the file.
+    recent_mark: Option<u32>,
 }
 
 fn mtime_ns(m: &std::fs::Metadata) -> i64 {
@@ -62,6 +69,8 @@ impl MaildirFolder {
             stamps: None,
             uidlist: None,
             cache_dirty: false,
+            stamps_settled: false,
+            recent_mark: None,
         };
         let cached = std::fs::read(f.dir.join(cache::FILE))
             .ok()
@@ -103,18 +112,26 @@ impl MaildirFolder {
         })
     }
 
-    /// Directory mtimes come from a coarse clock: a change within the same tick leaves
-    /// them equal, so a recent one proves nothing. The uidlist needs no such wait: it is
-    /// only ever replaced by rename, so its inode (part of its stamp) changes every time.
-    fn stable(s: &Stamps) -> bool {
+    /// Do these stamps, read before a listing that has ended now, mean what they say?
+    /// Only if the directories' last change is older than a clock tick: then any change
+    /// after the listing carries a later stamp. A change in the same tick as a recent
+    /// one leaves the stamp equal, so a recent stamp proves nothing. (The uidlist needs
+    /// no such wait: it is only ever replaced by rename, and its inode is in its stamp.)
+    fn settled(s: &Stamps) -> bool {
+        let whole_seconds = s.new_mtime % 1_000_000_000 == 0 && s.cur_mtime % 1_000_000_000 == 0;
+        let margin = if whole_seconds {
+            SECONDS_MARGIN_NS
+        } else {
+            TICK_MARGIN_NS
+        };
         let now = now_ns();
-        now - s.new_mtime > UNSTABLE_NS && now - s.cur_mtime > UNSTABLE_NS
+        now - s.new_mtime > margin && now - s.cur_mtime > margin
     }
 
     /// The cache file, if it describes the folder as it is now.
     fn cached_snapshot(&mut self, snap: &Snapshot) -> Result<Option<Vec<Entry>>> {
         let now = self.current_stamps()?;
-        if snap.stamps != now || !Self::stable(&now) {
+        if snap.stamps != now || !Self::settled(&now) {
             return Ok(None);
         }
         // Messages still in new/ are picked up (and moved) by a scan when writable.
@@ -124,6 +141,7 @@ impl MaildirFolder {
         self.uidvalidity = snap.uidvalidity;
         self.next_uid = snap.next_uid;
         self.stamps = Some(now);
+        self.stamps_settled = true;
         let mut entries = Vec::with_capacity(snap.messages.len());
         for m in &snap.messages {
             entries.push(Entry {
@@ -192,15 +210,22 @@ impl MaildirFolder {
                     Ok(()) => {
                         recent.insert(base_name(name).to_string());
                     }
+                    // Another session moved it: the listing of cur/ below has it.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => crate::log::warning(&format!(
-                        "cannot move {loc} to cur/ in {}: {e}",
-                        self.name
-                    )),
+                    Err(e) => {
+                        crate::log::warning(&format!(
+                            "cannot move {loc} to cur/ in {}: {e}",
+                            self.name
+                        ));
+                        files.push(loc);
+                    }
                 }
             }
+        } else {
+            self.list_dir("new", &mut files)?;
         }
-        self.list_dir("new", &mut files)?;
+        // (Mail that reaches new/ after the listing above changed new/ after the stamps
+        // were taken: the next sync lists again.)
         self.list_dir("cur", &mut files)?;
 
         let mut list = self.load_uidlist(&stamps)?;
@@ -252,7 +277,9 @@ impl MaildirFolder {
         let fresh_stamps = self.current_stamps()?;
         self.uidlist = Some((fresh_stamps.clone(), list));
         // Record the stamps read *before* listing: a change during the listing makes the
-        // directories newer than recorded, so the next check scans again.
+        // directories newer than recorded, so the next check scans again; and a change in
+        // the same clock tick as the last one cannot, so then the next check scans too.
+        self.stamps_settled = Self::settled(&stamps);
         self.stamps = Some(Stamps {
             uidlist_mtime: fresh_stamps.uidlist_mtime,
             uidlist_size: fresh_stamps.uidlist_size,
@@ -268,11 +295,19 @@ impl MaildirFolder {
     /// (read-only: what is still in new/).
     fn mark_recent(&mut self, entries: &mut [Entry], moved: &HashSet<String>) -> Result<()> {
         let highest = entries.last().map_or(0, |e| e.uid);
-        let shown = if self.readonly {
-            recent::read(&self.dir, self.uidvalidity)
-        } else {
-            recent::claim(&self.dir, self.uidvalidity, highest)
-                .map_err(|e| self.err("record recent messages", e))?
+        let shown = match self.recent_mark {
+            Some(w) if highest <= w => Some(w),
+            _ if self.readonly => {
+                let w = recent::read(&self.dir, self.uidvalidity);
+                self.recent_mark = w;
+                w
+            }
+            _ => {
+                let w = recent::claim(&self.dir, self.uidvalidity, highest)
+                    .map_err(|e| self.err("record recent messages", e))?;
+                self.recent_mark = Some(w.unwrap_or(0).max(highest));
+                w
+            }
         };
         for e in entries.iter_mut() {
             e.recent = match shown {
@@ -340,7 +375,7 @@ impl MaildirFolder {
             let after = self.current_stamps()?;
             let quiet = after.new_mtime == listed_at.new_mtime
                 && after.cur_mtime == listed_at.cur_mtime
-                && Self::stable(&after);
+                && Self::settled(&after);
             if quiet {
                 let again: HashSet<&str> = again.iter().map(|f| base_name(&f[4..])).collect();
                 list.records.retain(|r| {
@@ -385,6 +420,9 @@ impl MaildirFolder {
         let Some(stamps) = self.stamps.clone() else {
             return;
         };
+        if !self.stamps_settled {
+            return; // a cache that may miss a change must not be trusted later
+        }
         let snap = Snapshot {
             uidvalidity: self.uidvalidity,
             next_uid: self.next_uid,
@@ -554,9 +592,11 @@ impl Mailbox for MaildirFolder {
         // changes only when a file appears or goes, and that changes a directory.
         let new = std::fs::metadata(self.dir.join("new")).map_err(|e| self.err("stat new/", e))?;
         let cur = std::fs::metadata(self.dir.join("cur")).map_err(|e| self.err("stat cur/", e))?;
-        let unchanged = self.stamps.as_ref().is_some_and(|s| {
-            s.new_mtime == mtime_ns(&new) && s.cur_mtime == mtime_ns(&cur) && Self::stable(s)
-        });
+        let unchanged = self.stamps_settled
+            && self
+                .stamps
+                .as_ref()
+                .is_some_and(|s| s.new_mtime == mtime_ns(&new) && s.cur_mtime == mtime_ns(&cur));
         if unchanged {
             return Ok(if report_expunges {
                 self.view.take_expunged()
@@ -699,16 +739,18 @@ impl Mailbox for MaildirFolder {
         self.remove_files(candidates, true)
     }
 
-    fn flush(&mut self) {
-        if self.cache_dirty {
-            self.write_cache();
-        }
-    }
+    // Nothing to persist at the end of a command: flags and expunges are written as they
+    // happen. The cache (for the next SELECT) is written when the folder is closed.
 }
 
 impl Drop for MaildirFolder {
     fn drop(&mut self) {
-        self.flush();
+        // Once per open, not once per command: each write is a new file, and creating
+        // files by the thousand a second is what a busy server's CPU went to (ext4's
+        // inode allocator), for a cache only the next SELECT reads.
+        if self.cache_dirty && self.view.len() >= crate::config::MAILDIR_CACHE_MIN_MESSAGES {
+            self.write_cache();
+        }
     }
 }
 
