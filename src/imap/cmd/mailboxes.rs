@@ -247,7 +247,13 @@ impl Session {
         let Some(name) = self.mailbox_name(tag, raw) else {
             return;
         };
-        let st = match self.store.as_mut().expect("authenticated").status(&name) {
+        let with_size = atts.iter().any(|a| matches!(a, StatusAtt::Size));
+        let st = match self
+            .store
+            .as_mut()
+            .expect("authenticated")
+            .status(&name, with_size)
+        {
             Ok(s) => s,
             Err(StoreError::NoSuchMailbox) => {
                 return self.no(tag, "[NONEXISTENT] Mailbox does not exist");

@@ -324,7 +324,7 @@ impl Store for MaildirStore {
         Ok(Box::new(MaildirFolder::open(name.as_str(), dir, readonly)?))
     }
 
-    fn status(&mut self, name: &MailboxName) -> Result<StatusInfo> {
+    fn status(&mut self, name: &MailboxName, with_size: bool) -> Result<StatusInfo> {
         let dir = self.existing_dir(name)?;
         let mut f = MaildirFolder::open(name.as_str(), dir.clone(), true)?;
         let view = f.view();
@@ -340,8 +340,10 @@ impl Store for MaildirStore {
             uidvalidity: f.uidvalidity(),
             size: 0,
         };
-        for i in 0..st.messages as usize {
-            st.size += f.size(i).unwrap_or(0);
+        if with_size {
+            for i in 0..st.messages as usize {
+                st.size += f.size(i).unwrap_or(0);
+            }
         }
         Ok(st)
     }
@@ -443,11 +445,6 @@ impl AppendSink for MaildirAppend {
                 .join(filename::with_flags(&base, flags))
         };
         fs::rename(&self.tmp_path, &target).map_err(err("move new message out of tmp/"))?;
-        // The message is acknowledged with APPENDUID below: its directory entry must
-        // survive a crash as surely as its bytes.
-        if let Some(dir) = target.parent() {
-            crate::store::dotlock::sync_dir(dir).map_err(err("sync new message"))?;
-        }
         // Number it now, for APPENDUID; a scan racing us sees the same record.
         let lock = DotLock::acquire(&self.dir.join("dovecot-uidlist"))
             .map_err(err("lock dovecot-uidlist"))?;
@@ -468,6 +465,13 @@ impl AppendSink for MaildirAppend {
                 uid
             }
         };
+        // The message is acknowledged with APPENDUID: its directory entry must survive a
+        // crash as surely as its bytes. Synced after the uidlist's own syncs, which on a
+        // journalling file system have mostly committed it already (one journal commit
+        // where there were two; the same guarantee when the OK goes out).
+        if let Some(dir) = target.parent() {
+            crate::store::dotlock::sync_dir(dir).map_err(err("sync new message"))?;
+        }
         Ok((list.uidvalidity, uid))
     }
 

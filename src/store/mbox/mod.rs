@@ -317,7 +317,7 @@ impl Store for MboxStore {
         Ok(Box::new(self.open_folder(name, readonly)?))
     }
 
-    fn status(&mut self, name: &MailboxName) -> Result<StatusInfo> {
+    fn status(&mut self, name: &MailboxName, _with_size: bool) -> Result<StatusInfo> {
         let f = self.open_folder(name, true)?;
         let v = f.view();
         Ok(StatusInfo {
