@@ -258,3 +258,17 @@ def test_lsub_answers_unsubscribed_parents_as_noselect(box):
     assert lines[:-1] == [f'* LSUB (\\Noselect) "{delim}" foo{delim}bar'], lines
     lines = ok(c.command("l3", 'LSUB "" *'))
     assert lines[:-1] == [f'* LSUB () "{delim}" foo{delim}bar{delim}baz'], lines
+
+
+def test_names_that_are_lock_files_or_wildcards_are_refused(box):
+    c = session(box)
+    for name in ("*", "Work%", "a*b"):
+        lines = c.command("c", f'CREATE "{name}"')
+        assert lines[-1].startswith("c NO [CANNOT]"), (name, lines)
+    # mbox: `Work.lock` beside `Work` is Work's dot-lock to procmail, mutt and us.
+    lines = c.command("l", 'CREATE "Work.lock"')
+    if box.store == "mbox":
+        assert lines[-1].startswith("l NO [CANNOT]"), lines
+        assert not os.path.exists(os.path.join(box.account.mail, "Work.lock"))
+    else:  # Maildir: folder `lock` under `Work`, a directory `.Work.lock`: no clash
+        ok(lines)

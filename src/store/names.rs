@@ -2,8 +2,10 @@
 //! client sends goes through `MailboxName::parse_with` (with the store's hierarchy
 //! delimiter), which confines it to the user's mail root: no absolute paths, `..`,
 //! `~other`, `#namespace`, a path separator that is not the delimiter, a level that
-//! starts with `.` (hidden files, `..`), NUL or control characters, and INBOX in any
-//! case means INBOX (RFC 3501 5.1).
+//! starts with `.` (hidden files, `..`), NUL or control characters, LIST's wildcards
+//! `*` and `%`, a name that is another file's dot-lock (`NAME.lock` beside an mbox is
+//! that mbox's lock to procmail, Postfix, mutt and us), and INBOX in any case means
+//! INBOX (RFC 3501 5.1).
 
 use super::DELIMITER;
 
@@ -40,6 +42,9 @@ impl MailboxName {
         if raw.contains(&b'\\') {
             return Err("'\\' is not allowed");
         }
+        if raw.contains(&b'*') || raw.contains(&b'%') {
+            return Err("'*' and '%' are LIST wildcards, not name characters");
+        }
         if delim == '.' && raw.contains(&b'/') {
             return Err("'/' is not allowed (the hierarchy delimiter is '.')");
         }
@@ -58,6 +63,14 @@ impl MailboxName {
         }
         if parts.iter().any(|p| p.starts_with('.')) {
             return Err("a level may not start with '.'");
+        }
+        if parts
+            .iter()
+            .any(|p| p.to_ascii_lowercase().ends_with(".lock"))
+        {
+            // An mbox folder `X.lock` is folder X's dot-lock to every MDA and to us; in a
+            // Maildir it is harmless, but a name must mean the same in both stores.
+            return Err("a name ending in '.lock' is a lock file's name");
         }
         if parts[0].eq_ignore_ascii_case("INBOX") {
             parts[0] = "INBOX";
@@ -160,6 +173,8 @@ mod tests {
             b"",
             b"..",
             b"&AGE-",
+            b"*",
+            b"a%b",
         ] {
             assert!(
                 MailboxName::parse(bad).is_err(),
@@ -177,6 +192,11 @@ mod tests {
             vec!["Work".to_string()]
         );
         assert!(MailboxName::parse(b"&U,BTFw-").is_ok());
+        // mbox: `X.lock` beside `X` is X's dot-lock; no folder may have such a name.
+        for lock in [&b"Work.lock"[..], b"a/Sent.LOCK", b"INBOX.lock"] {
+            assert!(MailboxName::parse_with(lock, '/').is_err());
+        }
+        assert!(MailboxName::parse_with(b"Work.locker", '/').is_ok());
         // mbox: `/` separates levels; `.` is an ordinary character but never leads.
         for bad in [
             &b"/root"[..],

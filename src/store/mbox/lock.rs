@@ -82,6 +82,14 @@ fn create_lock_file(path: &Path) -> io::Result<()> {
 }
 
 fn is_stale(path: &Path) -> bool {
+    // Only a file that looks like a lock is ever broken: a dot-lock is empty or holds a
+    // PID and a host name. Anything bigger is somebody's data (an mbox folder that
+    // another program named `X.lock`), never deleted.
+    let looks_like_a_lock =
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() <= MAX_LOCK_FILE_SIZE);
+    if !looks_like_a_lock {
+        return false;
+    }
     if holder_is_gone(path) {
         return true;
     }
@@ -92,6 +100,9 @@ fn is_stale(path: &Path) -> bool {
         .and_then(|t| SystemTime::now().duration_since(t).ok())
         .is_some_and(|age| age > stale)
 }
+
+/// What a dot-lock can hold: nothing, or `PID:HOST` (ours, liblockfile's, procmail's).
+const MAX_LOCK_FILE_SIZE: u64 = 300;
 
 /// A lock that names a process of this host (`PID:HOST`) that no longer exists.
 fn holder_is_gone(path: &Path) -> bool {
@@ -164,5 +175,40 @@ pub fn create_mbox(path: &Path) -> io::Result<()> {
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_looks_like_a_lock_is_ever_broken() {
+        let dir = std::env::temp_dir().join(format!("imapd-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old =
+            SystemTime::now() - Duration::from_secs(crate::config::MBOX_DOTLOCK_STALE_SECS + 60);
+        // An old lock, empty as procmail leaves it: stale.
+        let lock = dir.join("a.lock");
+        std::fs::write(&lock, b"").unwrap();
+        File::options()
+            .write(true)
+            .open(&lock)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(is_stale(&lock));
+        // A folder another program named `b.lock`, with mail in it: never broken.
+        let folder = dir.join("b.lock");
+        let mail = "From a@b  Mon Nov 23 10:00:00 2026\nSubject: kept\n\nbody\n".repeat(20);
+        std::fs::write(&folder, mail).unwrap();
+        File::options()
+            .write(true)
+            .open(&folder)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(!is_stale(&folder));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
