@@ -1,10 +1,13 @@
 //! Syslog lines (RFC 3164 datagrams to /dev/log), facility and ident from config.
 //!
-//! Line formats an admin or fail2ban can match (user and peer always quoted the same way):
+//! Line formats an admin or fail2ban can match:
 //!   `login user=<u> peer=<addr> method=<LOGIN|AUTHENTICATE|PREAUTH>`
 //!   `login failed user=<u> peer=<addr> reason=<text>`
 //!   `logout user=<u> peer=<addr> reason=<text>`
 //!   `protocol error peer=<addr> user=<u> error=<text>`
+//! A user name is what a client sent: it goes through `value`, so it can never hold a
+//! space, `=` or a line end, and `user=<u> peer=` always ends at the real peer (a name
+//! `x peer=203.0.113.66` would otherwise make fail2ban ban that address).
 //! Logging never blocks a session and never fails it: a missing syslog socket drops lines.
 
 use std::os::unix::net::UnixDatagram;
@@ -19,6 +22,30 @@ struct Logger {
 }
 
 static LOGGER: Mutex<Option<Logger>> = Mutex::new(None);
+
+/// Octets of a client-supplied value logged at most (more is cut, `...` after it).
+const MAX_VALUE: usize = 64;
+
+/// A client-supplied value as one log token: letters, digits and `. _ @ + - : /` as
+/// they are; every other octet (space, `=`, quotes, control characters, 8-bit) as
+/// `\xHH`; `-` for an empty value. The result never contains a space or `=`.
+pub fn value(raw: &[u8]) -> String {
+    if raw.is_empty() {
+        return "-".into();
+    }
+    let mut out = String::with_capacity(raw.len().min(MAX_VALUE) + 8);
+    for &b in raw.iter().take(MAX_VALUE) {
+        if b.is_ascii_alphanumeric() || b"._@+-:/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if raw.len() > MAX_VALUE {
+        out.push_str("...");
+    }
+    out
+}
 
 /// Syslog severities used here (RFC 5424 6.2.1).
 #[derive(Clone, Copy, Debug)]
@@ -123,4 +150,20 @@ pub fn warning(msg: &str) {
 }
 pub fn error(msg: &str) {
     log(Level::Err, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_value_cannot_forge_another_field() {
+        let v = super::value(b"x peer=203.0.113.66 reason=\r\n\"");
+        assert_eq!(
+            v,
+            "x\\x20peer\\x3d203.0.113.66\\x20reason\\x3d\\x0d\\x0a\\x22"
+        );
+        assert!(!v.contains(' ') && !v.contains('='));
+        assert_eq!(super::value(b"alice@example.org"), "alice@example.org");
+        assert_eq!(super::value(b""), "-");
+        assert!(super::value(&[b'a'; 100]).ends_with("..."));
+    }
 }

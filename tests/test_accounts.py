@@ -293,6 +293,9 @@ def test_plaintext_passwords_only_on_loopback_by_default(account, syslog, binary
         proc.wait(timeout=10)
 
 
+HOSTILE = "x peer=203.0.113.66 reason="
+
+
 def test_fail2ban_filter_matches_every_failed_login(account, syslog, tmp_path):
     """packaging/fail2ban/imapd.conf, run by fail2ban-regex over the syslog lines real
     failed logins produced (IMAP and POP3), finds the client's address in each."""
@@ -306,9 +309,24 @@ def test_fail2ban_filter_matches_every_failed_login(account, syslog, tmp_path):
                 with pytest.raises(imaplib.IMAP4.error):
                     c.login(account.name, "wrong")
                 c.shutdown()
+                # Names that try to write a peer= of their own into the line.
+                raw = s.raw()
+                raw.line()
+                raw.command("a", f'LOGIN "{HOSTILE}" wrong')
+                forged = "x\r\npeer=203.0.113.67 reason=wrong password\r\n"
+                raw.send(f"b LOGIN {{{len(forged)}}}\r\n")
+                raw.line()
+                raw.send(forged + " wrong\r\n")
+                raw.until_tagged("b")
+                raw.close()
             else:
                 p = poplib.POP3("127.0.0.1", s.port, timeout=30)
                 p.user("nobody-here")
+                with pytest.raises(poplib.error_proto):
+                    p.pass_("wrong")
+                p.close()
+                p = poplib.POP3("127.0.0.1", s.port, timeout=30)
+                p.user(HOSTILE.replace(" ", "="))  # USER takes one word
                 with pytest.raises(poplib.error_proto):
                     p.pass_("wrong")
                 p.close()
@@ -324,7 +342,9 @@ def test_fail2ban_filter_matches_every_failed_login(account, syslog, tmp_path):
     log = tmp_path / "mail.log"
     log.write_text("\n".join(lines) + "\n")
     failures = [l for l in lines if "login failed" in l]
-    assert len(failures) == 2, lines
+    assert len(failures) == 5, lines
+    # The client's text never reaches the line as spaces or `=`.
+    assert not any(" peer=203.0.113" in l for l in lines), lines
     # The filter as installed: in a filter.d beside fail2ban's own common.conf.
     filters = tmp_path / "filter.d"
     filters.mkdir()
@@ -337,6 +357,10 @@ def test_fail2ban_filter_matches_every_failed_login(account, syslog, tmp_path):
     m = re.search(r"Lines: \d+ lines, \d+ ignored, (\d+) matched", out.stdout)
     assert m and int(m.group(1)) == len(failures), out.stdout
     assert out.stdout.count("peer=127.0.0.1") >= len(failures), out.stdout
+    # The address fail2ban would ban is the client's, for every line, hostile or not.
+    ips = subprocess.run(["fail2ban-regex", "--out", "ip", str(log), str(filters / "imapd.conf")],
+                         capture_output=True, text=True, timeout=120).stdout.split()
+    assert ips == ["127.0.0.1"] * len(failures), ips
 
 
 def test_daemon_slows_repeated_failures_from_one_address(account, syslog):

@@ -72,7 +72,10 @@ fn check_password(
         Protocol::Pop3 => crate::config::PAM_SERVICE_POP3,
     };
     super::pam::check(service, name, password).map_err(|why| {
-        crate::log::info(&format!("PAM refused user={name}: {why}"));
+        crate::log::info(&format!(
+            "PAM refused user={}: {why}",
+            crate::log::value(name.as_bytes())
+        ));
         AuthError::Rejected("refused by PAM")
     })
 }

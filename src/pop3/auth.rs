@@ -98,10 +98,8 @@ impl Session {
     }
 
     fn finish_login(&mut self, user: &[u8], result: Result<User, AuthError>, method: &str) {
-        let shown = String::from_utf8_lossy(user)
-            .chars()
-            .take(64)
-            .collect::<String>();
+        // What the client sent, as a log token that cannot forge another field.
+        let shown = crate::log::value(user);
         match result {
             Ok(u) if crate::net::handoff::wanted(self.mode) => {
                 // A root daemon never opens mail: a process of the user goes on.

@@ -22,10 +22,7 @@ impl Session {
         }
         crate::log::notice(&format!(
             "login refused user={} peer={} reason=plaintext password on an unencrypted connection",
-            String::from_utf8_lossy(user)
-                .chars()
-                .take(64)
-                .collect::<String>(),
+            crate::log::value(user),
             self.peer
         ));
         self.no(
@@ -75,10 +72,8 @@ impl Session {
     }
 
     fn try_login(&mut self, tag: &str, user: &[u8], pass: &[u8], method: &str) {
-        let shown = String::from_utf8_lossy(user)
-            .chars()
-            .take(64)
-            .collect::<String>();
+        // What the client sent, as a log token that cannot forge another field.
+        let shown = crate::log::value(user);
         match auth::authenticate(&self.users_file, user, pass, auth::Protocol::Imap) {
             Ok(u) if crate::net::handoff::wanted(self.mode) => {
                 // A root daemon never opens mail: a process of the user goes on.
