@@ -520,12 +520,25 @@ pub fn on_sighup(flag: &'static std::sync::atomic::AtomicBool) {
     }
 }
 
-/// Let the kernel reap exited children (SIGCHLD ignored).
-pub fn ignore_children() {
-    // SAFETY: setting a signal disposition to SIG_IGN.
-    unsafe {
-        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
-    }
+/// Collect every child that has exited, without waiting (the root daemon's session
+/// processes). SIGCHLD keeps its default disposition: with it ignored, std's spawn
+/// cannot wait for a child whose exec failed, and panics.
+pub fn reap_children() {
+    let mut status = 0;
+    // SAFETY: waitpid with WNOHANG writes the status through a valid pointer.
+    while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}
+}
+
+/// This program's executable, opened now, for running it again later even after the
+/// file has been replaced or removed (a package upgrade unlinks it): the path to exec
+/// is `/proc/self/fd/N`, which stays the same inode for as long as we hold it.
+pub fn own_executable() -> std::io::Result<std::path::PathBuf> {
+    use std::os::fd::IntoRawFd;
+    let f = std::fs::File::open("/proc/self/exe")?;
+    // Kept open for the life of the process. It is close-on-exec, which is fine: exec
+    // resolves the path before it closes anything.
+    let fd = f.into_raw_fd();
+    Ok(std::path::PathBuf::from(format!("/proc/self/fd/{fd}")))
 }
 
 /// The group kept as saved set-group-ID by `drop_privileges_keeping`, if any.

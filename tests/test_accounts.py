@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import IPOP3D, IS_ROOT, PASSWORD, Server
+from conftest import IMAPD, IPOP3D, IS_ROOT, PASSWORD, Server
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="creates system accounts")
 
@@ -478,3 +478,38 @@ def test_pop3_names_that_are_paths_or_other_users_get_nothing(syslog, mode):
     finally:
         s.stop()
         acc.remove()
+
+
+@pytest.mark.parametrize("upgrade", ["replaced", "removed"])
+def test_root_daemon_serves_on_after_its_program_is_replaced(sysacct, syslog, tmp_path, upgrade):
+    """What dpkg and rpm do to /usr/sbin/imapd under a running daemon: the file is
+    replaced (or removed). Logins go on, served by the program the daemon started as,
+    and no connected client is lost."""
+    acc = sysacct
+    bindir = tmp_path / "sbin"
+    bindir.mkdir()
+    os.chmod(tmp_path, 0o755)
+    program = bindir / "imapd"
+    shutil.copy(IMAPD, program)
+    s = Server("daemon", acc, syslog, binary=str(program))
+    try:
+        first = s.connect()
+        assert first.select("INBOX")[0] == "OK"
+        if upgrade == "replaced":
+            new = bindir / "imapd.dpkg-new"
+            new.write_bytes(b"#!/bin/sh\nexit 1\n")
+            os.chmod(new, 0o755)
+            os.rename(new, program)
+        else:
+            os.unlink(program)
+        for _ in range(3):
+            c = s.connect()
+            typ, data = c.select("INBOX")
+            assert typ == "OK", data
+            c.logout()
+        assert first.noop()[0] == "OK"
+        first.logout()
+        assert s.proc.poll() is None, "the daemon died"
+        assert not [l for l in syslog.lines if "panic" in l], syslog.lines
+    finally:
+        s.stop()

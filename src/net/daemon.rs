@@ -203,14 +203,19 @@ impl Daemon {
 
     pub fn run(mut self) -> io::Result<()> {
         self.start_workers()?;
-        if crate::sys::euid() == 0 {
-            // Session processes of handed-off logins are reaped by the kernel.
-            crate::sys::ignore_children();
+        let reaps = crate::sys::euid() == 0;
+        if reaps {
+            // Before anything (a package upgrade) can replace the executable.
+            super::handoff::prepare();
         }
         let mut events = Events::with_capacity(1024);
         let base = self.listeners.len();
         crate::sys::on_sighup(&RELOAD);
         loop {
+            if reaps {
+                // Session processes of handed-off logins that have ended.
+                crate::sys::reap_children();
+            }
             if RELOAD.swap(false, Ordering::AcqRel) {
                 // New connections get the new certificate; sessions keep theirs.
                 super::tls::reload(true);

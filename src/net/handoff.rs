@@ -139,7 +139,7 @@ pub fn spawn(
     let (state_r, state_w) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let exe = match crate::config::SESSION_PROGRAM {
-        "" => std::env::current_exe()?,
+        "" => session_program()?,
         program => PathBuf::from(program),
     };
     let mut cmd = Command::new(exe);
@@ -168,9 +168,25 @@ pub fn spawn(
     let mut w = std::fs::File::from(state_w);
     w.write_all(&h.encode())?;
     drop(w);
-    // Reaped by SIGCHLD = SIG_IGN (set by the daemon when it hands off).
+    // Reaped by the daemon's loop (sys::reap_children).
     drop(child);
     Ok(())
+}
+
+/// The program a session process runs: this daemon's own executable, opened once, so
+/// that a package upgrade that replaces /usr/sbin/imapd does not leave `current_exe()`
+/// naming a deleted file (exec would fail for every login until a restart).
+fn session_program() -> io::Result<PathBuf> {
+    static OWN: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| crate::sys::own_executable().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(io::Error::other)
+}
+
+/// Open our executable now (the daemon calls this at start, before anything can
+/// replace it).
+pub fn prepare() {
+    let _ = session_program();
 }
 
 /// Child (`imapd --handoff imapd`): read the state, become the user, go on as inetd.
