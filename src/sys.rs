@@ -541,6 +541,40 @@ pub fn own_executable() -> std::io::Result<std::path::PathBuf> {
     Ok(std::path::PathBuf::from(format!("/proc/self/fd/{fd}")))
 }
 
+/// Between fork and exec: let exec close every descriptor from `from` up. Marked
+/// close-on-exec rather than closed now, so that what must live until exec (std's
+/// error pipe, the program's own descriptor) still does. Async-signal-safe: one
+/// close_range (Linux 5.11), else fcntl on each number up to the descriptor limit.
+pub fn close_on_exec_from(from: i32) -> std::io::Result<()> {
+    // SAFETY: close_range only changes flags of descriptors in the range.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            from as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes through a valid pointer.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(1 << 16) as i32
+    } else {
+        1 << 16
+    };
+    for fd in from..max {
+        // SAFETY: fcntl on a descriptor number; EBADF for unused ones is ignored.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
 /// The group kept as saved set-group-ID by `drop_privileges_keeping`, if any.
 pub fn saved_privileged_gid() -> Option<u32> {
     let (mut r, mut e, mut s) = (0, 0, 0);

@@ -513,3 +513,35 @@ def test_root_daemon_serves_on_after_its_program_is_replaced(sysacct, syslog, tm
         assert not [l for l in syslog.lines if "panic" in l], syslog.lines
     finally:
         s.stop()
+
+
+def test_a_session_process_gets_nothing_of_the_root_daemon(sysacct, syslog):
+    """The process a root daemon hands a login to holds the client's socket, and
+    nothing else of the daemon's: no other client's socket, no listener, no file, no
+    environment but PATH."""
+    acc = sysacct
+    os.environ["IMAPD_TEST_SECRET"] = "daemon only"
+    try:
+        s = Server("daemon", acc, syslog)
+    finally:
+        del os.environ["IMAPD_TEST_SECRET"]
+    try:
+        other = s.connect(login=False)  # another client's socket, open in the daemon
+        c = s.connect()
+        assert c.select("INBOX")[0] == "OK"
+        pids = serving_processes(acc.uid, "imapd")
+        assert len(pids) == 1, pids
+        pid = pids[0]
+        fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        sockets = [t for t in fds.values() if t.startswith("socket:")]
+        # 0 and 1 are the client's socket; beyond them only what the session opened
+        # itself (its mail, the log socket): no second socket of the daemon's.
+        assert fds[0] == fds[1] and fds[0].startswith("socket:"), fds
+        assert len(set(sockets) - {fds[0]}) <= 1, fds  # the syslog socket at most
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if kv)
+        assert b"IMAPD_TEST_SECRET" not in env and set(env) <= {b"PATH"}, env
+        c.logout()
+        other.shutdown()
+    finally:
+        s.stop()

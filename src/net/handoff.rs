@@ -143,6 +143,8 @@ pub fn spawn(
         program => PathBuf::from(program),
     };
     let mut cmd = Command::new(exe);
+    // Nothing of the root daemon's environment: a session needs only a PATH.
+    cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     cmd.arg("--handoff")
         .arg(service.name)
         .arg("--users")
@@ -154,13 +156,15 @@ pub fn spawn(
         .stderr(Stdio::null());
     let r = state_r.as_raw_fd();
     use std::os::unix::process::CommandExt;
-    // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+    // SAFETY: only dup2 and close_range (async-signal-safe) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             if libc::dup2(r, 3) < 0 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(())
+            // No descriptor of the daemon's (other clients' sockets, listeners, log and
+            // TLS files) reaches the user's process: only 0-2 and the state on 3.
+            crate::sys::close_on_exec_from(4)
         });
     }
     let child = cmd.spawn()?;
