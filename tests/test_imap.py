@@ -336,6 +336,21 @@ def test_mailbox_names_stay_inside_the_mail_root(server, syslog):
         assert name in ("home", "passwd", "otherhome"), name
 
 
+def test_a_symlink_in_cur_is_not_a_message(server):
+    """A user who plants cur/NAME -> /etc/shadow (or another user's mail) gets nothing
+    through IMAP or POP3: a message is a regular file."""
+    acc = server.account
+    acc.deliver(message("real"))
+    cur = os.path.join(acc.maildir, "cur")
+    os.symlink("/etc/shadow", os.path.join(cur, "1700000000.M1P1.evil:2,S"))
+    c = server.connect()
+    typ, data = c.select()
+    assert data == [b"1"], data
+    typ, data = c.fetch("1:*", "(BODY[])")
+    assert typ == "OK" and b"root:" not in b"".join(x[1] for x in data if isinstance(x, tuple))
+    c.logout()
+
+
 def test_uid_fetch_and_sequence_edge_cases(server):
     for i in range(3):
         server.account.deliver(message(f"m{i}"))

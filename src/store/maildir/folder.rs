@@ -167,6 +167,11 @@ impl MaildirFolder {
         };
         for ent in rd {
             let ent = ent.map_err(|e| self.err("list messages", e))?;
+            // A message is a regular file: a symlink planted in cur/ (to another user's
+            // mail, /etc/shadow) is not one, nor a directory.
+            if !ent.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
             if let Some(n) = ent.file_name().to_str() {
                 if is_message_name(n) {
                     out.push(format!("{sub}/{n}"));
@@ -459,11 +464,11 @@ impl MaildirFolder {
         if self.view.entries[index].expunged {
             return Err(StoreError::Expunged);
         }
-        match std::fs::File::open(self.path_of(index)) {
+        match open_message_file(&self.path_of(index)) {
             Ok(f) => Ok(f),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let loc = self.relocate(index)?;
-                std::fs::File::open(self.dir.join(loc)).map_err(|_| StoreError::Expunged)
+                open_message_file(&self.dir.join(loc)).map_err(|_| StoreError::Expunged)
             }
             Err(e) => Err(self.err("read message", e)),
         }
@@ -518,6 +523,15 @@ impl MaildirFolder {
     fn path_of(&self, index: usize) -> PathBuf {
         self.dir.join(&*self.view.entries[index].locator)
     }
+}
+
+/// A message file, never through a symlink (one swapped in after the listing).
+fn open_message_file(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
 }
 
 /// Sizes, dates and line-end facts of a cache that no longer describes the folder,
