@@ -16,6 +16,7 @@ IMAP client keeps a model of the mailbox built only from the responses it receiv
 At the end a fresh session checks that every message appended or delivered and not
 legitimately removed is there, once. A failing run names its seed.
 """
+import os
 import random
 import re
 import socket
@@ -626,6 +627,24 @@ class Mda:
             self.world.delivered(token)
             self.world.count("deliveries")
             time.sleep(self.rng.uniform(0.02, 0.1))
+
+
+def prepare(store, acc, base):
+    """An empty INBOX for `acc` in `store` ("maildir" or "mbox") and the procmailrc
+    that delivers to it (in `base`): `:0:` (a lock file) for mbox, as an MTA's
+    procmail delivers; a Maildir needs none. LOCKSLEEP: retry a busy lock each second."""
+    rc = os.path.join(base, "procmailrc")
+    target = acc.spool if store == "mbox" else acc.maildir + "/"
+    with open(rc, "w") as f:
+        f.write(f"LOCKSLEEP=1\n:0{':' if store == 'mbox' else ''}\n{target}\n")
+    os.chmod(rc, 0o644)
+    if store == "mbox":
+        acc.write_spool(b"")
+    else:
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(acc.maildir, sub), exist_ok=True)
+        acc.fix_owner()
+    return rc
 
 
 def run(host, imap_port, user, password, seconds, clients=10, seed=None, pop_port=None,

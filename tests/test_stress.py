@@ -24,19 +24,7 @@ def test_many_sessions_on_one_mailbox_stay_consistent(store, mode, syslog):
     acc = MboxAccount(base) if store == "mbox" else Account(base)
     imap = pop = None
     try:
-        rc = os.path.join(base, "procmailrc")
-        target = acc.spool if store == "mbox" else acc.maildir + "/"
-        with open(rc, "w") as f:
-            # `:0:` (a lock file) for mbox, as an MTA's procmail delivers; a Maildir
-            # needs none. LOCKSLEEP: retry a busy lock every second.
-            f.write(f"LOCKSLEEP=1\n:0{':' if store == 'mbox' else ''}\n{target}\n")
-        os.chmod(rc, 0o644)
-        if store == "mbox":
-            acc.write_spool(b"")
-        else:
-            for sub in ("tmp", "new", "cur"):
-                os.makedirs(os.path.join(acc.maildir, sub), exist_ok=True)
-            acc.fix_owner()
+        rc = stress.prepare(store, acc, base)
         imap = Server(mode, acc, syslog)
         pop = Server(mode, acc, syslog, binary=IPOP3D)
         world = stress.run("127.0.0.1", imap.port, acc.name, PASSWORD, SECONDS,

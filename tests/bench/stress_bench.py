@@ -30,17 +30,7 @@ def one_run(store, mode, clients, seconds, seed):
     acc = MboxAccount(base) if store == "mbox" else Account(base)
     servers = []
     try:
-        rc = os.path.join(base, "procmailrc")
-        target = acc.spool if store == "mbox" else acc.maildir + "/"
-        with open(rc, "w") as f:
-            f.write(f"LOCKSLEEP=1\n:0{':' if store == 'mbox' else ''}\n{target}\n")
-        os.chmod(rc, 0o644)
-        if store == "mbox":
-            acc.write_spool(b"")
-        else:
-            for sub in ("tmp", "new", "cur"):
-                os.makedirs(os.path.join(acc.maildir, sub), exist_ok=True)
-            acc.fix_owner()
+        rc = stress.prepare(store, acc, base)
         imap = Server(mode, acc, syslog)
         servers.append(imap)
         pop = Server(mode, acc, syslog, binary=IPOP3D)
