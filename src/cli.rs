@@ -80,8 +80,13 @@ pub fn main(service: &'static Service) -> ! {
             // Internal: a session the root daemon hands to a process of the user.
             "--handoff" => handoff = Some(value("--handoff")),
             "--settings" => {
+                // `imapd --settings | head` closes the pipe early: that is no error.
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
                 for (k, v) in config::all() {
-                    println!("{k}={v}");
+                    if writeln!(out, "{k}={v}").is_err() {
+                        break;
+                    }
                 }
                 std::process::exit(0);
             }

@@ -183,3 +183,14 @@ def test_daemon_listens_on_ipv4_and_ipv6_at_one_port(account, syslog):
     finally:
         proc.terminate()
         proc.wait()
+
+
+def test_settings_piped_into_head_is_no_error():
+    """`imapd --settings | head -3`: the reader may be gone before the last line is
+    written. Here it is gone before the first: no panic, exit 0."""
+    r, w = os.pipe()
+    os.close(r)
+    p = subprocess.run([IMAPD, "--settings"], stdout=w, stderr=subprocess.PIPE, text=True,
+                       timeout=60)
+    os.close(w)
+    assert p.returncode == 0 and "panicked" not in p.stderr, p.stderr
