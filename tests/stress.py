@@ -25,6 +25,7 @@ import threading
 import time
 
 ATOM_END = b" ()[]{\r\n"
+KEYWORD_OWNERS = 20
 
 
 class Violation(Exception):
@@ -154,7 +155,9 @@ class ImapClient:
     def __init__(self, world, n, host, port, user, password, rng, clients):
         self.world, self.n, self.rng = world, n, rng
         self.who = f"imap{n}"
-        self.kw = f"$c{n}"
+        # One keyword of its own per client, for the first KEYWORD_OWNERS: a Maildir holds
+        # 26 keywords, an mbox 32, and fifty clients' would overflow them (NO [LIMIT]).
+        self.kw = f"$c{n}" if n < KEYWORD_OWNERS else None
         self.clients = clients
         self.sock = socket.create_connection((host, port), timeout=60)
         self.buf = b""
@@ -299,7 +302,7 @@ class ImapClient:
             flags = {f.decode().lower() for f in d[b"FLAGS"]}
             self.flags[uid] = flags
             want = self.mine.get(uid)
-            if want is not None and uid not in self.inflight:
+            if want is not None and self.kw and uid not in self.inflight:
                 with self.world.lock:
                     token = self.world.by_uid.get(uid)
                     story = self.world.by_token[token]["events"] if token else []
@@ -357,7 +360,7 @@ class ImapClient:
 
     def op_keyword(self):
         known = self.known()
-        if not known:
+        if not known or self.kw is None:
             return
         chosen = self.rng.sample(known, min(len(known), self.rng.randint(1, 4)))
         add = self.rng.random() < 0.6
@@ -440,7 +443,7 @@ class ImapClient:
 
     def op_append(self):
         token = self.world.new_token(f"c{self.n}")
-        with_kw = self.rng.random() < 0.5
+        with_kw = self.kw is not None and self.rng.random() < 0.5
         flags = f"({self.kw} \\Seen)" if with_kw else "()"
         msg = (f"From: c{self.n}@example.org\r\nTo: box@example.org\r\nSubject: from c{self.n}\r\n"
                f"X-Owner: c{self.n}\r\nX-Token: {token}\r\n\r\nbody of {token}\r\n").encode()

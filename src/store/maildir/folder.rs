@@ -344,16 +344,14 @@ impl MaildirFolder {
             scan = self.scan()?;
         }
         // Still a known message missing. Absence is believed only from a listing no
-        // rename can have run through: the directories did not change while it ran,
-        // and their stamps were settled. Otherwise (a busy folder, where readdir can
-        // miss a file being renamed again and again) the message stays as the view
-        // has it, and a later, quieter sync decides.
+        // rename ran through: the directories did not change while it ran. Otherwise
+        // (a busy folder, where readdir can miss a file being renamed again and again)
+        // the message stays as the view has it, and a later, quieter sync decides.
         let after = self.current_stamps()?;
-        let quiet = self.stamps_settled
-            && self
-                .stamps
-                .as_ref()
-                .is_some_and(|s| s.new_mtime == after.new_mtime && s.cur_mtime == after.cur_mtime);
+        let quiet = self
+            .stamps
+            .as_ref()
+            .is_some_and(|s| s.new_mtime == after.new_mtime && s.cur_mtime == after.cur_mtime);
         if !quiet {
             let listed: HashSet<Uid> = scan.iter().map(|e| e.uid).collect();
             let kept: Vec<Entry> = self
