@@ -23,6 +23,13 @@ pub struct Stamps {
     pub uidlist_size: u64,
 }
 
+impl Stamps {
+    /// Neither new/ nor cur/ changed between the two readings (the uidlist aside).
+    pub fn same_dirs(&self, other: &Stamps) -> bool {
+        self.new_mtime == other.new_mtime && self.cur_mtime == other.cur_mtime
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedMessage {
     pub uid: u32,

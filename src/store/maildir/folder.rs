@@ -348,10 +348,7 @@ impl MaildirFolder {
         // (a busy folder, where readdir can miss a file being renamed again and again)
         // the message stays as the view has it, and a later, quieter sync decides.
         let after = self.current_stamps()?;
-        let quiet = self
-            .stamps
-            .as_ref()
-            .is_some_and(|s| s.new_mtime == after.new_mtime && s.cur_mtime == after.cur_mtime);
+        let quiet = self.stamps.as_ref().is_some_and(|s| s.same_dirs(&after));
         if !quiet {
             let listed: HashSet<Uid> = scan.iter().map(|e| e.uid).collect();
             let kept: Vec<Entry> = self
@@ -403,9 +400,7 @@ impl MaildirFolder {
             self.list_dir("cur", &mut again)?;
             self.list_dir("new", &mut again)?;
             let after = self.current_stamps()?;
-            let quiet = after.new_mtime == listed_at.new_mtime
-                && after.cur_mtime == listed_at.cur_mtime
-                && Self::settled(&after);
+            let quiet = after.same_dirs(listed_at) && Self::settled(&after);
             if quiet {
                 let again: HashSet<&str> = again.iter().map(|f| base_name(&f[4..])).collect();
                 list.records.retain(|r| {
