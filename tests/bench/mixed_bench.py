@@ -8,9 +8,12 @@ lock must not be what limits the rate). Dovecot runs with reused processes
 (service_count = 0, process_min_avail), as a busy site tunes it.
 
     tests/bench/run mixed [--clients 10,50] [--seconds 20] [--users 100] [--messages 40]
+                          [--rounds 3]
 
 Prints, per server and client count: session cycles and commands per second, each
-command's median and 99th percentile latency, and the server's CPU use.
+command's median and 99th percentile latency, and the server's CPU use. The servers take
+turns, round after round (a virtual machine's disk and neighbours change speed over a
+minute), and the summary gives each round's ratio and their median.
 """
 import argparse
 import multiprocessing
@@ -282,6 +285,7 @@ def main():
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--messages", type=int, default=40)
     ap.add_argument("--servers", default="imapd,dovecot")
+    ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     owner = pwd.getpwnam("nobody") if os.geteuid() == 0 else pwd.getpwuid(os.getuid())
     if os.geteuid() == 0:
@@ -290,7 +294,7 @@ def main():
         owner = pwd.getpwnam("imapbench")
     servers = [s for s in a.servers.split(",") if s != "dovecot" or shutil.which("dovecot")]
     table = {}
-    for clients in [int(c) for c in a.clients.split(",")]:
+    for round_no, clients in [(r, int(c)) for r in range(a.rounds) for c in a.clients.split(",")]:
         for name in servers:
             base = tempfile.mkdtemp(prefix="imap-mixed-")
             os.chmod(base, 0o755)
@@ -303,8 +307,9 @@ def main():
                     server.stop()
             finally:
                 shutil.rmtree(base, ignore_errors=True)
-            table[(name, clients)] = r
-            print(f"\n{name}, {clients} clients, {a.users} users, {a.seconds:.0f} s: "
+            table.setdefault((name, clients), []).append(r)
+            print(f"\n{name}, round {round_no + 1}, {clients} clients, {a.users} users, "
+                  f"{a.seconds:.0f} s: "
                   f"{r['cycles/s']:.1f} sessions/s, {r['commands/s']:.0f} commands/s, "
                   f"server CPU {r['cpu%']:.0f}%, {len(r['errors'])} errors", flush=True)
             for e in r["errors"][:5]:
@@ -316,9 +321,13 @@ def main():
     if "dovecot" in servers and "imapd" in servers:
         print()
         for clients in [int(c) for c in a.clients.split(",")]:
-            ours, theirs = table[("imapd", clients)], table[("dovecot", clients)]
-            print(f"{clients} clients: imapd {ours['commands/s']:.0f} commands/s, Dovecot "
-                  f"{theirs['commands/s']:.0f}: {ours['commands/s'] / theirs['commands/s']:.2f} x")
+            ours = [r["commands/s"] for r in table[("imapd", clients)]]
+            theirs = [r["commands/s"] for r in table[("dovecot", clients)]]
+            ratios = [o / t for o, t in zip(ours, theirs)]
+            print(f"{clients} clients: imapd {statistics.median(ours):.0f} commands/s, Dovecot "
+                  f"{statistics.median(theirs):.0f} (medians); per round "
+                  + ", ".join(f"{r:.2f}" for r in ratios)
+                  + f"; median {statistics.median(ratios):.2f} x")
 
 
 if __name__ == "__main__":

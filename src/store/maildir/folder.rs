@@ -501,14 +501,37 @@ impl MaildirFolder {
         if self.readonly {
             return Err(StoreError::ReadOnly);
         }
+        // The names the files carry now, from one listing for all candidates (not one
+        // per message: an EXPUNGE looks at every message, since any may carry T now).
+        let mut now_named: HashMap<String, String> = HashMap::new();
+        if only_deleted {
+            let mut files = Vec::new();
+            self.list_dir("cur", &mut files)?;
+            self.list_dir("new", &mut files)?;
+            for f in files {
+                now_named.insert(base_name(&f[4..]).to_string(), f);
+            }
+        }
         'messages: for &i in indexes {
-            for _ in 0..RENAME_ATTEMPTS {
+            for attempt in 0..RENAME_ATTEMPTS {
                 if self.view.entries[i].expunged {
                     continue 'messages;
+                }
+                if attempt == 0 {
+                    let base = base_name(&self.view.entries[i].locator[4..]);
+                    if let Some(now) = now_named.get(base) {
+                        self.view.entries[i].locator = now.clone().into_boxed_str();
+                    }
                 }
                 let current = self.view.entries[i].locator.to_string();
                 let flags = flags_of(&current);
                 if only_deleted && !flags.has(Flags::DELETED) {
+                    if attempt == 0 && !now_named.is_empty() {
+                        // Not \Deleted under the name it has now (a name renamed since the
+                        // listing was renamed by a flag change: the unlink below of a
+                        // stale name fails and looks again).
+                        continue 'messages;
+                    }
                     // Our name may be stale: the file may carry T now.
                     match self.relocate(i) {
                         Ok(now) if now != current => continue,
