@@ -166,6 +166,12 @@ num_setting!(
     WORKERS: usize = 16
 );
 num_setting!(
+    /// Daemon: worker threads running the steps of sessions not logged in yet (password
+    /// hashes, PAM and its modules, which may wait on LDAP or sleep): a flood of logins
+    /// or a slow directory then delays other logins, never a logged-in session.
+    LOGIN_WORKERS: usize = 4
+);
+num_setting!(
     /// Maildir: folders with fewer messages keep no `imapd.cache` (listing them is as
     /// quick as reading it, and each write is a new file).
     MAILDIR_CACHE_MIN_MESSAGES: usize = 1000
@@ -292,6 +298,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("IMAP_MAX_MIME_PARTS", MAX_MIME_PARTS.to_string()),
         ("IMAP_MAX_CONNECTIONS", MAX_CONNECTIONS.to_string()),
         ("IMAP_WORKERS", WORKERS.to_string()),
+        ("IMAP_LOGIN_WORKERS", LOGIN_WORKERS.to_string()),
         (
             "IMAP_MAILDIR_CACHE_MIN_MESSAGES",
             MAILDIR_CACHE_MIN_MESSAGES.to_string(),

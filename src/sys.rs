@@ -143,6 +143,38 @@ struct CryptData {
 #[link(name = "crypt")]
 unsafe extern "C" {
     fn crypt_r(phrase: *const c_char, setting: *const c_char, data: *mut CryptData) -> *mut c_char;
+    fn crypt_gensalt_rn(
+        prefix: *const c_char,
+        count: std::ffi::c_ulong,
+        rbytes: *const c_char,
+        nrbytes: c_int,
+        output: *mut c_char,
+        output_size: c_int,
+    ) -> *mut c_char;
+}
+
+/// A fresh setting (salt) for libxcrypt's default method and cost: what `passwd` would
+/// use for a new password on this system (yescrypt on Debian 11+ and RHEL 9).
+pub fn default_setting() -> Option<String> {
+    let mut out = [0 as c_char; 256];
+    // SAFETY: a NULL prefix and NULL rbytes ask for the default method and the OS's
+    // random bytes; `out` is large enough (CRYPT_GENSALT_OUTPUT_SIZE is 192) and its
+    // size is passed; the result is a NUL-terminated string in `out`.
+    unsafe {
+        let r = crypt_gensalt_rn(
+            std::ptr::null(),
+            0,
+            std::ptr::null(),
+            0,
+            out.as_mut_ptr(),
+            out.len() as c_int,
+        );
+        if r.is_null() {
+            return None;
+        }
+        let s = CStr::from_ptr(out.as_ptr()).to_string_lossy().into_owned();
+        if s.starts_with('*') { None } else { Some(s) }
+    }
 }
 
 /// crypt(3) of `password` with the salt and method of `setting` (a full hash such as

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -548,3 +549,121 @@ def test_a_session_process_gets_nothing_of_the_root_daemon(sysacct, syslog):
         other.shutdown()
     finally:
         s.stop()
+
+
+def login_seconds(port, user, password, pop3=False):
+    """Seconds from sending a login to its answer, on a new connection (in inetd mode a
+    new process: each failure waits the base delay, not a growing one)."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    f = s.makefile("rb")
+    f.readline()  # greeting
+    if pop3:
+        s.sendall(f"USER {user}\r\n".encode())
+        f.readline()
+        t = time.monotonic()
+        s.sendall(f"PASS {password}\r\n".encode())
+        answer = f.readline()
+    else:
+        t = time.monotonic()
+        s.sendall(f'a LOGIN "{user}" "{password}"\r\n'.encode())
+        answer = f.readline()
+        while not answer.startswith(b"a "):
+            answer = f.readline()
+    took = time.monotonic() - t
+    s.close()
+    return took, answer
+
+
+def set_sha512_cost(acc, server, seconds=0.6, pop3=False):
+    """Give `acc` a SHA-512 hash whose check takes about `seconds` where the server runs
+    (natively or under qemu): measured through a successful login, then scaled."""
+    rounds = 100000
+    for _ in range(4):
+        subprocess.run(["usermod", "-p", subprocess.run(
+            ["mkpasswd", "-m", "sha-512", "-R", str(rounds), PASSWORD], capture_output=True,
+            text=True, check=True).stdout.strip(), acc.name], check=True)
+        took = min(login_seconds(server.port, acc.name, PASSWORD, pop3)[0] for _ in range(2))
+        if 0.75 * seconds <= took <= 1.5 * seconds:
+            break
+        rounds = max(5000, min(50_000_000, int(rounds * seconds / max(took, 0.002))))
+    return took
+
+
+@pytest.mark.parametrize("binary", ["imapd", "ipop3d", "imapd-pam"])
+def test_failed_logins_are_answered_after_the_same_time_whatever_failed(syslog, binary):
+    """An unknown name, a wrong password for an account whose hash is slow to check, a
+    system account (uid < 1000), a locked and an expired one are all answered after the
+    same delay, counted from the start of the check (so the check's cost hides inside
+    it), in the built-in and the PAM build alike; and PAM's own 2-second fail delay
+    (pam_unix) is not added on top."""
+    pop3 = binary == "ipop3d"
+    exe = pam_binary("imapd") if binary == "imapd-pam" else (IPOP3D if pop3 else IMAPD)
+    acc, locked, expired = (SystemAccount("sha-512") for _ in range(3))
+    subprocess.run(["usermod", "-L", locked.name], check=True)
+    subprocess.run(["usermod", "--expiredate", "1970-01-02", expired.name], check=True)
+    s = Server("inetd", acc, syslog, binary=exe)
+    try:
+        check = set_sha512_cost(acc, s, pop3=pop3)
+        assert check > 0.3, f"the slow hash took only {check:.3f} s: it would prove nothing"
+        times = {}
+        for who, pw in [(acc.name, "wrong password"), ("nosuchuser" + acc.name[-6:], PASSWORD),
+                        ("root", "wrong"), (locked.name, PASSWORD), (expired.name, PASSWORD),
+                        ("../etc", "x")]:
+            runs = [login_seconds(s.port, who, pw, pop3) for _ in range(2)]
+            assert all(b"AUTHENTICATIONFAILED" in a or b"-ERR [AUTH]" in a for _, a in runs), runs
+            times[who] = min(t for t, _ in runs)
+        spread = max(times.values()) - min(times.values())
+        assert spread < 0.25, times
+        assert min(times.values()) >= 0.95, times  # the configured delay (1 s) holds
+        assert max(times.values()) < 1.6, times  # no PAM fail delay added after it
+    finally:
+        s.stop()
+        for a in (acc, locked, expired):
+            a.remove()
+
+
+def test_pam_checks_do_not_hold_up_logged_in_sessions(syslog):
+    """A PAM build's daemon: twenty wrong passwords at once (each one a pam_unix check)
+    while a logged-in session runs NOOPs: its answers stay quick, because password
+    checks run on login workers of their own and PAM's own fail delay is not slept."""
+    exe = pam_binary("imapd")
+    acc = SystemAccount("yescrypt")
+    target = SystemAccount("yescrypt")
+    # A daemon of one user (`--user`), serving the logged-in session itself.
+    users = Path(acc.base) / "daemon-passwd"  # where the daemon's user can read it
+    users.write_text(f"{acc.name}:{{PLAIN}}{PASSWORD}:{acc.uid}:{acc.gid}::{acc.home}::\n")
+    os.chmod(users, 0o644)
+    proc = subprocess.Popen([exe, "--listen", "127.0.0.1:0", "--users", str(users),
+                             "--log-socket", syslog.path, "--user", acc.name],
+                            stderr=subprocess.PIPE)
+    try:
+        port = int(re.search(rb"listening on \[127\.0\.0\.1:(\d+)\]",
+                             proc.stderr.readline()).group(1))
+        c = imaplib.IMAP4("127.0.0.1", port, timeout=60)
+        c.login(acc.name, PASSWORD)
+        import socket
+        flood = []
+        for _ in range(20):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+            sock.recv(4096)
+            flood.append(sock)
+        for sock in flood:
+            sock.sendall(f"a LOGIN {target.name} wrongpassword\r\n".encode())
+        worst = 0.0
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            t = time.monotonic()
+            assert c.noop()[0] == "OK"
+            worst = max(worst, time.monotonic() - t)
+            time.sleep(0.05)
+        assert worst < 0.5, f"a NOOP waited {worst:.2f} s behind password checks"
+        syslog.wait_for(rf"login failed user={target.name} peer=127\.0\.0\.1 reason=refused by PAM")
+        c.logout()
+        for sock in flood:
+            sock.close()
+    finally:
+        proc.terminate()
+        proc.wait()
+        acc.remove()
+        target.remove()

@@ -52,12 +52,15 @@ pub struct HeldReply {
 
 impl HeldReply {
     /// `text` answers the failure; `last_words` follow it when this was one failure too
-    /// many (IMAP's `* BYE`; nothing for POP3).
+    /// many (IMAP's `* BYE`; nothing for POP3). The delay counts from `started`, when
+    /// the check began: the check's own time (a hash, PAM, a lookup) is inside it, so an
+    /// unknown user and a wrong password are answered at the same moment.
     pub fn failed_login(
         mut text: Vec<u8>,
         failures: u32,
         last_words: &[u8],
         peer: &str,
+        started: Instant,
     ) -> HeldReply {
         let close = failures >= config::MAX_AUTH_FAILURES;
         if close {
@@ -65,7 +68,7 @@ impl HeldReply {
         }
         let now = Instant::now();
         HeldReply {
-            until: now + delay_for(peer, now),
+            until: started + delay_for(peer, now),
             text,
             close,
         }

@@ -152,6 +152,20 @@ pub enum Protocol {
     Pop3,
 }
 
+/// Spend on a login that cannot succeed (unknown user, locked, expired or system account)
+/// the work of checking a real password: a hash of the system's default method and
+/// cost, made once. With the failure delay counted from the start of the check
+/// (held_reply.rs), an unknown name and a wrong password cost the same time.
+pub fn equalise(password: &[u8]) {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash = DUMMY.get_or_init(|| {
+        crate::sys::default_setting()
+            .and_then(|setting| crate::sys::crypt(b"no password matches this", &setting))
+            .unwrap_or_else(|| "$6$rounds=5000$timingequaliser$".to_string())
+    });
+    let _ = crate::sys::crypt(password, hash);
+}
+
 /// The users file first (virtual users, and overrides of system ones), then, if the
 /// name is not there, system accounts.
 pub fn authenticate(
@@ -163,6 +177,10 @@ pub fn authenticate(
     match passwd_file::authenticate(users_file, user, password) {
         Err(AuthError::Rejected("unknown user")) if crate::config::SYSTEM_ACCOUNTS => {
             system::authenticate(user, password, protocol)
+        }
+        Err(AuthError::Rejected("unknown user")) => {
+            equalise(password);
+            Err(AuthError::Rejected("unknown user"))
         }
         other => other,
     }

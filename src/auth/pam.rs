@@ -13,6 +13,14 @@ const PAM_PROMPT_ECHO_OFF: c_int = 1;
 const PAM_PROMPT_ECHO_ON: c_int = 2;
 const PAM_SILENT: c_int = 0x8000;
 const PAM_DISALLOW_NULL_AUTHTOK: c_int = 0x0001;
+/// The item that replaces PAM's own failure delay (Linux-PAM's _pam_types.h).
+const PAM_FAIL_DELAY: c_int = 10;
+
+/// PAM's failure delay, taken over: pam_unix asks for 2 s after a wrong password and
+/// Linux-PAM would sleep in the calling thread. Our failed-login answer is already
+/// held back by the session (held_reply.rs), the same for every failure and without
+/// blocking anyone, so PAM's sleep is replaced by nothing, as Dovecot does.
+extern "C" fn no_fail_delay(_retval: c_int, _usec_delay: std::ffi::c_uint, _appdata: *mut c_void) {}
 
 #[repr(C)]
 struct PamMessage {
@@ -44,6 +52,7 @@ unsafe extern "C" {
         pamh: *mut *mut c_void,
     ) -> c_int;
     fn pam_authenticate(pamh: *mut c_void, flags: c_int) -> c_int;
+    fn pam_set_item(pamh: *mut c_void, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_acct_mgmt(pamh: *mut c_void, flags: c_int) -> c_int;
     fn pam_end(pamh: *mut c_void, status: c_int) -> c_int;
     fn pam_strerror(pamh: *mut c_void, errnum: c_int) -> *const c_char;
@@ -109,6 +118,13 @@ pub fn check(service: &str, user: &str, password: &[u8]) -> Result<(), String> {
                 std::ffi::CStr::from_ptr(s).to_string_lossy().into_owned()
             }
         };
+        let delay_fn: extern "C" fn(c_int, std::ffi::c_uint, *mut c_void) = no_fail_delay;
+        let rc = pam_set_item(h, PAM_FAIL_DELAY, delay_fn as *const c_void);
+        if rc != PAM_SUCCESS {
+            let e = why(h, rc);
+            pam_end(h, rc);
+            return Err(format!("PAM cannot take over its failure delay: {e}"));
+        }
         let mut rc = pam_authenticate(h, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
         let mut result = if rc == PAM_SUCCESS {
             Ok(())

@@ -15,15 +15,18 @@ fn today() -> i64 {
 }
 
 pub fn authenticate(user: &[u8], password: &[u8], protocol: Protocol) -> Result<User, AuthError> {
+    // Every refusal costs one password hash, as a wrong password does.
     if !valid_user_name(user) {
+        super::equalise(password);
         return Err(AuthError::Rejected("invalid user name"));
     }
     let name = String::from_utf8_lossy(user).into_owned();
     let Some(acct) = crate::sys::account(&name) else {
-        let _ = crate::sys::crypt(password, "$6$rounds=5000$timingequaliser$");
+        super::equalise(password);
         return Err(AuthError::Rejected("unknown user"));
     };
     if acct.uid < crate::config::FIRST_VALID_UID {
+        super::equalise(password);
         return Err(AuthError::Rejected("system account below FIRST_VALID_UID"));
     }
     check_password(&name, &acct, password, protocol)?;
@@ -44,16 +47,18 @@ fn check_password(
         None => acct.passwd_hash.clone(),
     };
     if hash.starts_with('!') || hash.starts_with('*') || hash.is_empty() || hash == "x" {
-        let _ = crate::sys::crypt(password, "$6$rounds=5000$timingequaliser$");
+        super::equalise(password);
         return Err(AuthError::Rejected("account locked or without password"));
     }
+    // The hash is checked even for an expired account: the same work either way.
+    let matches = passwd_file::verify(&hash, password);
     if let Some(s) = &acct.shadow {
         // sp_expire: the day the account stops working (-1: never).
         if s.expire >= 0 && today() >= s.expire {
             return Err(AuthError::Rejected("account expired"));
         }
     }
-    if !passwd_file::verify(&hash, password) {
+    if !matches {
         return Err(AuthError::Rejected("wrong password"));
     }
     Ok(())

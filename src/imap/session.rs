@@ -482,6 +482,10 @@ impl Protocol for Session {
         self.closed
     }
 
+    fn before_login(&self) -> bool {
+        self.user.is_none()
+    }
+
     /// The connection ended (EOF, error, BYE): release the mailbox and log the logout.
     fn finish(&mut self) {
         self.closed = true;

@@ -5,7 +5,9 @@
 //! write, timers. The protocol engine's work (`Protocol::step`: parsing, crypt(3) at
 //! login, opening a 100,000-message folder, a slice of FETCH or SEARCH) runs on a small
 //! pool of worker threads: a session is handed to a worker whole, and comes back with
-//! its output through a channel and a mio `Waker`. So a slow client, a 100 MB APPEND,
+//! its output through a channel and a mio `Waker`. Sessions not logged in yet step on
+//! a pool of their own, so password checks (PAM may wait on a directory) never hold
+//! up a logged-in session. So a slow client, a 100 MB APPEND,
 //! a huge mailbox or an expensive password hash never holds up another client's NOOP.
 //! Steps are bounded (see `imap::Session::step`), so a few workers serve thousands of
 //! sessions.
@@ -101,6 +103,8 @@ pub struct Daemon {
     users_file: PathBuf,
     live: usize,
     work: mpsc::Sender<Work>,
+    /// Steps of sessions not logged in yet go to workers of their own (`before_login`).
+    login_work: mpsc::Sender<Work>,
     done: mpsc::Receiver<Done>,
     wake: Option<Arc<Wake>>,
 }
@@ -122,6 +126,7 @@ pub fn bind(
     crate::sys::raise_nofile_limit();
     // Channels now, threads in `run` (after any privilege drop by the caller).
     let (work, _) = mpsc::channel();
+    let (login_work, _) = mpsc::channel();
     let (_, done) = mpsc::channel();
     Ok(Daemon {
         poll,
@@ -134,6 +139,7 @@ pub fn bind(
         users_file,
         live: 0,
         work,
+        login_work,
         done,
         wake: None,
     })
@@ -185,17 +191,20 @@ impl Daemon {
             waker: Waker::new(self.poll.registry(), WAKER)?,
             pending: AtomicBool::new(false),
         });
-        let (work_tx, work_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
-        let jobs = Arc::new(Mutex::new(work_rx));
-        let n = config::WORKERS.max(2);
-        for i in 0..n {
-            let (jobs, done, wake) = (jobs.clone(), done_tx.clone(), wake.clone());
-            std::thread::Builder::new()
-                .name(format!("worker-{i}"))
-                .spawn(move || worker(jobs, done, wake))?;
-        }
-        self.work = work_tx;
+        let pool = |name: &str, n: usize| -> io::Result<mpsc::Sender<Work>> {
+            let (work_tx, work_rx) = mpsc::channel();
+            let jobs = Arc::new(Mutex::new(work_rx));
+            for i in 0..n {
+                let (jobs, done, wake) = (jobs.clone(), done_tx.clone(), wake.clone());
+                std::thread::Builder::new()
+                    .name(format!("{name}-{i}"))
+                    .spawn(move || worker(jobs, done, wake))?;
+            }
+            Ok(work_tx)
+        };
+        self.work = pool("worker", config::WORKERS.max(2))?;
+        self.login_work = pool("login", config::LOGIN_WORKERS.max(1))?;
         self.done = done_rx;
         self.wake = Some(wake);
         Ok(())
@@ -425,7 +434,12 @@ impl Daemon {
             session.connection_lost("connection closed");
         }
         let session = c.session.take().expect("present");
-        if let Err(mpsc::SendError(w)) = self.work.send(Work {
+        let pool = if session.before_login() {
+            &self.login_work
+        } else {
+            &self.work
+        };
+        if let Err(mpsc::SendError(w)) = pool.send(Work {
             idx,
             session,
             finish,

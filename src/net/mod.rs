@@ -65,6 +65,11 @@ pub trait Protocol: Send {
     /// TLS is up: forget input that came before it (RFC 3207 / CVE-2011-0411), and
     /// allow what needs an encrypted connection.
     fn tls_started(&mut self) {}
+    /// Not logged in yet: the next step may check a password (a hash, PAM, a user
+    /// database), work a daemon keeps apart from the steps of logged-in sessions.
+    fn before_login(&self) -> bool {
+        false
+    }
 }
 
 /// Who connected, as the transport knows it.

@@ -48,15 +48,17 @@ impl Session {
                 else {
                     return self.bad("Send USER first");
                 };
+                let started = std::time::Instant::now();
                 let r = auth::authenticate(&self.users_file, &user, &pass, auth::Protocol::Pop3);
-                self.finish_login(&user, r, "USER");
+                self.finish_login(&user, r, "USER", started);
             }
             Command::Apop { user, digest } => {
                 let Some(challenge) = self.apop_challenge.clone() else {
                     return self.bad("APOP is not available on this server");
                 };
+                let started = std::time::Instant::now();
                 let r = auth::authenticate_apop(&self.users_file, &user, &challenge, &digest);
-                self.finish_login(&user, r, "APOP");
+                self.finish_login(&user, r, "APOP", started);
             }
             Command::Auth {
                 mechanism: None, ..
@@ -90,14 +92,21 @@ impl Session {
         }
         match auth::sasl::decode_plain(line) {
             Ok((user, pass)) => {
+                let started = std::time::Instant::now();
                 let r = auth::authenticate(&self.users_file, &user, &pass, auth::Protocol::Pop3);
-                self.finish_login(&user, r, "AUTH");
+                self.finish_login(&user, r, "AUTH", started);
             }
             Err(e) => self.bad(e.text()),
         }
     }
 
-    fn finish_login(&mut self, user: &[u8], result: Result<User, AuthError>, method: &str) {
+    fn finish_login(
+        &mut self,
+        user: &[u8],
+        result: Result<User, AuthError>,
+        method: &str,
+        started: std::time::Instant,
+    ) {
         // What the client sent, as a log token that cannot forge another field.
         let shown = crate::log::value(user);
         match result {
@@ -125,6 +134,7 @@ impl Session {
                     self.auth_failures,
                     b"",
                     &self.peer,
+                    started,
                 ));
             }
             Err(AuthError::Unavailable(why)) => {

@@ -383,6 +383,10 @@ impl Protocol for Session {
         self.closed
     }
 
+    fn before_login(&self) -> bool {
+        matches!(self.state, State::Authorization { .. })
+    }
+
     fn connection_lost(&mut self, reason: &'static str) {
         self.logout_reason.get_or_insert(reason);
     }

@@ -74,6 +74,7 @@ impl Session {
     fn try_login(&mut self, tag: &str, user: &[u8], pass: &[u8], method: &str) {
         // What the client sent, as a log token that cannot forge another field.
         let shown = crate::log::value(user);
+        let started = std::time::Instant::now();
         match auth::authenticate(&self.users_file, user, pass, auth::Protocol::Imap) {
             Ok(u) if crate::net::handoff::wanted(self.mode) => {
                 // A root daemon never opens mail: a process of the user goes on.
@@ -100,6 +101,7 @@ impl Session {
                     self.auth_failures,
                     b"* BYE Too many failed logins\r\n",
                     &self.peer,
+                    started,
                 ));
             }
             Err(AuthError::Unavailable(why)) => {
