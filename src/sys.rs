@@ -617,6 +617,16 @@ pub fn saved_privileged_gid() -> Option<u32> {
     (s != r).then_some(s)
 }
 
+/// Drop the saved set-group-ID kept by `drop_privileges_keeping`: the group is gone
+/// for good (real, effective and saved become the real group).
+pub fn give_up_saved_group() {
+    // SAFETY: plain system calls.
+    unsafe {
+        let g = libc::getgid();
+        libc::setresgid(g, g, g);
+    }
+}
+
 /// Switch the effective group (to the saved or real one); false if not allowed.
 pub fn set_egid(gid: u32) -> bool {
     // SAFETY: plain system call.

@@ -575,6 +575,74 @@ def test_spool_file_modes_and_privileged_group(syslog, mode):
         shutil.rmtree(acc.base, ignore_errors=True)
 
 
+def test_privileged_group_never_acts_through_the_users_own_directories(syslog):
+    """The session keeps group mail for its spool INBOX's lock. A user who swaps one of
+    her folder directories for a symlink to the spool, again and again while her session
+    APPENDs to a folder in it, must never get a file created or removed in the spool
+    with that group (another user's `NAME.lock`: a blocked or broken delivery)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a root:mail spool and drop privileges")
+    acc = MboxAccount(make_base(), spool="setgid")
+    victim = os.path.join(acc.spool_dir, "victim")
+    with open(victim, "wb") as f:
+        f.write(POSTFIX_SPOOL)
+    os.chown(victim, 0, grp.getgrnam("mail").gr_gid)
+    os.chmod(victim, 0o660)
+    acc.write_spool(b"")
+    os.chown(acc.spool, acc.uid, grp.getgrnam("mail").gr_gid)
+    real, link, x = (os.path.join(acc.mail, n) for n in ("x.real", "x.link", "x"))
+    os.makedirs(x)
+    with open(os.path.join(x, "victim"), "wb") as f:
+        f.write(POSTFIX_SPOOL)
+    chown_tree(acc.home, acc.uid, acc.gid)
+    os.symlink(acc.spool_dir, link)
+    s = Server("inetd", acc, syslog)
+    stop = threading.Event()
+
+    def swap():
+        # x: the real directory (checks pass), then the symlink (the use), in a loop.
+        while not stop.is_set():
+            try:
+                os.rename(x, real)
+                os.rename(link, x)
+                os.rename(x, link)
+                os.rename(real, x)
+            except OSError:
+                pass
+
+    try:
+        c = s.connect()
+        before = os.stat(acc.spool_dir).st_mtime_ns
+        t = threading.Thread(target=swap)
+        t.start()
+        end = time.time() + 4
+        n = 0
+        while time.time() < end:
+            c.untagged_responses.clear()  # a NO [READ-ONLY] must not stop imaplib
+            try:
+                c.append("x/victim", None, None, b"Subject: s\r\n\r\nx\r\n")
+            except imaplib.IMAP4.error:
+                pass  # refused when it met the symlink: what must happen
+            n += 1
+        stop.set()
+        t.join()
+        after = os.stat(acc.spool_dir).st_mtime_ns
+        assert sorted(os.listdir(acc.spool_dir)) == sorted(["victim", acc.name])
+        assert after == before, f"a file came and went in the spool during {n} APPENDs"
+        with open(victim, "rb") as f:
+            assert f.read() == POSTFIX_SPOOL
+        # The INBOX's own lock still works with the group.
+        c.untagged_responses.clear()
+        assert c.append("INBOX", None, None, b"Subject: in\r\n\r\nx\r\n")[0] == "OK"
+        assert os.stat(acc.spool_dir).st_mtime_ns != before
+        c.logout()
+    finally:
+        stop.set()
+        s.stop()
+        acc.remove()
+        shutil.rmtree(acc.base, ignore_errors=True)
+
+
 def test_folders_hierarchy_and_confinement(mserver):
     acc = mserver.account
     acc.write_spool(POSTFIX_SPOOL)

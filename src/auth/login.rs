@@ -47,6 +47,17 @@ pub fn open_mail(user: &User, mode: Mode, peer: &str) -> Result<Box<dyn Store>, 
                     crate::log::error("ending session after failed privilege drop");
                     std::process::exit(1);
                 }
+                if let (Some(group), MailLocation::Mbox { inbox, .. }) = (keep, &user.mail) {
+                    // The group kept is for the spool INBOX's lock only, by name in the
+                    // spool directory opened now.
+                    if let Err(e) = crate::store::mbox::lock::bind_spool(inbox, group) {
+                        crate::log::warning(&format!(
+                            "spool of user={} not usable with its group ({e}): INBOX locks \
+                             without it",
+                            user.name
+                        ));
+                    }
+                }
             }
             (Mode::Inetd, _) => {
                 return refuse(

@@ -12,7 +12,10 @@
 //!
 //! A spool directory like Debian's `drwxrwsr-t root:mail` lets only group mail create
 //! `USER.lock`. The session keeps the privileged group (config MBOX_PRIVILEGED_GROUP) as
-//! its saved set-group-ID and switches to it only to create and remove the lock.
+//! its saved set-group-ID and switches to it only to create and remove that lock (and a
+//! missing spool INBOX), by name inside the spool directory opened once at login
+//! (`bind_spool`): never on a path through the user's own directories, which the user
+//! could swap for a symlink to the spool between our check and our use.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -42,7 +45,7 @@ impl DotLock {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     if is_stale(&path) {
                         crate::log::warning(&format!("breaking stale lock {}", path.display()));
-                        let _ = with_privileged_group(|| std::fs::remove_file(&path));
+                        let _ = remove_lock_file(&path);
                     }
                     Ok(None)
                 }
@@ -55,30 +58,150 @@ impl DotLock {
 
 impl Drop for DotLock {
     fn drop(&mut self) {
-        let _ = with_privileged_group(|| std::fs::remove_file(&self.path));
+        let _ = remove_lock_file(&self.path);
     }
 }
 
 /// O_EXCL creation: atomic on local file systems and on NFSv3+.
 fn create_lock_file(path: &Path) -> io::Result<()> {
-    let create = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map(|mut f| {
-                // Dovecot's form: who holds it, so a lock left by a killed session on this
-                // host can be broken at once instead of after the stale timeout.
-                use std::io::Write;
-                let _ = write!(f, "{}:{}", std::process::id(), crate::sys::hostname());
-            })
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path);
+    let mut f = match created {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            create_in_spool(path, 0o644).map_err(|_| e)?
+        }
+        other => other?,
     };
-    match create() {
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => with_privileged_group(create),
+    // Dovecot's form: who holds it, so a lock left by a killed session on this host can
+    // be broken at once instead of after the stale timeout.
+    use std::io::Write;
+    let _ = write!(f, "{}:{}", std::process::id(), crate::sys::hostname());
+    Ok(())
+}
+
+fn remove_lock_file(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            remove_in_spool(path).map_err(|_| e)
+        }
         other => other,
     }
+}
+
+/// The spool directory as opened at login, and the user's INBOX's name in it.
+struct Spool {
+    dir: std::os::fd::OwnedFd,
+    path: PathBuf,
+    inbox: std::ffi::OsString,
+}
+
+static SPOOL: std::sync::OnceLock<Spool> = std::sync::OnceLock::new();
+
+/// At login, with privileges dropped and `group` kept as saved set-group-ID: open the
+/// directory of the spool INBOX `inbox` and check it is `group`'s and group-writable.
+/// From then on the privileged group acts only on `INBOX` and `INBOX.lock` in it. If
+/// the check fails, the process gives the group up for good.
+pub fn bind_spool(inbox: &Path, group: u32) -> io::Result<()> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let bound = (|| {
+        let dir_path = inbox
+            .parent()
+            .ok_or_else(|| io::Error::other("INBOX has no directory"))?;
+        let name = inbox
+            .file_name()
+            .ok_or_else(|| io::Error::other("INBOX has no name"))?;
+        let c = std::ffi::CString::new(dir_path.as_os_str().as_bytes())?;
+        // SAFETY: a NUL-terminated path; the descriptor returned is owned below.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+        let m = std::fs::File::from(dir.try_clone()?).metadata()?;
+        if m.gid() != group || m.mode() & 0o020 == 0 {
+            return Err(io::Error::other(
+                "the spool directory is not the privileged group's",
+            ));
+        }
+        let _ = SPOOL.set(Spool {
+            dir,
+            path: dir_path.to_path_buf(),
+            inbox: name.to_os_string(),
+        });
+        Ok(())
+    })();
+    if bound.is_err() {
+        crate::sys::give_up_saved_group();
+    }
+    bound
+}
+
+/// `path` names the spool INBOX or its lock: the bound spool and the name inside it.
+fn in_spool(path: &Path) -> Option<(&'static Spool, std::ffi::CString)> {
+    use std::os::unix::ffi::OsStrExt;
+    let spool = SPOOL.get()?;
+    if path.parent()? != spool.path {
+        return None;
+    }
+    let name = path.file_name()?;
+    let mut lock = spool.inbox.clone();
+    lock.push(".lock");
+    if name != spool.inbox && name != lock {
+        return None;
+    }
+    Some((spool, std::ffi::CString::new(name.as_bytes()).ok()?))
+}
+
+fn not_in_spool() -> io::Error {
+    io::Error::from(io::ErrorKind::PermissionDenied)
+}
+
+/// Create the spool INBOX or its lock with the privileged group, by name in the spool.
+fn create_in_spool(path: &Path, mode: u32) -> io::Result<File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (spool, name) = in_spool(path).ok_or_else(not_in_spool)?;
+    with_privileged_group(|| {
+        // SAFETY: a directory descriptor we own and a NUL-terminated name; the new
+        // descriptor is owned by the File.
+        let fd = unsafe {
+            libc::openat(
+                spool.dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: just opened, owned by nobody else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    })
+}
+
+/// Remove the spool INBOX's lock with the privileged group, by name in the spool.
+fn remove_in_spool(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (spool, name) = in_spool(path).ok_or_else(not_in_spool)?;
+    with_privileged_group(|| {
+        // SAFETY: a directory descriptor we own and a NUL-terminated name.
+        if unsafe { libc::unlinkat(spool.dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    })
 }
 
 fn is_stale(path: &Path) -> bool {
@@ -125,8 +248,8 @@ fn holder_is_gone(path: &Path) -> bool {
 
 /// Run `f` with the effective group switched to the privileged group, when the process
 /// keeps that group as its saved set-group-ID (see `sys::drop_privileges_keeping`);
-/// otherwise just run it.
-pub fn with_privileged_group<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+/// otherwise just run it. Only for names in the bound spool (`create_in_spool`).
+fn with_privileged_group<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     let Some(group) = crate::sys::saved_privileged_gid() else {
         return f();
     };
@@ -155,16 +278,16 @@ pub fn create_mbox(path: &Path) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let setgid = std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o2000 != 0);
     let mode = if setgid { 0o660 } else { 0o600 };
-    let create = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-    };
-    let f = match create() {
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => with_privileged_group(create),
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path);
+    let f = match created {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            create_in_spool(path, mode).map_err(|_| e)
+        }
         other => other,
     };
     match f {
