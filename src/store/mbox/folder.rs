@@ -14,7 +14,7 @@
 use super::index::{self, Stamp, State};
 use super::journal::{self, Rewrite};
 use super::lock::{self, DotLock, RangeLock};
-use super::parse::{self, Base, MsgRec, Scanner, Unquoter};
+use super::parse::{self, Base, MsgRec, Scanner};
 use super::write::{self, Meta};
 use crate::store::view::{Entry, View};
 use crate::store::{FlagChange, Flags, Mailbox, Result, StoreError, Uid, Update};
@@ -886,25 +886,16 @@ impl MboxFolder {
         let mut header = vec![0u8; (m.body_off - m.hdr_off) as usize];
         self.file.read_exact_at(&mut header, m.hdr_off)?;
         out.write_all(&parse::served_header(&header, m.cl_framed))?;
+        // The body as stored (mboxo: `>From ` lines are the message's own bytes).
         let mut pos = m.body_off;
         let mut buf = vec![0u8; (m.end - m.body_off).min(1 << 16) as usize];
-        let mut unq = Unquoter::default();
-        let mut piece = Vec::new();
         while pos < m.end {
             let n = ((m.end - pos) as usize).min(buf.len());
             self.file.read_exact_at(&mut buf[..n], pos)?;
             pos += n as u64;
-            if m.cl_framed {
-                out.write_all(&buf[..n])?;
-            } else {
-                piece.clear();
-                unq.feed(&buf[..n], &mut piece);
-                out.write_all(&piece)?;
-            }
+            out.write_all(&buf[..n])?;
         }
-        piece.clear();
-        unq.finish(&mut piece);
-        out.write_all(&piece)
+        Ok(())
     }
 
     fn with_message<T>(

@@ -4,9 +4,11 @@
 //! Format (what Postfix local(8), procmail, mutt, UW imapd and Dovecot write):
 //! - A message starts at a `From sender date` line at the start of the file or after an
 //!   empty line; the empty line before it belongs to the separator, not the message.
-//! - Body lines that would look like separators were quoted `>From ` (mboxo) or, in
-//!   mboxrd, every `>*From ` line got one more `>`. Reading removes one level, which is
-//!   exact for mboxrd and for mboxo's quoted `From ` lines.
+//! - Body lines that would look like separators were quoted `>From ` when written
+//!   (mboxo: Postfix local(8), procmail, UW, mutt). Reading keeps every line as stored,
+//!   as those programs and Dovecot do: a delivered message's `>From ` line is part of
+//!   its bytes (a signature covers it), and an unquoting reader (mboxrd) would serve
+//!   other bytes than every other reader of the same file.
 //! - Solaris mboxcl2 frames a message by `Content-Length:` and does not quote; a length
 //!   is trusted only when it ends exactly at the end of the file or at a separator.
 //! - Metadata headers (hidden from clients, as UW and Dovecot hide them):
@@ -76,7 +78,7 @@ pub struct MsgRec {
     pub internal_date: i64,
     /// The served text ends with a line end.
     pub terminated: bool,
-    /// Framed by a valid Content-Length: body not unquoted.
+    /// Framed by a valid Content-Length (the body may hold unquoted `From ` lines).
     pub cl_framed: bool,
     pub status_slot: Option<Slot>,
     pub xstatus_slot: Option<Slot>,
@@ -101,11 +103,6 @@ fn is_blank(line: &[u8]) -> bool {
     line == b"\n" || line == b"\r\n"
 }
 
-/// `>From `, `>>From `...: a quoted separator that reading unquotes by one level.
-pub fn is_quoted_from(line: &[u8]) -> bool {
-    let n = line.iter().take_while(|&&c| c == b'>').count();
-    n > 0 && line[n..].starts_with(b"From ")
-}
 
 /// Bare LFs in a line (0 or 1: it can only end in one).
 fn bare_lf(line: &[u8], prev: u8) -> u64 {
@@ -425,9 +422,8 @@ impl<'f> Scanner<'f> {
                 return;
             }
         }
-        let quoted = line_start && !cur.rec.cl_framed && is_quoted_from(line);
         let lf = bare_lf(line, cur.last_byte);
-        cur.body_len += line.len() as u64 - quoted as u64;
+        cur.body_len += line.len() as u64;
         cur.body_lfs += lf;
         cur.last_byte = *line.last().unwrap_or(&cur.last_byte);
         cur.blank_at = blank.then_some((off, lf));
@@ -537,75 +533,11 @@ impl Read for ReadAt<'_> {
     }
 }
 
-/// Removes one level of `>From ` quoting from a stream, at line starts.
-#[derive(Default)]
-pub struct Unquoter {
-    mid_line: bool,
-    /// `>` seen at the line start so far, and how much of "From " followed.
-    gts: usize,
-    matched: usize,
-}
-
-impl Unquoter {
-    pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<u8>) {
-        while !data.is_empty() {
-            if self.mid_line {
-                match memchr::memchr(b'\n', data) {
-                    Some(i) => {
-                        out.extend_from_slice(&data[..=i]);
-                        data = &data[i + 1..];
-                        self.mid_line = false;
-                    }
-                    None => {
-                        out.extend_from_slice(data);
-                        return;
-                    }
-                }
-                continue;
-            }
-            let c = data[0];
-            if self.matched == 0 && c == b'>' {
-                self.gts += 1;
-                data = &data[1..];
-                continue;
-            }
-            if self.gts > 0 && c == b"From "[self.matched] {
-                self.matched += 1;
-                data = &data[1..];
-                if self.matched == 5 {
-                    out.extend(std::iter::repeat_n(b'>', self.gts - 1));
-                    out.extend_from_slice(b"From ");
-                    self.reset(true);
-                }
-                continue;
-            }
-            self.flush_pending(out);
-            self.mid_line = c != b'\n';
-            out.push(c);
-            data = &data[1..];
-        }
-    }
-
-    fn flush_pending(&mut self, out: &mut Vec<u8>) {
-        out.extend(std::iter::repeat_n(b'>', self.gts));
-        out.extend_from_slice(&b"From "[..self.matched]);
-        self.reset(false);
-    }
-
-    fn reset(&mut self, mid_line: bool) {
-        self.gts = 0;
-        self.matched = 0;
-        self.mid_line = mid_line;
-    }
-
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.flush_pending(out);
-    }
-}
-
-/// mboxrd quoting for writing: `>*From ` at a line start gets one more `>`.
+/// mboxo quoting for writing, as Postfix local(8) and procmail deliver: a body line
+/// that starts with `From ` gets a `>`, and nothing else changes (a `>From ` line stays
+/// as the client sent it, so reading it back gives the client's bytes).
 pub fn quote_line_into(line: &[u8], out: &mut Vec<u8>) {
-    if line.starts_with(b"From ") || is_quoted_from(line) {
+    if line.starts_with(b"From ") {
         out.push(b'>');
     }
     out.extend_from_slice(line);
@@ -651,8 +583,8 @@ mod tests {
         assert_eq!(m[0].uid, 1);
         assert_eq!(m[0].flags, Flags::SEEN);
         assert!(!m[0].recent);
-        // Served: "Subject: one\n\nbody\nFrom quoted\n" = 31 octets + 4 CRs.
-        assert_eq!(m[0].vsize, 35);
+        // Served as stored: "Subject: one\n\nbody\n>From quoted\n" = 32 octets + 4 CRs.
+        assert_eq!(m[0].vsize, 36);
         assert_eq!(m[1].uid, 2);
         assert_eq!(m[1].flags, Flags::FLAGGED);
         assert!(m[1].recent);
@@ -673,22 +605,5 @@ mod tests {
         let m = scan_bytes(bad);
         assert_eq!(m.len(), 2);
         assert!(!m[0].cl_framed);
-    }
-
-    #[test]
-    fn unquoter_removes_one_level_across_pieces() {
-        let input = b">From a\n>>From b\n>Fromx\nx>From c\n>\n>>\n";
-        for split in 0..input.len() {
-            let mut u = Unquoter::default();
-            let mut out = Vec::new();
-            u.feed(&input[..split], &mut out);
-            u.feed(&input[split..], &mut out);
-            u.finish(&mut out);
-            assert_eq!(
-                String::from_utf8_lossy(&out),
-                "From a\n>From b\n>Fromx\nx>From c\n>\n>>\n",
-                "split at {split}"
-            );
-        }
     }
 }

@@ -1,6 +1,6 @@
 //! Writing mbox messages: the metadata headers (padded so that flag changes fit in place
 //! later), a stored message rewritten with new metadata, and a new message (APPEND,
-//! COPY) with its From line and mboxrd quoting.
+//! COPY) with its From line and mboxo quoting (as Postfix and procmail deliver).
 
 use super::parse::{self, Base, MsgRec};
 use crate::store::Flags;
@@ -146,7 +146,7 @@ pub fn pseudo_message(base: &Base, now: i64) -> Vec<u8> {
 }
 
 /// A new message for the end of an mbox: From line, the client's header (without
-/// metadata fields it may have carried), our metadata, and the body quoted mboxrd-style;
+/// metadata fields it may have carried), our metadata, and the body quoted as mboxo;
 /// CRLF line ends become LF, as UW and Dovecot store them. Ends with the separator.
 pub fn new_message(
     message: &[u8],
@@ -238,7 +238,7 @@ mod tests {
         );
         let text = String::from_utf8_lossy(&out);
         assert!(
-            text.contains("\n>From the start\n>>From quoted\nend\n\n"),
+            text.contains("\n>From the start\n>From quoted\nend\n\n"),
             "{text}"
         );
         assert!(!text.contains("X-UID: 99"));
@@ -252,8 +252,9 @@ mod tests {
         assert_eq!(m[0].flags, Flags::SEEN | Flags::FLAGGED);
         assert_eq!(m[0].keywords, kw);
         assert_eq!(m[0].base.as_ref().unwrap().last_uid, 7);
-        // Served size: the client's message with the metadata fields gone, CRLF.
-        let served = b"Subject: hi\r\n\r\nFrom the start\r\n>From quoted\r\nend\r\n";
+        // Served size: the message as stored (mboxo: its `From ` line got a `>`), with
+        // the metadata fields gone, CRLF.
+        let served = b"Subject: hi\r\n\r\n>From the start\r\n>From quoted\r\nend\r\n";
         assert_eq!(m[0].vsize, served.len() as u64);
         assert!(m[0].status_slot.unwrap().cap >= 3);
     }
