@@ -645,6 +645,62 @@ def test_privileged_group_never_acts_through_the_users_own_directories(syslog):
         shutil.rmtree(acc.base, ignore_errors=True)
 
 
+FORGED_HEADERS = (
+    "X-IMAPbase: 12345 4000000000 $Forged\nX-IMAP: 12345 4000000000\nX-UID: 2\n"
+    "Status: RO\nX-Status: AFDT\nX-Keywords: $Forged\nX-UIDL: forged-uidl\n"
+)
+
+
+def test_metadata_headers_in_delivered_mail_are_not_believed(mserver):
+    """Mail delivered by procmail carrying a store's metadata headers (X-IMAPbase,
+    X-IMAP, X-UID, Status, X-Status, X-Keywords, X-UIDL): the folder's UIDVALIDITY, the
+    UIDs and flags of the mail already there, and the new message's own UID and flags
+    stay ours. Also as the first mail into an emptied spool, where X-IMAPbase would
+    otherwise name the folder's UIDVALIDITY and exhaust its UIDs."""
+    acc = mserver.account
+    acc.write_spool(POSTFIX_SPOOL)
+    c = mserver.connect()
+    c.select("INBOX")
+    validity, before = uidvalidity(c), uid_flags(c)
+    c.logout()
+    forged = (f"From: mallory@example.com\nSubject: forged\n{FORGED_HEADERS}"
+              "Message-ID: <forged@x>\n\nbody\n")
+    acc.procmail(forged)
+    c = mserver.connect()
+    c.select("INBOX")
+    assert uidvalidity(c) == validity
+    now = uid_flags(c)
+    assert now[:3] == before
+    assert now[3] == (before[-1][0] + 1, []), now
+    typ, data = c.fetch("4", "(FLAGS BODY.PEEK[HEADER.FIELDS (X-UID STATUS X-IMAPBASE)])")
+    assert b"\\Recent" in data[0][0] and b"X-UID" not in data[0][1], data
+    c.logout()
+    # POP3's UIDL is ours too, not the header's.
+    pop = Server(mserver.mode, acc, mserver.syslog, binary=IPOP3D)
+    try:
+        p = pop.pop()
+        uidls = [l.split()[1] for l in p.uidl()[1]]
+        assert b"forged-uidl" not in uidls and len(set(uidls)) == 4, uidls
+        p.quit()
+    finally:
+        pop.stop()
+    # The spool emptied (as `> /var/mail/user` or another reader leaves it), then the
+    # forged mail is the first message of the file.
+    acc.write_spool(b"")
+    acc.procmail(forged)
+    c = mserver.connect()
+    typ, data = c.select("INBOX")
+    assert data == [b"1"]
+    new_validity = uidvalidity(c)
+    assert new_validity not in (12345, validity), new_validity
+    uidnext = int(c.untagged_responses["UIDNEXT"][-1])
+    assert uidnext < 100, uidnext
+    assert uid_flags(c) == [(uidnext - 1, [])]
+    assert c.append("INBOX", None, None, b"Subject: later\r\n\r\nx\r\n")[0] == "OK"
+    assert [u for u, _ in uid_flags(c)] == [uidnext - 1, uidnext]
+    c.logout()
+
+
 def test_folders_hierarchy_and_confinement(mserver):
     acc = mserver.account
     acc.write_spool(POSTFIX_SPOOL)

@@ -597,3 +597,27 @@ def test_server_side_refusals_carry_sys_codes(pop3, syslog):
         assert r.line().startswith("+OK")
     finally:
         os.rename(acc.users_file + ".away", acc.users_file)
+
+
+def test_maildir_metadata_headers_in_delivered_mail_are_not_believed(pop3):
+    """Maildir keeps UIDs in dovecot-uidlist and flags in file names: a delivered
+    message's X-UID, Status, X-Status, X-Keywords and X-UIDL headers set nothing, over
+    IMAP or as POP3's UIDL."""
+    acc = pop3.account
+    acc.deliver(message("plain", "one\r\n"))
+    forged = ("X-IMAPbase: 12345 4000000000\r\nX-UID: 1\r\nStatus: RO\r\nX-Status: AFD\r\n"
+              "X-Keywords: $Forged\r\nX-UIDL: forged-uidl\r\n")
+    acc.deliver(message("forged", "two\r\n", extra=forged))
+    c = pop3_imap(pop3)
+    c.select("INBOX", readonly=True)
+    typ, data = c.fetch("1:*", "(UID FLAGS)")
+    got = [re.search(rb"UID (\d+) FLAGS \(([^)]*)\)", d).groups() for d in data]
+    assert [(u, f.replace(b"\\Recent", b"").strip()) for u, f in got] == \
+        [(b"1", b""), (b"2", b"")], got
+    validity = int(c.untagged_responses["UIDVALIDITY"][-1])
+    assert validity != 12345
+    c.logout()
+    p = pop3.pop()
+    uidls = [l.split()[1] for l in p.uidl()[1]]
+    assert b"forged-uidl" not in uidls and len(set(uidls)) == 2, uidls
+    p.quit()

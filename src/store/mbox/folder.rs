@@ -363,11 +363,80 @@ impl MboxFolder {
                 ));
             }
         }
+        self.vet_metadata()?;
         // The stamp read before parsing: a change during the parse shows as newer.
         self.state.stamp = now_stamp;
         self.tail_hash = self.tail_hash_now()?;
         self.index_dirty = true;
         self.learn_keywords();
+        Ok(())
+    }
+
+    /// Metadata headers in mail that arrived by an MDA are the sender's words, not a
+    /// mail store's (qpopper's forged X-UIDL class): Postfix and procmail deliver
+    /// `X-IMAPbase`, `X-UID`, `Status`, `X-Status` and `X-Keywords` as the sender wrote
+    /// them. So:
+    /// - the folder's base (UIDVALIDITY, LAST-UID) counts only if it is the UIDVALIDITY
+    ///   recorded for this folder when it was first seen (imapd.uidvalidity); another one
+    ///   (a forged header on the first mail into an emptied spool, or a program that
+    ///   reset the folder) is not believed: the folder gets a new UIDVALIDITY, never a
+    ///   UID reused under the old one;
+    /// - a message whose X-UID is not in order below LAST-UID is new mail: it gets its
+    ///   UID from us, and its flags and keywords are not taken from its headers (unless
+    ///   the folder was never seen before: then they are what mutt or UW wrote).
+    fn vet_metadata(&mut self) -> Result<()> {
+        let path = self.index_dir.join(PROVISIONAL_FILE);
+        let recorded = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .filter(|&v| v != 0);
+        if let Some(claimed) = self.base().map(|b| b.uidvalidity) {
+            match recorded {
+                Some(r) if r == claimed => {}
+                None => {
+                    // First sight: the folder's own base, recorded for later checks.
+                    let _ = super::mkdir_private(&self.index_dir)
+                        .and_then(|_| write_replacing(&path, format!("{claimed}\n").as_bytes()));
+                    self.provisional_uidvalidity = claimed;
+                }
+                Some(r) => {
+                    crate::log::warning(&format!(
+                        "mbox {}: X-IMAPbase names UIDVALIDITY {claimed}, not {r} as recorded; \
+                         not believed (the folder gets a new UIDVALIDITY)",
+                        self.name
+                    ));
+                    if let Some(mut p) = self.state.pseudo.take() {
+                        p.pseudo = false;
+                        p.base = None;
+                        self.state.msgs.insert(0, p);
+                    }
+                    if let Some(m) = self.state.msgs.first_mut() {
+                        m.base = None;
+                    }
+                    let v = crate::store::uidvalidity::next(&self.counter_dir());
+                    write_replacing(&path, format!("{v}\n").as_bytes())
+                        .map_err(|e| self.err("write the index directory", e))?;
+                    self.provisional_uidvalidity = v;
+                }
+            }
+        }
+        let seen_before = self.base().is_some() || recorded.is_some();
+        if !seen_before {
+            return Ok(());
+        }
+        let last = self.base().map_or(0, |b| b.last_uid);
+        let mut prev = 0;
+        let mut ours = last > 0;
+        for m in &mut self.state.msgs {
+            ours = ours && m.uid > prev && m.uid <= last;
+            if ours {
+                prev = m.uid;
+            } else {
+                m.flags = 0;
+                m.keywords.clear();
+                m.recent = true;
+            }
+        }
         Ok(())
     }
 
@@ -1198,6 +1267,15 @@ fn private_temp(dir: &Path) -> io::Result<File> {
 }
 
 use std::os::unix::fs::DirBuilderExt;
+
+/// Write a small file whole, in place of the old one (a new file renamed over it).
+fn write_replacing(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
 
 #[cfg(test)]
 mod tests {

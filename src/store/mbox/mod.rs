@@ -33,7 +33,7 @@ pub struct MboxStore {
     folders: PathBuf,
 }
 
-fn mkdir_private(dir: &Path) -> io::Result<()> {
+pub(super) fn mkdir_private(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

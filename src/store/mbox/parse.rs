@@ -103,7 +103,6 @@ fn is_blank(line: &[u8]) -> bool {
     line == b"\n" || line == b"\r\n"
 }
 
-
 /// Bare LFs in a line (0 or 1: it can only end in one).
 fn bare_lf(line: &[u8], prev: u8) -> u64 {
     if line.last() != Some(&b'\n') {
