@@ -724,6 +724,11 @@ def test_folders_hierarchy_and_confinement(mserver):
         assert typ == "NO", bad
         typ, _ = c.create(bad)
         assert typ == "NO", bad
+    # A symlink among the folders is no mailbox to rename (away or over anything).
+    for link in ["etc", "passwd"]:
+        assert c.rename(link, "stolen-" + link)[0] == "NO", link
+    assert not os.path.lexists(os.path.join(acc.mail, "stolen-etc"))
+    assert not os.path.lexists(os.path.join(acc.mail, "stolen-passwd"))
     assert c.create("work/projects/2026")[0] == "OK"
     assert c.rename("work", "jobs")[0] == "OK"
     assert c.select("jobs/projects/2026")[0] == "OK"

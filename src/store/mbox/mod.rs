@@ -275,7 +275,10 @@ impl Store for MboxStore {
             return Ok(());
         }
         let src = self.path_of(from);
-        if !self.parents_ok(from) || fs::symlink_metadata(&src).is_err() {
+        // A folder is a file or a directory of folders, never a symlink (one planted in
+        // the folders to /etc or another user's mail is not a mailbox to move).
+        let real = fs::symlink_metadata(&src).is_ok_and(|m| m.is_file() || m.is_dir());
+        if !self.parents_ok(from) || !real {
             return Err(StoreError::NoSuchMailbox);
         }
         if to.as_str().starts_with(&format!("{}/", from.as_str())) {
