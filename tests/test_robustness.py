@@ -209,3 +209,60 @@ def test_large_fetch_completes(server):
     typ, data = c.fetch("1:*", "(FLAGS UID RFC822.SIZE)")
     assert typ == "OK" and len(data) == 800
     c.logout()
+
+
+def test_uidlist_lock_of_a_killed_session_is_broken_at_once(server):
+    """A session killed while it held dovecot-uidlist.lock leaves the lock (ours: mode
+    0400, and nobody holds its fcntl lock): the next session breaks it at once, not
+    after 30 s of waiting on a worker and the 120-second stale timeout. A lock a live
+    process holds is waited for, never broken."""
+    import fcntl
+    import threading
+    acc = server.account
+    acc.deliver(message("one"))
+    c = server.connect()
+    c.select("INBOX")
+    c.logout()
+    lock = os.path.join(acc.maildir, "dovecot-uidlist.lock")
+
+    def leave_lock(held_for=None):
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        os.fchmod(fd, 0o400)
+        if acc.system:
+            os.fchown(fd, acc.uid, acc.gid)
+        if held_for is None:
+            os.close(fd)  # the owner is gone
+            old = time.time() - 5
+            os.utime(lock, (old, old))
+            return None
+        fcntl.lockf(fd, fcntl.LOCK_EX)  # a live owner (a POSIX lock conflicts with OFD)
+
+        def release():
+            time.sleep(held_for)
+            os.unlink(lock)
+            os.close(fd)
+        t = threading.Thread(target=release)
+        t.start()
+        return t
+
+    leave_lock()
+    acc.deliver(message("two"))  # new mail: the session must take the uidlist lock
+    t0 = time.monotonic()
+    c = server.connect()
+    typ, data = c.select("INBOX")
+    took = time.monotonic() - t0
+    assert typ == "OK" and data == [b"2"], data
+    assert took < 5, f"SELECT waited {took:.1f} s on a dead session's lock"
+    c.logout()
+    assert not os.path.exists(lock)
+    # A live holder: waited for.
+    holder = leave_lock(held_for=2)
+    acc.deliver(message("three"))
+    t0 = time.monotonic()
+    c = server.connect()
+    typ, data = c.select("INBOX")
+    took = time.monotonic() - t0
+    holder.join()
+    assert typ == "OK" and data == [b"3"], data
+    assert took >= 1.5, f"a live lock was broken after {took:.2f} s"
+    c.logout()

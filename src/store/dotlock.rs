@@ -2,6 +2,12 @@
 //! older than the stale timeout. Dovecot guards dovecot-uidlist this way, and writes the
 //! replacement file into the lock itself before renaming it into place; `replace` does
 //! the same, so a reader never sees a half-written file.
+//!
+//! The lock's content is the new file, so it cannot name its owner as an mbox lock
+//! does. Ours say it otherwise: created mode 0400 (Dovecot's have the file's mode) and
+//! held with an fcntl lock for as long as we hold them, which the kernel drops when the
+//! process dies. A 0400 lock nobody holds that way, older than a moment, is left by a
+//! killed session, and is broken at once instead of after the stale timeout.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -18,6 +24,13 @@ pub struct DotLock {
 /// How long to wait for another process's lock before giving up.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The mode that marks a lock as ours while held (set to the file's mode on replace).
+const HELD_MODE: u32 = 0o400;
+
+/// How old an unheld lock of ours must be to be taken for a dead owner's (the moment
+/// between creating it and taking its fcntl lock, with room to spare).
+const OWNER_GRACE: Duration = Duration::from_secs(1);
+
 impl DotLock {
     pub fn acquire(target: &Path) -> io::Result<DotLock> {
         let mut lock_name = target.file_name().unwrap_or_default().to_os_string();
@@ -29,10 +42,13 @@ impl DotLock {
             match OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
+                .mode(HELD_MODE)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&lock_path)
             {
                 Ok(file) => {
+                    // Held while this descriptor is open; dropped by the kernel if we die.
+                    let _ = crate::store::filelock::ofd_lock(&file, libc::F_WRLCK as libc::c_short);
                     return Ok(DotLock {
                         lock_path,
                         target: target.to_path_buf(),
@@ -40,7 +56,7 @@ impl DotLock {
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    if Self::is_stale(&lock_path) {
+                    if Self::owner_is_gone(&lock_path) || Self::is_stale(&lock_path) {
                         crate::log::warning(&format!(
                             "breaking stale lock {}",
                             lock_path.display()
@@ -62,6 +78,34 @@ impl DotLock {
         }
     }
 
+    /// A lock of ours (mode 0400) that no live process holds.
+    fn owner_is_gone(path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(m) = std::fs::symlink_metadata(path) else {
+            return false;
+        };
+        let old_enough = m
+            .modified()
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age > OWNER_GRACE);
+        if !m.is_file() || m.mode() & 0o7777 != HELD_MODE || !old_enough {
+            return false;
+        }
+        let Ok(f) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+        else {
+            return false;
+        };
+        // The same file still, and nobody holds it: taking the lock (and letting it go
+        // at once) shows its owner is gone.
+        let same = f.metadata().is_ok_and(|n| n.ino() == m.ino());
+        same && crate::store::filelock::ofd_lock(&f, libc::F_RDLCK as libc::c_short)
+            .unwrap_or(false)
+    }
+
     fn is_stale(path: &Path) -> bool {
         let stale = Duration::from_secs(crate::config::DOTLOCK_STALE_SECS);
         match std::fs::metadata(path).and_then(|m| m.modified()) {
@@ -75,11 +119,14 @@ impl DotLock {
 
     /// Write `content` as the new target file and release the lock (atomic rename).
     pub fn replace(mut self, content: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
         let mut f = self.file.take().expect("lock file open");
         f.write_all(content)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         f.sync_data()?;
-        drop(f);
+        // Renamed while still held: nobody may take it for a dead owner's meanwhile.
         std::fs::rename(&self.lock_path, &self.target)?;
+        drop(f);
         // Make the rename itself durable: a uidlist that came back older after a crash
         // would hand out UIDs that clients have already seen.
         if let Some(dir) = self.target.parent() {

@@ -16,7 +16,9 @@ pub struct RangeLock<'f> {
     file: &'f File,
 }
 
-fn ofd_lock(file: &File, kind: libc::c_short) -> io::Result<bool> {
+/// Take (or, with F_UNLCK, release) a whole-file OFD lock without waiting: Ok(false) if
+/// another open file holds a conflicting one.
+pub fn ofd_lock(file: &File, kind: libc::c_short) -> io::Result<bool> {
     // SAFETY: zeroed flock is a valid "whole file" request; the fd is open.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = kind;
