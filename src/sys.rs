@@ -318,7 +318,7 @@ pub fn set_nonblocking(fd: c_int) -> io::Result<()> {
 
 /// uid, gid and home of a user name, from NSS (getpwnam_r).
 pub fn lookup_user(name: &str) -> Option<(u32, u32, String)> {
-    account(name).map(|a| (a.uid, a.gid, a.home))
+    passwd_entry(name).map(|a| (a.uid, a.gid, a.home))
 }
 
 /// chown(2), for the demo's files when it runs as root.
@@ -371,6 +371,16 @@ pub struct Shadow {
 
 /// getpwnam_r, then getspnam_r (readable by root only: that is where logins are checked).
 pub fn account(name: &str) -> Option<Account> {
+    account_entry(name, true)
+}
+
+/// The passwd entry alone (uid, gid, home): what everything but the password check
+/// needs, without reading /etc/shadow.
+pub fn passwd_entry(name: &str) -> Option<Account> {
+    account_entry(name, false)
+}
+
+fn account_entry(name: &str, with_shadow: bool) -> Option<Account> {
     let cname = CString::new(name).ok()?;
     let mut buf = vec![0 as c_char; 16384];
     // SAFETY: getpwnam_r/getspnam_r fill the structs with pointers into `buf`, which
@@ -402,6 +412,9 @@ pub fn account(name: &str) -> Option<Account> {
             passwd_hash: text(pw.pw_passwd),
             shadow: None,
         };
+        if !with_shadow {
+            return Some(acct);
+        }
         let mut sbuf = vec![0 as c_char; 16384];
         let mut sp: libc::spwd = std::mem::zeroed();
         let mut sresult: *mut libc::spwd = std::ptr::null_mut();

@@ -551,6 +551,35 @@ def test_a_session_process_gets_nothing_of_the_root_daemon(sysacct, syslog):
         s.stop()
 
 
+def test_a_session_process_never_reads_shadow(syslog):
+    """The root daemon checks the password (reading /etc/shadow, as it must); the
+    process it hands the login to needs the user's groups only, from passwd and group,
+    and never opens /etc/shadow as root."""
+    acc = SystemAccount("yescrypt")
+    s = Server("daemon", acc, syslog)
+    log = os.path.join(acc.base, "strace.log")
+    tracer = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=openat,execve", "-o", log,
+                               "-p", str(s.proc.pid)], stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)  # attached
+        c = s.connect()
+        assert c.select("INBOX")[0] == "OK"
+        c.logout()
+        time.sleep(0.3)
+    finally:
+        tracer.terminate()
+        tracer.wait()
+        s.stop()
+        with open(log) as f:
+            lines = f.read().splitlines()
+        acc.remove()
+    session = {l.split()[0] for l in lines if "execve(" in l and "--handoff" in l}
+    assert session, "no hand-off seen:\n" + "\n".join(lines[-20:])
+    shadow = [l for l in lines if "/etc/shadow" in l]
+    assert any(l.split()[0] not in session for l in shadow), "the daemon checks passwords"
+    assert not [l for l in shadow if l.split()[0] in session], shadow
+
+
 def login_seconds(port, user, password, pop3=False):
     """Seconds from sending a login to its answer, on a new connection (in inetd mode a
     new process: each failure waits the base delay, not a growing one)."""

@@ -34,7 +34,7 @@ pub fn open_mail(user: &User, mode: Mode, peer: &str) -> Result<Box<dyn Store>, 
                 let keep = spool_group(&user.mail);
                 let gid = user.gid.unwrap_or(uid);
                 // A system account gets its groups; a virtual user its gid only.
-                let groups = match crate::sys::account(&user.name) {
+                let groups = match crate::sys::passwd_entry(&user.name) {
                     Some(a) if a.uid == uid => crate::sys::groups_of(&user.name, gid),
                     _ => vec![gid],
                 };
