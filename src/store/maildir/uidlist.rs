@@ -95,7 +95,8 @@ impl Uidlist {
                 continue;
             };
             let (ext, base) = if version == "1" {
-                ("", base_name(rest.trim()))
+                // (Trimmed as a version 3 name is: what we write back reads the same.)
+                ("", base_name(rest.trim()).trim())
             } else {
                 match rest.find(':') {
                     Some(i) => (rest[..i].trim(), rest[i + 1..].trim()),
