@@ -266,3 +266,35 @@ def test_uidlist_lock_of_a_killed_session_is_broken_at_once(server):
     assert typ == "OK" and data == [b"3"], data
     assert took >= 1.5, f"a live lock was broken after {took:.2f} s"
     c.logout()
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(l for l in f if l.startswith("VmHWM:")).split()[1]) // 1024
+
+
+def test_one_fetch_of_many_sections_is_written_as_the_client_reads(daemon):
+    """FETCH 1 (BODY.PEEK[] x 300) of a 1 MB message is 300 MB of response: written
+    item by item as the client reads, never built whole (it took 1.96 GB for 1,000 items;
+    with a 10 MB message, the OOM killer takes every user's sessions)."""
+    c = daemon.connect()
+    body = ("x" * 998 + "\r\n") * 1024
+    assert c.append("INBOX", None, None, message("big", body).encode())[0] == "OK"
+    c.logout()
+    before = peak_rss_mb(daemon.proc.pid)
+    r = daemon.raw()
+    greet_login(r, daemon.account)
+    r.command("s", "SELECT INBOX")
+    r.send("f FETCH 1 (" + " ".join(["BODY.PEEK[]"] * 300) + ")\r\n")
+    got, tail = 0, b""
+    r.sock.settimeout(60)
+    while not tail.endswith(b"f OK FETCH completed\r\n"):
+        chunk = r.sock.recv(1 << 20)
+        assert chunk, "connection closed"
+        got += len(chunk)
+        tail = (tail + chunk)[-64:]
+    assert got > 300 * len(body)
+    grew = peak_rss_mb(daemon.proc.pid) - before
+    assert grew < 64, f"the daemon grew by {grew} MB for one FETCH"
+    assert r.command("n", "NOOP")[-1].startswith("n OK")
+    r.close()

@@ -208,6 +208,11 @@ impl Session {
         self.output.len()
     }
 
+    /// The output itself, for a response written in place (a FETCH literal).
+    pub(super) fn output_buf(&mut self) -> &mut Vec<u8> {
+        &mut self.output
+    }
+
     pub(super) fn close(&mut self, reason: &'static str) {
         if !self.closed {
             self.closed = true;

@@ -18,6 +18,22 @@ pub struct FetchJob {
     atts: Vec<FetchAtt>,
     sets_seen: bool,
     missing: bool,
+    /// The message whose response is being written, item by item.
+    current: Option<Current>,
+}
+
+/// One message's `* n FETCH (...)` under way: the bounded items are rendered before its
+/// first byte goes out (a failing store call then drops the message whole); the
+/// sections and RFC822 texts, each up to the message's size, go out one at a time, only
+/// as fast as the client reads them (1,000 `BODY[]` of a 10 MB message must not become
+/// 10 GB of memory).
+struct Current {
+    loaded: Option<(Vec<u8>, mime::Part)>,
+    /// Per item: its rendered text, or None for a literal item rendered when its turn comes.
+    small: Vec<Option<Vec<u8>>>,
+    next: usize,
+    /// FLAGS after the items, when this FETCH set \Seen and FLAGS was not asked for.
+    trailer: Option<Vec<u8>>,
 }
 
 /// Does this item make the message \Seen (RFC 3501 6.4.5)?
@@ -60,25 +76,36 @@ impl Session {
             atts,
             sets_seen,
             missing: false,
+            current: None,
         }));
     }
 
     pub(in crate::imap) fn run_fetch(&mut self, mut job: FetchJob) {
         let mut done_here = 0;
-        while job.pos < job.indexes.len()
-            && self.output_len() < config::OUTPUT_HIGH_WATER
-            && done_here < 256
-        {
-            let index = job.indexes[job.pos];
-            job.pos += 1;
-            done_here += 1;
-            match self.fetch_one(index, &job) {
-                Ok(bytes) => self.out_bytes(&bytes),
-                Err(StoreError::Expunged) => job.missing = true,
-                Err(e) => {
-                    self.log_failure("fetch", &e);
-                    job.missing = true;
+        while self.output_len() < config::OUTPUT_HIGH_WATER && done_here < 256 {
+            if job.current.is_none() {
+                if job.pos >= job.indexes.len() {
+                    break;
                 }
+                let index = job.indexes[job.pos];
+                match self.begin_one(index, &job) {
+                    Ok(c) => job.current = Some(c),
+                    Err(StoreError::Expunged) => job.missing = true,
+                    Err(e) => {
+                        self.log_failure("fetch", &e);
+                        job.missing = true;
+                    }
+                }
+                if job.current.is_none() {
+                    job.pos += 1;
+                    done_here += 1;
+                }
+                continue;
+            }
+            if self.continue_one(&mut job) {
+                job.current = None;
+                job.pos += 1;
+                done_here += 1;
             }
         }
         if job.pos < job.indexes.len() {
@@ -99,8 +126,9 @@ impl Session {
         }
     }
 
-    /// One `* n FETCH (...)` response.
-    fn fetch_one(&mut self, index: usize, job: &FetchJob) -> Result<Vec<u8>, StoreError> {
+    /// Load message `index`, set \Seen if asked, render its bounded items and write
+    /// `* n FETCH (`.
+    fn begin_one(&mut self, index: usize, job: &FetchJob) -> Result<Current, StoreError> {
         let m = self.mailbox.as_mut().expect("selected");
         let entry = m.view().entries[index].clone();
         let loaded = if job.atts.iter().any(needs_message) {
@@ -122,16 +150,9 @@ impl Session {
             flags = m.view().entries[index].flags;
             seen_now = true;
         }
-        let mut out = format!("* {} FETCH (", index + 1).into_bytes();
-        let mut first = true;
-        let mut sep = |out: &mut Vec<u8>| {
-            if !first {
-                out.push(b' ');
-            }
-            first = false;
-        };
+        let mut small = Vec::with_capacity(job.atts.len());
         for att in &job.atts {
-            sep(&mut out);
+            let mut out = Vec::new();
             match att {
                 FetchAtt::Uid => out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
                 FetchAtt::Flags => {
@@ -160,23 +181,55 @@ impl Session {
                     out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
                     bodystructure::write(&mut out, msg, root, ext);
                 }
-                FetchAtt::Rfc822 | FetchAtt::Rfc822Header | FetchAtt::Rfc822Text => {
-                    let (msg, root) = loaded.as_ref().expect("loaded");
-                    let (name, range) = match att {
-                        FetchAtt::Rfc822 => ("RFC822", 0..msg.len()),
-                        FetchAtt::Rfc822Header => ("RFC822.HEADER", root.header.clone()),
-                        _ => ("RFC822.TEXT", root.body.clone()),
-                    };
-                    out.extend_from_slice(name.as_bytes());
-                    out.push(b' ');
-                    response::literal(&mut out, &msg[range]);
+                FetchAtt::Rfc822
+                | FetchAtt::Rfc822Header
+                | FetchAtt::Rfc822Text
+                | FetchAtt::Section { .. } => {
+                    small.push(None);
+                    continue;
                 }
+            }
+            small.push(Some(out));
+        }
+        let trailer = (seen_now && !job.atts.contains(&FetchAtt::Flags)).then(|| {
+            let mut out = b"FLAGS ".to_vec();
+            response::flag_list(&mut out, flags, entry.recent, m.keywords());
+            out
+        });
+        self.out_bytes(format!("* {} FETCH (", index + 1).as_bytes());
+        Ok(Current {
+            loaded,
+            small,
+            next: 0,
+            trailer,
+        })
+    }
+
+    /// Write the current message's next items while the client keeps up; true when its
+    /// response is complete.
+    fn continue_one(&mut self, job: &mut FetchJob) -> bool {
+        let c = job.current.as_mut().expect("a message under way");
+        while c.next < job.atts.len() {
+            if self.output_len() >= config::OUTPUT_HIGH_WATER {
+                return false;
+            }
+            let i = c.next;
+            c.next += 1;
+            if i > 0 {
+                self.output_buf().push(b' ');
+            }
+            if let Some(text) = c.small[i].take() {
+                self.output_buf().extend_from_slice(&text);
+                continue;
+            }
+            let (msg, root) = c.loaded.as_ref().expect("loaded");
+            let out = self.output_buf();
+            match &job.atts[i] {
                 FetchAtt::Section {
                     section: sec,
                     partial,
                     ..
                 } => {
-                    let (msg, root) = loaded.as_ref().expect("loaded");
                     let data = section::extract(msg, root, sec);
                     out.extend_from_slice(format!("BODY[{}]", sec.spec()).as_bytes());
                     let slice: &[u8] = match partial {
@@ -189,16 +242,27 @@ impl Session {
                         None => &data,
                     };
                     out.push(b' ');
-                    response::literal(&mut out, slice);
+                    response::literal(out, slice);
+                }
+                att => {
+                    let (name, range) = match att {
+                        FetchAtt::Rfc822 => ("RFC822", 0..msg.len()),
+                        FetchAtt::Rfc822Header => ("RFC822.HEADER", root.header.clone()),
+                        _ => ("RFC822.TEXT", root.body.clone()),
+                    };
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b' ');
+                    response::literal(out, &msg[range]);
                 }
             }
         }
-        if seen_now && !job.atts.contains(&FetchAtt::Flags) {
-            sep(&mut out);
-            out.extend_from_slice(b"FLAGS ");
-            response::flag_list(&mut out, flags, entry.recent, m.keywords());
+        if let Some(t) = c.trailer.take() {
+            if !job.atts.is_empty() {
+                self.output_buf().push(b' ');
+            }
+            self.output_buf().extend_from_slice(&t);
         }
-        out.extend_from_slice(b")\r\n");
-        Ok(out)
+        self.output_buf().extend_from_slice(b")\r\n");
+        true
     }
 }
