@@ -298,3 +298,43 @@ def test_one_fetch_of_many_sections_is_written_as_the_client_reads(daemon):
     assert grew < 64, f"the daemon grew by {grew} MB for one FETCH"
     assert r.command("n", "NOOP")[-1].startswith("n OK")
     r.close()
+
+
+def test_fast_noops_do_not_grow_the_daemon(daemon):
+    """Eight clients sending NOOPs as fast as they are answered for 15 seconds: the
+    daemon's memory stays where it was (a timer entry kept per step, each until its
+    autologout deadline, grew it by 70 MB a minute)."""
+    import threading
+    stop = threading.Event()
+    counts = []
+
+    def pinger():
+        r = daemon.raw()
+        greet_login(r, daemon.account)
+        n = 0
+        while not stop.is_set():
+            # One at a time: each NOOP is a step of its own in the daemon.
+            r.send(b"p NOOP\r\n")
+            r.until_tagged("p")
+            n += 1
+        counts.append(n)
+        r.close()
+
+    warm = [threading.Thread(target=pinger) for _ in range(8)]
+    for t in warm:
+        t.start()
+    time.sleep(2)  # warmed up: buffers and threads at their working size
+    before = rss_mb(daemon.proc.pid)
+    time.sleep(15)
+    stop.set()
+    for t in warm:
+        t.join()
+    grew = rss_mb(daemon.proc.pid) - before
+    assert sum(counts) > 5000, counts
+    # (A timer entry per step grew it by 6 MB in these 15 seconds.)
+    assert grew < 2, f"{sum(counts)} NOOPs grew the daemon by {grew:.1f} MB"
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(l for l in f if l.startswith("VmRSS:")).split()[1]) / 1024

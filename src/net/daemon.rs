@@ -48,6 +48,10 @@ struct Conn {
     /// The client closed its side (seen while the session was away).
     gone: bool,
     deadline: Option<Instant>,
+    /// The time of this connection's live entry in the timer heap, if any: a later
+    /// deadline is not pushed again but moved to when that entry fires, so the heap
+    /// holds about one entry per connection however often the deadline moves.
+    scheduled: Option<Instant>,
     queued: bool,
     /// When the session ended with output still unsent.
     closing_since: Option<Instant>,
@@ -286,9 +290,21 @@ impl Daemon {
                 }
                 self.timers.pop();
                 if let Some(Some(c)) = self.conns.get_mut(idx) {
-                    if c.deadline == Some(t) {
-                        c.deadline = None;
-                        self.drive(idx);
+                    if c.scheduled != Some(t) {
+                        continue; // superseded by an earlier entry
+                    }
+                    c.scheduled = None;
+                    match c.deadline {
+                        Some(d) if d <= now => {
+                            c.deadline = None;
+                            self.drive(idx);
+                        }
+                        // The deadline moved later meanwhile: wait for it.
+                        Some(d) => {
+                            c.scheduled = Some(d);
+                            self.timers.push(Reverse((d, idx)));
+                        }
+                        None => {}
                     }
                 }
             }
@@ -365,6 +381,7 @@ impl Daemon {
                 writable: true,
                 gone: false,
                 deadline: None,
+                scheduled: None,
                 queued: false,
                 closing_since: None,
                 tls,
@@ -558,10 +575,7 @@ impl Daemon {
             if Instant::now() >= limit {
                 return self.remove(idx);
             }
-            if c.deadline != Some(limit) {
-                c.deadline = Some(limit);
-                self.timers.push(Reverse((limit, idx)));
-            }
+            Self::set_deadline(&mut self.timers, c, idx, limit);
             return;
         }
         // More to do now (and the output went out)? Come back after the others.
@@ -571,10 +585,22 @@ impl Daemon {
             self.ready.push_back(idx);
         }
         if let Some(d) = step.deadline {
-            if c.deadline != Some(d) {
-                c.deadline = Some(d);
-                self.timers.push(Reverse((d, idx)));
-            }
+            Self::set_deadline(&mut self.timers, c, idx, d);
+        }
+    }
+
+    /// Call the connection's session again at `d`: a heap entry only when none earlier
+    /// is pending (a session that moves its deadline on every step adds nothing).
+    fn set_deadline(
+        timers: &mut BinaryHeap<Reverse<(Instant, usize)>>,
+        c: &mut Conn,
+        idx: usize,
+        d: Instant,
+    ) {
+        c.deadline = Some(d);
+        if c.scheduled.is_none_or(|s| d < s) {
+            c.scheduled = Some(d);
+            timers.push(Reverse((d, idx)));
         }
     }
 
