@@ -621,3 +621,60 @@ def test_maildir_metadata_headers_in_delivered_mail_are_not_believed(pop3):
     uidls = [l.split()[1] for l in p.uidl()[1]]
     assert b"forged-uidl" not in uidls and len(set(uidls)) == 2, uidls
     p.quit()
+
+
+def test_a_connection_flood_with_a_big_users_file_does_not_stall_others(account, syslog):
+    """ipop3d with 200,000 users in its users file: every new connection asks whether
+    APOP can be offered, which read and parsed the whole file on the event loop (51 ms
+    a connection: a flood stalled every client). The file is parsed once and kept
+    until it changes; a change is seen at the next connection."""
+    from conftest import IPOP3D, Server
+    with open(account.users_file) as f:
+        own = f.read()
+    with open(account.users_file, "w") as f:
+        f.write(own)
+        for i in range(200000):
+            f.write(f"filler{i}:{{SHA512-CRYPT}}$6$x$y::::/nonexistent::\n")
+    account.fix_owner()
+    s = Server("daemon", account, syslog, binary=IPOP3D)
+    try:
+        p = s.pop()  # the first connection parses the file
+        stop = threading.Event()
+        flood = []
+
+        def connect_flood():
+            while not stop.is_set():
+                c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+                flood.append(c)
+                if len(flood) > 50:
+                    flood.pop(0).close()
+
+        flooders = [threading.Thread(target=connect_flood) for _ in range(4)]
+        for t in flooders:
+            t.start()
+        worst = 0.0
+        end = time.monotonic() + 4
+        while time.monotonic() < end:
+            t = time.monotonic()
+            p.noop()
+            worst = max(worst, time.monotonic() - t)
+            time.sleep(0.02)
+        stop.set()
+        for t in flooders:
+            t.join()
+        for c in flood:
+            c.close()
+        assert worst < 0.5, f"a NOOP waited {worst:.2f} s behind new connections"
+        p.quit()
+        # A change of the file is seen: a user added now can log in.
+        with open(account.users_file, "a") as f:
+            f.write(f"added:{{PLAIN}}{PASSWORD}::::{account.home}::\n")
+        q = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        f = q.makefile("rb")
+        f.readline()
+        q.sendall(f"USER added\r\nPASS {PASSWORD}\r\n".encode())
+        f.readline()
+        assert f.readline().startswith(b"+OK"), "a user added to the file was not seen"
+        q.close()
+    finally:
+        s.stop()

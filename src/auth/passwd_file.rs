@@ -46,8 +46,58 @@ pub fn parse_line(line: &str) -> Option<Entry> {
     })
 }
 
+/// A users file as last read, by name, kept until the file changes (its inode, size,
+/// mtime or ctime): a 200,000-line file is parsed once, not once per connection and login.
+struct Parsed {
+    path: std::path::PathBuf,
+    stamp: (u64, u64, u64, i64, i64, i64, i64),
+    by_name: std::collections::HashMap<String, Entry>,
+    plaintext: bool,
+}
+
+static CACHE: std::sync::Mutex<Option<std::sync::Arc<Parsed>>> = std::sync::Mutex::new(None);
+
+fn stamp_of(m: &std::fs::Metadata) -> (u64, u64, u64, i64, i64, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    let (c, cn) = (m.ctime(), m.ctime_nsec());
+    (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec(), c, cn)
+}
+
+/// The file parsed, from the cache when it has not changed since (one stat).
+fn parsed(path: &Path) -> std::io::Result<std::sync::Arc<Parsed>> {
+    let stamp = stamp_of(&std::fs::metadata(path)?);
+    {
+        let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache
+            .as_ref()
+            .filter(|p| p.path == path && p.stamp == stamp)
+        {
+            return Ok(p.clone());
+        }
+    }
+    let file = std::fs::File::open(path)?;
+    // The stamp of what is read (a change during the read shows as a newer stamp).
+    let stamp = stamp_of(&file.metadata()?);
+    let text = std::io::read_to_string(file)?;
+    let mut by_name = std::collections::HashMap::new();
+    let mut plaintext_seen = false;
+    for e in text.lines().filter_map(parse_line) {
+        plaintext_seen |= plaintext(&e.password).is_some();
+        // The first line of a name counts, as the file was always searched.
+        by_name.entry(e.user.clone()).or_insert(e);
+    }
+    let p = std::sync::Arc::new(Parsed {
+        path: path.to_path_buf(),
+        stamp,
+        by_name,
+        plaintext: plaintext_seen,
+    });
+    *CACHE.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
+    Ok(p)
+}
+
 pub fn lookup(path: &Path, user: &str) -> Result<Option<Entry>, AuthError> {
-    let text = match std::fs::read_to_string(path) {
+    let file = match parsed(path) {
         Ok(t) => t,
         // No users file at the built-in path: a site with system accounts only. A file
         // named with --users that is missing is an error (being edited, mistyped).
@@ -65,7 +115,7 @@ pub fn lookup(path: &Path, user: &str) -> Result<Option<Entry>, AuthError> {
             )));
         }
     };
-    Ok(text.lines().filter_map(parse_line).find(|e| e.user == user))
+    Ok(file.by_name.get(user).cloned())
 }
 
 /// Does `password` match the stored `{SCHEME}hash`?
@@ -116,11 +166,7 @@ fn plaintext(stored: &str) -> Option<&str> {
 
 /// Does the file hold any secret APOP could check? (Hashed passwords can't serve APOP.)
 pub fn has_plaintext_secret(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|text| {
-        text.lines()
-            .filter_map(parse_line)
-            .any(|e| plaintext(&e.password).is_some())
-    })
+    parsed(path).is_ok_and(|p| p.plaintext)
 }
 
 /// APOP (RFC 1939 7): `digest` must be the hex MD5 of the greeting's `challenge`
