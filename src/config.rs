@@ -112,7 +112,8 @@ num_setting!(
     APPEND_LIMIT: u64 = 268_435_456
 );
 num_setting!(
-    /// Seconds of silence before an unauthenticated connection is closed.
+    /// Seconds from connecting within which a client must log in, or the connection
+    /// is closed (counted from the start: bytes sent meanwhile do not extend it).
     LOGIN_TIMEOUT_SECS: u64 = 120
 );
 num_setting!(
@@ -158,6 +159,12 @@ num_setting!(
 num_setting!(
     /// Daemon mode: most simultaneous connections; more are greeted with BYE.
     MAX_CONNECTIONS: usize = 20000
+);
+num_setting!(
+    /// Daemon mode: most connections from one address that have not logged in yet
+    /// (a slowloris from one host cannot take the daemon's descriptors); more are
+    /// greeted with BYE. Logged-in sessions do not count.
+    MAX_PRELOGIN_PER_ADDRESS: usize = 64
 );
 num_setting!(
     /// Daemon: worker threads running session steps. Not tied to the cores: a step
@@ -298,6 +305,10 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("IMAP_MAX_MIME_PARTS", MAX_MIME_PARTS.to_string()),
         ("IMAP_MAX_CONNECTIONS", MAX_CONNECTIONS.to_string()),
         ("IMAP_WORKERS", WORKERS.to_string()),
+        (
+            "IMAP_MAX_PRELOGIN_PER_ADDRESS",
+            MAX_PRELOGIN_PER_ADDRESS.to_string(),
+        ),
         ("IMAP_LOGIN_WORKERS", LOGIN_WORKERS.to_string()),
         (
             "IMAP_MAILDIR_CACHE_MIN_MESSAGES",

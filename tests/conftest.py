@@ -80,6 +80,7 @@ SHORT_SETTINGS = {
     "IMAP_POP3_LOGIN_DELAY_SECS": "3",
     "IMAP_AUTOLOGOUT_SECS": "3",
     "IMAP_LOGIN_TIMEOUT_SECS": "3",
+    "IMAP_MAX_PRELOGIN_PER_ADDRESS": "8",
 }
 IS_ROOT = os.geteuid() == 0
 PASSWORD = "s3cret pass"

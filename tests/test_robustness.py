@@ -338,3 +338,97 @@ def test_fast_noops_do_not_grow_the_daemon(daemon):
 def rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(next(l for l in f if l.startswith("VmRSS:")).split()[1]) / 1024
+
+
+@pytest.mark.parametrize("name", ["imapd", "ipop3d"])
+def test_slowloris_login_deadline_and_per_address_cap(account, syslog, name):
+    """Before login: a byte now and then does not extend the login deadline (3 s in the
+    short build), and one address may hold only so many connections not logged in (8
+    in the short build); logged-in sessions do not count, and a slot frees when a
+    waiting connection goes."""
+    from conftest import Server, short_timeouts_binary
+    s = Server("daemon", account, syslog, binary=short_timeouts_binary(name))
+    try:
+        slow = socket.create_connection(("127.0.0.1", s.port), timeout=15)
+        slow.recv(4096)
+        start = time.monotonic()
+        noop = b"a NOOP\r\n" if name == "imapd" else b"NOOP\r\n"
+        closed = False
+        while time.monotonic() - start < 8:
+            try:
+                slow.sendall(noop)
+                data = slow.recv(4096)
+            except OSError:
+                closed = True
+                break
+            if not data or b"BYE" in data:
+                closed = True
+                break
+            time.sleep(0.5)
+        took = time.monotonic() - start
+        assert closed and took < 5, f"a client sending bytes stayed {took:.1f} s without login"
+        slow.close()
+        # A logged-in session does not count: eight waiting connections from 127.0.0.1
+        # beside it are taken, the ninth is refused.
+        c = s.pop() if name == "ipop3d" else s.connect()
+        waiting = []
+        for _ in range(8):
+            w = socket.create_connection(("127.0.0.1", s.port), timeout=15)
+            assert w.recv(4096).startswith((b"* OK", b"+OK"))
+            waiting.append(w)
+        extra = socket.create_connection(("127.0.0.1", s.port), timeout=15)
+        assert extra.recv(4096).startswith((b"* BYE", b"-ERR")), "a ninth was greeted"
+        extra.close()
+        syslog.wait_for(r"connection refused peer=127\.0\.0\.1 reason=too many connections not logged in")
+        # One waiting connection gone frees a slot.
+        waiting.pop().close()
+        time.sleep(0.3)
+        again = socket.create_connection(("127.0.0.1", s.port), timeout=15)
+        assert again.recv(4096).startswith((b"* OK", b"+OK"))
+        again.close()
+        c.quit() if name == "ipop3d" else c.logout()
+        for w in waiting:
+            w.close()
+    finally:
+        s.stop()
+
+
+def test_at_the_descriptor_limit_queued_connections_are_served_when_one_closes(account, syslog):
+    """A daemon out of descriptors leaves new connections in the kernel's queue; as soon
+    as one of its connections closes it takes them (the listener is edge-triggered:
+    without retrying, they waited until yet another client connected)."""
+    import subprocess
+    from conftest import IMAPD
+    args = ["prlimit", "--nofile=40:40", IMAPD, "--listen", "127.0.0.1:0", "--users",
+            account.users_file, "--log-socket", syslog.path]
+    if account.system:
+        args += ["--user", account.name]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        import re
+        port = int(re.search(rb"listening on \[127\.0\.0\.1:(\d+)\]",
+                             proc.stderr.readline()).group(1))
+        held = []
+        for _ in range(60):
+            c = socket.create_connection(("127.0.0.1", port), timeout=2)
+            held.append(c)
+        greeted = []
+        for c in held:
+            c.settimeout(0.5)
+            try:
+                greeted.append(c.recv(4096).startswith(b"* OK"))
+            except socket.timeout:
+                greeted.append(False)
+        assert any(greeted) and not all(greeted), greeted
+        queued = [c for c, g in zip(held, greeted) if not g]
+        for c, g in zip(held, greeted):
+            if g:
+                c.close()  # descriptors free: the queued ones must be taken now
+        for c in queued:
+            c.settimeout(10)
+            assert c.recv(4096).startswith(b"* OK"), "a queued connection was not served"
+            c.close()
+        syslog.wait_for(r"accept failed: .*resuming when a connection closes")
+    finally:
+        proc.terminate()
+        proc.wait()

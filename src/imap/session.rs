@@ -105,6 +105,9 @@ pub struct Session {
     pub(super) delayed: Option<HeldReply>,
     bad_commands: u32,
     last_activity: Instant,
+    /// When the connection began: the login deadline counts from here, and bytes do
+    /// not extend it (a client that sends a byte a minute must still log in in time).
+    connected_at: Instant,
     pub(super) next_idle_poll: Option<Instant>,
     closed: bool,
     pub(super) logout_reason: Option<&'static str>,
@@ -144,6 +147,7 @@ impl Session {
             delayed: None,
             bad_commands: 0,
             last_activity: Instant::now(),
+            connected_at: Instant::now(),
             next_idle_poll: None,
             closed: false,
             logout_reason: None,
@@ -597,12 +601,11 @@ impl Protocol for Session {
             }
         }
         // Autologout (RFC 3501 5.4).
-        let limit = if self.user.is_some() {
-            config::AUTOLOGOUT_SECS
+        let logout_at = if self.user.is_some() {
+            self.last_activity + Duration::from_secs(config::AUTOLOGOUT_SECS)
         } else {
-            config::LOGIN_TIMEOUT_SECS
+            self.connected_at + Duration::from_secs(config::LOGIN_TIMEOUT_SECS)
         };
-        let logout_at = self.last_activity + Duration::from_secs(limit);
         if now >= logout_at {
             self.out("* BYE Autologout; idle for too long\r\n");
             self.close("autologout");

@@ -59,6 +59,8 @@ struct Conn {
     tls: Option<Tls>,
     /// The client's address, for log lines.
     peer: String,
+    /// Counted in `prelogin` (by this address) until the session logs in or ends.
+    prelogin: Option<std::net::IpAddr>,
     /// A TLS session handed to the user's process: the daemon keeps the TLS and
     /// relays plaintext over a socket pair (rustls state cannot move processes).
     relay: Option<Relay>,
@@ -106,6 +108,10 @@ pub struct Daemon {
     ready: VecDeque<usize>,
     users_file: PathBuf,
     live: usize,
+    /// Connections not logged in yet, by client address (MAX_PRELOGIN_PER_ADDRESS).
+    prelogin: std::collections::HashMap<std::net::IpAddr, usize>,
+    /// accept() failed for lack of descriptors: try again when a connection closes.
+    accept_paused: bool,
     work: mpsc::Sender<Work>,
     /// Steps of sessions not logged in yet go to workers of their own (`before_login`).
     login_work: mpsc::Sender<Work>,
@@ -142,6 +148,8 @@ pub fn bind(
         ready: VecDeque::new(),
         users_file,
         live: 0,
+        prelogin: std::collections::HashMap::new(),
+        accept_paused: false,
         work,
         login_work,
         done,
@@ -328,8 +336,17 @@ impl Daemon {
             let (mut stream, addr) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    crate::log::error(&format!("accept failed: {e}"));
+                    // Out of descriptors (EMFILE, ENFILE) or memory: the queued
+                    // connections wait in the kernel; the next close tries again (the
+                    // listener is edge-triggered: it would not say so by itself).
+                    if !self.accept_paused {
+                        crate::log::error(&format!(
+                            "accept failed: {e}; resuming when a connection closes"
+                        ));
+                    }
+                    self.accept_paused = true;
                     return;
                 }
             };
@@ -337,6 +354,15 @@ impl Daemon {
                 let _ = stream.write(service.too_busy);
                 crate::log::warning(&format!(
                     "connection refused peer={} reason=too many connections",
+                    addr.ip()
+                ));
+                continue;
+            }
+            let waiting = self.prelogin.get(&addr.ip()).copied().unwrap_or(0);
+            if waiting >= config::MAX_PRELOGIN_PER_ADDRESS {
+                let _ = stream.write(service.too_busy);
+                crate::log::warning(&format!(
+                    "connection refused peer={} reason=too many connections not logged in from this address",
                     addr.ip()
                 ));
                 continue;
@@ -373,6 +399,7 @@ impl Daemon {
                 starttls: !secure && super::tls::available(),
             };
             let session = (service.start)(peer, self.users_file.clone());
+            *self.prelogin.entry(addr.ip()).or_insert(0) += 1;
             self.conns[idx] = Some(Conn {
                 stream,
                 session: Some(session),
@@ -386,6 +413,7 @@ impl Daemon {
                 closing_since: None,
                 tls,
                 peer: addr.ip().to_string(),
+                prelogin: Some(addr.ip()),
                 relay: None,
             });
             self.live += 1;
@@ -469,6 +497,9 @@ impl Daemon {
     /// A worker is done with a session: write its output and schedule what comes next.
     fn returned(&mut self, done: Done) {
         let Done { idx, session, step } = done;
+        if !session.before_login() {
+            self.uncount_prelogin(idx);
+        }
         let Some(Some(c)) = self.conns.get_mut(idx) else {
             return;
         };
@@ -607,6 +638,8 @@ impl Daemon {
     /// Pass a logged-in connection to a process of the user (`net::handoff`) and forget
     /// it: our descriptor is closed, not shut down, so the connection stays up.
     fn hand_off(&mut self, idx: usize, h: super::handoff::Handoff) {
+        // Logged in: no longer one of its address's connections waiting to log in.
+        self.uncount_prelogin(idx);
         if self.conns[idx].as_ref().is_some_and(|c| c.tls.is_some()) {
             return self.hand_off_tls(idx, h);
         }
@@ -777,7 +810,23 @@ impl Daemon {
         }
     }
 
+    /// The connection logged in or ended: no longer one of its address's waiting ones.
+    fn uncount_prelogin(&mut self, idx: usize) {
+        let Some(Some(c)) = self.conns.get_mut(idx) else {
+            return;
+        };
+        if let Some(ip) = c.prelogin.take() {
+            if let Some(n) = self.prelogin.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.prelogin.remove(&ip);
+                }
+            }
+        }
+    }
+
     fn remove(&mut self, idx: usize) {
+        self.uncount_prelogin(idx);
         if let Some(mut c) = self.conns[idx].take() {
             let _ = self.poll.registry().deregister(&mut c.stream);
             // Unread input at close makes the kernel reset the connection, which can
@@ -793,6 +842,13 @@ impl Daemon {
             }
             self.free.push(idx);
             self.live -= 1;
+        }
+        if self.accept_paused {
+            // A descriptor is free again: serve what queued meanwhile.
+            self.accept_paused = false;
+            for li in 0..self.listeners.len() {
+                self.accept(li);
+            }
         }
     }
 }

@@ -104,6 +104,9 @@ pub struct Session {
     pub(super) delayed: Option<HeldReply>,
     bad_commands: u32,
     last_activity: Instant,
+    /// When the connection began: the login deadline counts from here (bytes do not
+    /// extend it).
+    connected_at: Instant,
     closed: bool,
     logout_reason: Option<&'static str>,
     /// Read buffer of RETR/TOP, kept between messages.
@@ -142,6 +145,7 @@ impl Session {
             delayed: None,
             bad_commands: 0,
             last_activity: Instant::now(),
+            connected_at: Instant::now(),
             closed: false,
             logout_reason: None,
             scratch: Vec::new(),
@@ -491,7 +495,11 @@ impl Protocol for Session {
             return Step::default();
         }
         // RFC 1939 3: the autologout timer ends the session without UPDATE, silently.
-        let logout_at = self.last_activity + Duration::from_secs(config::POP3_AUTOLOGOUT_SECS);
+        let mut logout_at = self.last_activity + Duration::from_secs(config::POP3_AUTOLOGOUT_SECS);
+        if matches!(self.state, State::Authorization { .. }) {
+            let login_by = self.connected_at + Duration::from_secs(config::LOGIN_TIMEOUT_SECS);
+            logout_at = logout_at.min(login_by);
+        }
         if now >= logout_at {
             self.close("autologout");
             return Step::default();
