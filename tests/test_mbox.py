@@ -701,6 +701,26 @@ def test_metadata_headers_in_delivered_mail_are_not_believed(mserver):
     c.logout()
 
 
+def test_sessions_reading_the_spool_do_not_slow_procmail(mserver):
+    """procmail, finding the mailbox read in the current second, writes one byte of the
+    delivery and sleeps a second holding the lock (its NFS_ATIME_HACK, for shells'
+    "new mail" checks). Sessions read with O_NOATIME, so a delivery right after a read
+    takes no such second (before: every delivery beside a busy session did)."""
+    acc = mserver.account
+    acc.write_spool(POSTFIX_SPOOL)
+    c = mserver.connect()
+    c.select("INBOX")
+    took = []
+    for i in range(3):
+        c.noop()
+        assert c.fetch("1:*", "(BODY.PEEK[])")[0] == "OK"
+        t = time.monotonic()
+        acc.procmail(f"From: mda@example.com\nSubject: quick{i}\n\nbody\n")
+        took.append(time.monotonic() - t)
+    c.logout()
+    assert min(took) < 0.8, f"procmail took {took} s right after a session read"
+
+
 def test_folders_hierarchy_and_confinement(mserver):
     acc = mserver.account
     acc.write_spool(POSTFIX_SPOOL)
