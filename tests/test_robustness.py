@@ -432,3 +432,4 @@ def test_at_the_descriptor_limit_queued_connections_are_served_when_one_closes(a
     finally:
         proc.terminate()
         proc.wait()
+

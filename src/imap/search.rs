@@ -39,6 +39,15 @@ impl<'m> Candidate<'m> {
         }
     }
 
+    /// Octets of the message this candidate read (0: decided from the index alone).
+    pub fn bytes_examined(&self) -> usize {
+        match (&self.message, &self.raw) {
+            (Some((m, _)), _) => m.len(),
+            (None, Some(r)) => r.len(),
+            (None, None) => 0,
+        }
+    }
+
     fn load(&mut self) -> Result<&(Vec<u8>, Part)> {
         if self.message.is_none() {
             let raw = match self.raw.take() {
