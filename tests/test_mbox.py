@@ -721,6 +721,44 @@ def test_sessions_reading_the_spool_do_not_slow_procmail(mserver):
     assert min(took) < 0.8, f"procmail took {took} s right after a session read"
 
 
+def test_a_100mb_append_is_streamed_into_the_mbox(macc, syslog):
+    """A 100 MB APPEND into an mbox INBOX: the daemon's peak memory grows by less than
+    32 MB (it held the whole message at commit: 417 MB for 190 MB), and the message is
+    in the file whole, its `From ` lines quoted."""
+    s = Server("daemon", macc, syslog)
+    try:
+        macc.write_spool(POSTFIX_SPOOL)
+        with open(f"/proc/{s.proc.pid}/status") as f:
+            before = int(next(l for l in f if l.startswith("VmHWM:")).split()[1]) // 1024
+        size = 100 * 1024 * 1024
+        r = s.raw()
+        assert r.line().startswith("* OK")
+        assert r.command("l", f'LOGIN {macc.name} "{PASSWORD}"')[-1].startswith("l OK")
+        r.send("a APPEND INBOX {%d}\r\n" % size)
+        assert r.line().startswith("+")
+        header = b"Subject: big\r\n\r\n"
+        chunk = (b"From here " + b"x" * 1012 + b"\r\n") * 1024
+        r.send(header)
+        sent = len(header)
+        while sent < size:
+            part = chunk[: min(len(chunk), size - sent)]
+            r.send(part)
+            sent += len(part)
+        r.send("\r\n")
+        r.sock.settimeout(120)
+        assert r.line().startswith("a OK [APPENDUID")
+        r.close()
+        with open(f"/proc/{s.proc.pid}/status") as f:
+            after = int(next(l for l in f if l.startswith("VmHWM:")).split()[1]) // 1024
+        assert after - before < 32, f"a 100 MB APPEND took {after - before} MB"
+        box = mailbox.mbox(macc.spool, create=False)
+        msgs = list(box)
+        assert [m["Subject"] for m in msgs][-1] == "big"
+        assert len(msgs) == 4
+    finally:
+        s.stop()
+
+
 def test_folders_hierarchy_and_confinement(mserver):
     acc = mserver.account
     acc.write_spool(POSTFIX_SPOOL)

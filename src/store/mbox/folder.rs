@@ -1079,6 +1079,18 @@ impl MboxFolder {
         keywords: &[String],
         date: i64,
     ) -> Result<(u32, Uid)> {
+        self.append_from(&mut &message[..], flags, keywords, date)
+    }
+
+    /// `append` of a message read from `message` a piece at a time (APPEND's spooled
+    /// copy): only its header is held in memory.
+    pub fn append_from(
+        &mut self,
+        message: &mut dyn Read,
+        flags: Flags,
+        keywords: &[String],
+        date: i64,
+    ) -> Result<(u32, Uid)> {
         if !self.writable {
             return Err(StoreError::ReadOnly);
         }
@@ -1122,7 +1134,7 @@ impl MboxFolder {
                 keywords: s.keywords.clone(),
                 ..Default::default()
             });
-            let mut payload = Vec::with_capacity(message.len() + 512);
+            let mut payload = Vec::with_capacity(512);
             let size = s.state.stamp.size;
             // The file must end with an empty line before a new From line.
             let mut tail = [0u8; 2];
@@ -1135,21 +1147,20 @@ impl MboxFolder {
                 [b'\n'] | [_, b'\n'] => payload.push(b'\n'),
                 _ => payload.extend_from_slice(b"\n\n"),
             }
-            write::new_message(
-                message,
-                date,
-                &Meta {
-                    uid,
-                    flags: flags.system & !Flags::PASSED,
-                    keywords: &names,
-                    recent: true,
-                },
-                base.as_ref(),
-                &mut payload,
-            );
+            let meta = Meta {
+                uid,
+                flags: flags.system & !Flags::PASSED,
+                keywords: &names,
+                recent: true,
+            };
             let mut rw = Rewrite::begin(&s.journal_path(), size, size)
                 .map_err(|e| s.err("append message", e))?;
-            if let Err(e) = rw.write(&payload) {
+            let written = rw.write(&payload).and_then(|_| {
+                write::new_message_streamed(message, date, &meta, base.as_ref(), &mut |piece| {
+                    rw.write(piece)
+                })
+            });
+            if let Err(e) = written {
                 rw.abandon();
                 return Err(s.err("append message", e));
             }

@@ -19,7 +19,7 @@ use crate::store::maildrop::MaildropLock;
 use folder::MboxFolder;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -404,13 +404,13 @@ impl AppendSink for MboxAppend {
         let mut file = self.spool.into_inner().map_err(|e| err(e.into_error()))?;
         use std::io::Seek;
         file.rewind().map_err(err)?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data).map_err(err)?;
         // Opened as EXAMINE would: appending needs only the file's write access, and a
         // read-write open would claim the \Recent of the messages appended before.
         let mut folder = MboxFolder::open(&self.name, self.path, self.index_dir, true)?;
         let date = internal_date.unwrap_or_else(crate::util::date::now);
-        folder.append(&data, flags, keywords, date)
+        // Streamed from the private spool: a 100 MB message is not held in memory.
+        let mut reader = io::BufReader::with_capacity(1 << 16, file);
+        folder.append_from(&mut reader, flags, keywords, date)
     }
 
     fn abort(self: Box<Self>) {}

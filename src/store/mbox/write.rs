@@ -198,6 +198,153 @@ pub fn new_message(
     out.push(b'\n');
 }
 
+/// `new_message` read from `message` and written to `out` in pieces: only the header is
+/// held in memory, so a 100 MB APPEND costs its header and a buffer, not 100 MB.
+pub fn new_message_streamed(
+    message: &mut dyn std::io::Read,
+    internal_date: i64,
+    meta: &Meta<'_>,
+    base: Option<&Base>,
+    out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 65536];
+    let mut head = Vec::new();
+    let header_len = loop {
+        if let Some(end) = header_end(&head) {
+            break end;
+        }
+        let n = read_some(message, &mut buf)?;
+        if n == 0 {
+            break head.len();
+        }
+        head.extend_from_slice(&buf[..n]);
+    };
+    // The header (and its empty line) through the whole-message writer, without a body.
+    let mut first = Vec::new();
+    new_message(&head[..header_len], internal_date, meta, base, &mut first);
+    // It ended the message: "\n" after the metadata and the separator's "\n"; the body
+    // goes between them.
+    first.truncate(first.len() - 1);
+    out(&first)?;
+    let mut body = BodyQuoter::default();
+    let mut piece = Vec::with_capacity(buf.len() + 64);
+    body.feed(&head[header_len..], &mut piece);
+    out(&piece)?;
+    drop(head);
+    loop {
+        let n = read_some(message, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        piece.clear();
+        body.feed(&buf[..n], &mut piece);
+        out(&piece)?;
+    }
+    piece.clear();
+    body.finish(&mut piece);
+    out(&piece)
+}
+
+fn read_some(r: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Where the header ends in `head`: after its first empty line (complete lines only).
+fn header_end(head: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for line in head.split_inclusive(|&c| c == b'\n') {
+        if !line.ends_with(b"\n") {
+            return None;
+        }
+        at += line.len();
+        if parse::trim_eol(line).is_empty() {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// The body as `new_message` writes it, a piece at a time: CRLF becomes LF, a line that
+/// begins with `From ` gets a `>`, and the message ends with a line end and the
+/// separator's empty line.
+#[derive(Default)]
+struct BodyQuoter {
+    /// Inside a line (past the point where `From ` could still begin it).
+    mid_line: bool,
+    /// The first bytes of a line, until they show whether it begins with `From `.
+    prefix: Vec<u8>,
+    /// A CR whose next byte decides whether it ends the line.
+    cr: bool,
+    /// Something was written and it did not end with a line end.
+    open_line: bool,
+}
+
+impl BodyQuoter {
+    fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        for &c in data {
+            if self.cr {
+                self.cr = false;
+                if c == b'\n' {
+                    self.content(b'\n', out);
+                    continue;
+                }
+                self.content(b'\r', out);
+            }
+            if c == b'\r' {
+                self.cr = true;
+            } else {
+                self.content(c, out);
+            }
+        }
+    }
+
+    fn content(&mut self, c: u8, out: &mut Vec<u8>) {
+        if !self.mid_line {
+            if c != b'\n' {
+                self.prefix.push(c);
+                if b"From ".starts_with(&self.prefix) {
+                    if self.prefix.len() < 5 {
+                        return;
+                    }
+                    out.push(b'>');
+                }
+                out.extend_from_slice(&self.prefix);
+                self.prefix.clear();
+                self.mid_line = true;
+                self.open_line = true;
+                return;
+            }
+            out.extend_from_slice(&self.prefix);
+            self.prefix.clear();
+        }
+        out.push(c);
+        self.open_line = c != b'\n';
+        if c == b'\n' {
+            self.mid_line = false;
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.cr) {
+            self.content(b'\r', out);
+        }
+        if !self.prefix.is_empty() {
+            out.extend_from_slice(&self.prefix);
+            self.prefix.clear();
+            self.open_line = true;
+        }
+        if self.open_line {
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+    }
+}
+
 fn lf_line(l: &[u8]) -> Vec<u8> {
     match l.strip_suffix(b"\r\n") {
         Some(s) => {
@@ -212,6 +359,66 @@ fn lf_line(l: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_message_is_the_whole_message_writer_byte_for_byte() {
+        let meta = Meta {
+            uid: 3,
+            flags: Flags::SEEN,
+            keywords: &[],
+            recent: true,
+        };
+        let samples: [&[u8]; 9] = [
+            b"Subject: a\r\n\r\nFrom x\r\n>From y\r\nFro\r\nFrom\r\nend",
+            b"Subject: a\n\nbody\n",
+            b"Subject: only a header",
+            b"\r\nbody after an empty header\r\nFrom z",
+            b"Subject: cr\r\n\r\nbare\rcr\r\rFrom \r",
+            b"",
+            b"X: y\r\n\r\n\r\n\r\nFrom ",
+            b"A: b\nX-UID: 9\nStatus: RO\n\nFrom the start\n",
+            b"A: b\r\n\r\nline\r",
+        ];
+        let mut seed = 7u32;
+        for msg in samples {
+            let mut whole = Vec::new();
+            new_message(msg, 1_700_000_000, &meta, None, &mut whole);
+            for _ in 0..20 {
+                let mut streamed = Vec::new();
+                // Pieces of random sizes, as reads return them.
+                struct Pieces<'a>(&'a [u8], u32);
+                impl std::io::Read for Pieces<'_> {
+                    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                        self.1 = self.1.wrapping_mul(1103515245).wrapping_add(12345);
+                        let n = ((self.1 >> 16) as usize % 4 + 1)
+                            .min(self.0.len())
+                            .min(buf.len());
+                        buf[..n].copy_from_slice(&self.0[..n]);
+                        self.0 = &self.0[n..];
+                        Ok(n)
+                    }
+                }
+                seed = seed.wrapping_add(1);
+                new_message_streamed(
+                    &mut Pieces(msg, seed),
+                    1_700_000_000,
+                    &meta,
+                    None,
+                    &mut |b| {
+                        streamed.extend_from_slice(b);
+                        Ok(())
+                    },
+                )
+                .unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&streamed),
+                    String::from_utf8_lossy(&whole),
+                    "{:?}",
+                    String::from_utf8_lossy(msg)
+                );
+            }
+        }
+    }
 
     #[test]
     fn new_message_round_trips_through_the_parser() {
