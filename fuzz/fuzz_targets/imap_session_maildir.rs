@@ -14,8 +14,11 @@ fuzz_target!(|data: &[u8]| {
             std::fs::create_dir_all(md.join(sub)).expect("maildir");
         }
         std::fs::write(md.join("new/1700000000.M1P1.fuzz"), common::MESSAGE).expect("message");
-        std::fs::write(md.join("cur/1700000001.M2P1.fuzz:2,S"), b"Subject: two\r\n\r\nx\r\n")
-            .expect("message");
+        std::fs::write(
+            md.join("cur/1700000001.M2P1.fuzz:2,S"),
+            b"Subject: two\r\n\r\nx\r\n",
+        )
+        .expect("message");
     });
     let user = User {
         name: "fuzz".into(),

@@ -8,8 +8,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut parts = text.splitn(3, '\n');
-    let (location, user, home) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""),
-                                  parts.next());
+    let (location, user, home) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next(),
+    );
     let _ = imap::auth::expand_mail_location(location, user, home);
     let _ = imap::auth::valid_user_name(user.as_bytes());
 });

@@ -8,8 +8,8 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(list) = imap::store::maildir::uidlist::Uidlist::parse(text) {
         let again = list.serialize();
-        let reread = imap::store::maildir::uidlist::Uidlist::parse(&again)
-            .expect("what we write, we read");
+        let reread =
+            imap::store::maildir::uidlist::Uidlist::parse(&again).expect("what we write, we read");
         assert_eq!(reread.serialize(), again, "the uidlist round-trips");
         let _ = list.by_base();
     }

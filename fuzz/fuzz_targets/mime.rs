@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
         Some(SectionText::Header),
         Some(SectionText::Text),
         Some(SectionText::Mime),
-        Some(SectionText::HeaderFields(vec!["FROM".into(), "SUBJECT".into()])),
+        Some(SectionText::HeaderFields(vec![
+            "FROM".into(),
+            "SUBJECT".into(),
+        ])),
         Some(SectionText::HeaderFieldsNot(vec!["TO".into()])),
     ];
     let root = part;

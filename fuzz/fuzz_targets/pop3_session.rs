@@ -9,6 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let users = common::scratch("pop3-users", 100_000, |d| {
         std::fs::write(d.join("passwd"), b"").expect("users file");
     });
-    let mut s = imap::pop3::session::Session::new(Mode::Daemon, "fuzz".into(), users.join("passwd"));
+    let mut s =
+        imap::pop3::session::Session::new(Mode::Daemon, "fuzz".into(), users.join("passwd"));
     common::drive(&mut s, data);
 });
