@@ -375,3 +375,41 @@ def test_uid_fetch_and_sequence_edge_cases(server):
     typ, data = c.fetch("3", "(RFC822)")
     assert data[0][1].startswith(b"From: alice@example.com")
     c.logout()
+
+
+def test_a_large_copy_in_batches_keeps_every_message_and_its_copyuid(server):
+    """COPY of 600 messages (three batches, each numbered in the destination at once):
+    COPYUID pairs every source UID with the destination UID of the same message, in
+    order, and the destination holds them all with their flags."""
+    acc = server.account
+    for i in range(600):
+        acc.deliver(message(f"n{i}", f"body {i}\r\n"))
+    c = server.connect()
+    c.select("INBOX")
+    assert c.store("1:*", "+FLAGS", "(\\Flagged)")[0] == "OK"
+    assert c.create("Big")[0] == "OK"
+    typ, data = c.copy("1:*", "Big")
+    assert typ == "OK", data
+    m = re.search(rb"COPYUID (\d+) (\S+) (\S+)\]", data[-1])
+    assert m, data
+
+    def expand(s):
+        out = []
+        for part in s.split(b","):
+            a, _, b = part.partition(b":")
+            out.extend(range(int(a), int(b or a) + 1))
+        return out
+
+    src, dst = expand(m.group(2)), expand(m.group(3))
+    assert len(src) == len(dst) == 600
+    typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    subject_of = {int(re.search(rb"UID (\d+)", d[0]).group(1)): d[1].strip() for d in data
+                  if isinstance(d, tuple)}
+    c.select("Big")
+    typ, data = c.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    got = {int(re.search(rb"UID (\d+)", d[0]).group(1)): (d[1].strip(), b"\\Flagged" in d[0])
+           for d in data if isinstance(d, tuple)}
+    assert len(got) == 600
+    for s_uid, d_uid in zip(src, dst):
+        assert got[d_uid] == (subject_of[s_uid], True), (s_uid, d_uid)
+    c.logout()

@@ -4,7 +4,11 @@
 
 use super::super::parser::SeqSet;
 use super::super::session::Session;
-use crate::store::{Flags, StoreError};
+use crate::store::{Flags, NewMessage, StoreError};
+
+/// Messages, and octets, read into memory and stored as one batch at most.
+const BATCH_MESSAGES: usize = 256;
+const BATCH_BYTES: usize = 8 << 20;
 
 /// `1:3,7` for a sorted list of UIDs (as COPYUID wants them).
 pub(super) fn compress(uids: &[u32]) -> String {
@@ -59,34 +63,61 @@ impl Session {
         let mut moved = Vec::new();
         let mut uidvalidity = 0;
         let mut missing = false;
-        for i in indexes {
-            let entry = m.view().entries[i].clone();
-            let copy = (|| -> Result<(u32, u32), StoreError> {
-                let data = m.read(i)?;
-                let date = m.internal_date(i)?;
-                let keywords: Vec<String> = m
-                    .keywords()
-                    .iter()
-                    .enumerate()
-                    .filter(|(b, k)| entry.flags.keywords & (1 << b) != 0 && !k.is_empty())
-                    .map(|(_, k)| k.clone())
-                    .collect();
-                let mut sink = store.append(&dest)?;
-                sink.write(&data)?;
-                let system = Flags {
-                    system: entry.flags.system,
-                    keywords: 0,
+        // In batches (BATCH_MESSAGES or BATCH_BYTES), each numbered in the destination
+        // at once: one uidlist update per batch, not per message.
+        let mut rest = indexes.into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut batch = Vec::new();
+            let mut batch_src = Vec::new();
+            let mut bytes = 0;
+            while bytes < BATCH_BYTES && batch.len() < BATCH_MESSAGES {
+                let Some(i) = rest.next() else {
+                    break;
                 };
-                sink.commit(system, &keywords, Some(date))
-            })();
-            match copy {
-                Ok((v, new_uid)) => {
-                    uidvalidity = v;
-                    src.push(entry.uid);
-                    dst.push(new_uid);
-                    moved.push(i);
+                let entry = m.view().entries[i].clone();
+                let read = (|| -> Result<NewMessage, StoreError> {
+                    let data = m.read(i)?;
+                    let date = m.internal_date(i)?;
+                    let keywords: Vec<String> = m
+                        .keywords()
+                        .iter()
+                        .enumerate()
+                        .filter(|(b, k)| entry.flags.keywords & (1 << b) != 0 && !k.is_empty())
+                        .map(|(_, k)| k.clone())
+                        .collect();
+                    let flags = Flags {
+                        system: entry.flags.system,
+                        keywords: 0,
+                    };
+                    Ok(NewMessage {
+                        data,
+                        flags,
+                        keywords,
+                        date: Some(date),
+                    })
+                })();
+                match read {
+                    Ok(msg) => {
+                        bytes += msg.data.len();
+                        batch.push(msg);
+                        batch_src.push((i, entry.uid));
+                    }
+                    Err(StoreError::Expunged) => missing = true,
+                    Err(e) => return self.store_error(tag, &e),
                 }
-                Err(StoreError::Expunged) => missing = true,
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            match store.append_batch(&dest, batch) {
+                Ok((v, uids)) => {
+                    uidvalidity = v;
+                    for ((i, uid), new_uid) in batch_src.into_iter().zip(uids) {
+                        src.push(uid);
+                        dst.push(new_uid);
+                        moved.push(i);
+                    }
+                }
                 Err(e) => return self.store_error(tag, &e),
             }
         }

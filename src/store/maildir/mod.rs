@@ -108,6 +108,29 @@ pub fn define_keyword(dir: &Path, mailbox: &str, name: &str) -> Result<(Vec<Stri
 }
 
 impl MaildirStore {
+    /// A message on its way into `name`'s tmp/.
+    fn start_append(&mut self, name: &MailboxName) -> Result<Box<MaildirAppend>> {
+        let dir = self.existing_dir(name)?;
+        let base = filename::unique(&self.hostname);
+        let tmp_path = dir.join("tmp").join(&base);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp_path)
+            .map_err(|e| StoreError::io("store new message", name.as_str(), e))?;
+        Ok(Box::new(MaildirAppend {
+            mailbox: name.as_str().to_string(),
+            dir,
+            base,
+            tmp_path,
+            file: Some(io::BufWriter::with_capacity(65536, file)),
+            size: 0,
+            vsize: 0,
+            last: 0,
+        }))
+    }
+
     /// The store at `root`, creating the INBOX Maildir if it does not exist yet.
     pub fn open(root: PathBuf) -> io::Result<MaildirStore> {
         if !["cur", "new", "tmp"].iter().all(|d| root.join(d).is_dir()) {
@@ -358,25 +381,22 @@ impl Store for MaildirStore {
     }
 
     fn append(&mut self, name: &MailboxName) -> Result<Box<dyn AppendSink>> {
+        Ok(self.start_append(name)?)
+    }
+
+    fn append_batch(
+        &mut self,
+        name: &MailboxName,
+        messages: Vec<super::NewMessage>,
+    ) -> Result<(u32, Vec<Uid>)> {
         let dir = self.existing_dir(name)?;
-        let base = filename::unique(&self.hostname);
-        let tmp_path = dir.join("tmp").join(&base);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp_path)
-            .map_err(|e| StoreError::io("store new message", name.as_str(), e))?;
-        Ok(Box::new(MaildirAppend {
-            mailbox: name.as_str().to_string(),
-            dir,
-            base,
-            tmp_path,
-            file: Some(io::BufWriter::with_capacity(65536, file)),
-            size: 0,
-            vsize: 0,
-            last: 0,
-        }))
+        let mut placed = Vec::with_capacity(messages.len());
+        for m in messages {
+            let mut sink = self.start_append(name)?;
+            sink.write(&m.data)?;
+            placed.push(sink.place(m.flags, &m.keywords, m.date)?);
+        }
+        number(&dir, name.as_str(), &placed)
     }
 }
 
@@ -409,11 +429,38 @@ impl AppendSink for MaildirAppend {
     }
 
     fn commit(
-        mut self: Box<Self>,
+        self: Box<Self>,
         flags: Flags,
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> Result<(u32, Uid)> {
+        let (dir, mailbox) = (self.dir.clone(), self.mailbox.clone());
+        let placed = self.place(flags, keywords, internal_date)?;
+        let (validity, uids) = number(&dir, &mailbox, &[placed])?;
+        Ok((validity, uids[0]))
+    }
+
+    fn abort(mut self: Box<Self>) {
+        self.file.take();
+        let _ = fs::remove_file(&self.tmp_path);
+    }
+}
+
+/// A stored message waiting for its UID: its unique name, size and where it is now.
+struct Placed {
+    base: String,
+    vsize: u64,
+    target: PathBuf,
+}
+
+impl MaildirAppend {
+    /// Make the message durable and move it out of tmp/ (new/, or cur/ with flags).
+    fn place(
+        mut self: Box<Self>,
+        flags: Flags,
+        keywords: &[String],
+        internal_date: Option<i64>,
+    ) -> Result<Placed> {
         let mb = self.mailbox.clone();
         let err = |op: &'static str| {
             let mb = mb.clone();
@@ -445,40 +492,60 @@ impl AppendSink for MaildirAppend {
                 .join(filename::with_flags(&base, flags))
         };
         fs::rename(&self.tmp_path, &target).map_err(err("move new message out of tmp/"))?;
-        // Number it now, for APPENDUID; a scan racing us sees the same record.
-        let lock = DotLock::acquire(&self.dir.join("dovecot-uidlist"))
-            .map_err(err("lock dovecot-uidlist"))?;
-        let mut list = read_uidlist(&self.dir, &self.mailbox)?
-            .unwrap_or_else(|| import_or_new_uidlist(&self.dir));
-        let uid = match list.records.iter().find(|r| r.base == base) {
-            Some(r) => r.uid,
+        Ok(Placed {
+            base,
+            vsize: self.vsize,
+            target,
+        })
+    }
+}
+
+/// Number placed messages, for APPENDUID and COPYUID: one uidlist update for all of
+/// them (a scan racing us sees the same records), then their directories synced.
+fn number(dir: &Path, mailbox: &str, placed: &[Placed]) -> Result<(u32, Vec<Uid>)> {
+    let err = |op: &'static str| move |e: io::Error| StoreError::io(op, mailbox, e);
+    let lock =
+        DotLock::acquire(&dir.join("dovecot-uidlist")).map_err(err("lock dovecot-uidlist"))?;
+    let mut list = read_uidlist(dir, mailbox)?.unwrap_or_else(|| import_or_new_uidlist(dir));
+    let known: std::collections::HashMap<String, Uid> = list
+        .records
+        .iter()
+        .map(|r| (r.base.clone(), r.uid))
+        .collect();
+    let mut uids = Vec::with_capacity(placed.len());
+    let mut added = false;
+    for p in placed {
+        let uid = match known.get(&p.base) {
+            Some(&uid) => uid,
             None => {
                 let uid = list.next_uid;
                 list.records.push(uidlist::Record {
                     uid,
-                    ext: format!("W{}", self.vsize),
-                    base,
+                    ext: format!("W{}", p.vsize),
+                    base: p.base.clone(),
                 });
                 list.next_uid += 1;
-                lock.replace(list.serialize().as_bytes())
-                    .map_err(err("write dovecot-uidlist"))?;
+                added = true;
                 uid
             }
         };
-        // The message is acknowledged with APPENDUID: its directory entry must survive a
-        // crash as surely as its bytes. Synced after the uidlist's own syncs, which on a
-        // journalling file system have mostly committed it already (one journal commit
-        // where there were two; the same guarantee when the OK goes out).
-        if let Some(dir) = target.parent() {
-            crate::store::dotlock::sync_dir(dir).map_err(err("sync new message"))?;
-        }
-        Ok((list.uidvalidity, uid))
+        uids.push(uid);
     }
-
-    fn abort(mut self: Box<Self>) {
-        self.file.take();
-        let _ = fs::remove_file(&self.tmp_path);
+    if added {
+        lock.replace(list.serialize().as_bytes())
+            .map_err(err("write dovecot-uidlist"))?;
+    } else {
+        drop(lock);
     }
+    // The messages are acknowledged with their UIDs: their directory entries must
+    // survive a crash as surely as their bytes. Synced after the uidlist's own syncs,
+    // which on a journalling file system have mostly committed them already.
+    let dirs: std::collections::BTreeSet<&Path> =
+        placed.iter().filter_map(|p| p.target.parent()).collect();
+    for d in dirs {
+        crate::store::dotlock::sync_dir(d).map_err(err("sync new message"))?;
+    }
+    Ok((list.uidvalidity, uids))
 }
 
 impl Drop for MaildirAppend {
