@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+"""The daemon under a long mixed load (figures only): clients of every kind at once on a
+hundred users, for an hour by default, with a probe client measuring what an ordinary
+user feels. Prints one line a minute: the daemon's RSS and CPU, the probe's NOOP and
+SELECT latency (median, p99, worst), and errors; then the whole run's summary.
+
+    tests/bench/run soak [--minutes 60] [--clients 200] [--users 100] [--messages 200]
+
+The clients (their shares of --clients): idle sessions that only NOOP now and then;
+sessions in IDLE; busy readers (FETCH of whole folders, SEARCH TEXT, COPY to a folder and
+EXPUNGE it again); reconnecting clients (a session of a few commands each time); slow
+readers (FETCH of large messages, read at 64 KB/s); and an MDA delivering into the
+users' Maildirs. RSS should stay flat after the first minutes (within 10%); the probe's
+p99 under 50 ms; errors zero.
+"""
+import argparse
+import os
+import pwd
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from support import free_port, wait_port  # noqa: E402
+
+IMAPD = os.path.join(ROOT, "target", "release", "imapd")
+PASSWORD = "soak"
+BODY = "".join(f"line {i} of a message with some words: alpha bravo charlie {i}\r\n"
+               for i in range(40))
+
+
+def message(i, user, big=False):
+    body = BODY * (400 if big else 1)  # about 1.2 MB for the slow readers
+    return (f"From: sender{i % 13}@example.com\r\nTo: {user}@example.org\r\n"
+            f"Subject: soak {i}\r\nMessage-ID: <{i}.{user}@soak>\r\n\r\n{body}")
+
+
+class Client:
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+        self.buf = b""
+        self.n = 0
+        self.rate = None  # bytes per second when reading slowly
+        self.line()
+
+    def _more(self):
+        want = 65536 if self.rate is None else 8192
+        chunk = self.sock.recv(want)
+        if not chunk:
+            raise EOFError("closed")
+        self.buf += chunk
+        if self.rate:
+            time.sleep(len(chunk) / self.rate)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self._more()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        m = re.search(rb"\{(\d+)\}$", line)
+        if m:
+            n = int(m.group(1))
+            while len(self.buf) < n:
+                self._more()
+            self.buf = self.buf[n:]
+            line += b" ..." + self.line()
+        return line
+
+    def cmd(self, text):
+        self.n += 1
+        tag = f"t{self.n}".encode()
+        self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
+        while True:
+            line = self.line()
+            if line.startswith(tag + b" "):
+                if not line.startswith(tag + b" OK") and b"EXPUNGEISSUED" not in line:
+                    raise RuntimeError(f"{text[:40]}: {line[:120]!r}")
+                return
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Run:
+    def __init__(self, port, users, stop):
+        self.port, self.users, self.stop = port, users, stop
+        self.errors = []
+        self.lock = threading.Lock()
+        self.probe = []  # (time, command, seconds)
+
+    def error(self, what):
+        with self.lock:
+            self.errors.append((time.time(), what))
+
+    def login(self, rng):
+        c = Client(self.port)
+        c.cmd(f'LOGIN user{rng.randrange(self.users)} "{PASSWORD}"')
+        return c
+
+    def forever(self, body, seed):
+        rng = random.Random(seed)
+        while not self.stop.is_set():
+            try:
+                body(rng)
+            except Exception as e:  # counted, and the client starts over
+                if not self.stop.is_set():
+                    self.error(f"{body.__name__}: {type(e).__name__}: {e}")
+                    time.sleep(1)
+
+    def idle(self, rng):
+        c = self.login(rng)
+        c.cmd("SELECT INBOX")
+        while not self.stop.is_set():
+            self.stop.wait(rng.uniform(20, 40))
+            c.cmd("NOOP")
+        c.close()
+
+    def idler(self, rng):
+        c = self.login(rng)
+        c.cmd("SELECT INBOX")
+        while not self.stop.is_set():
+            c.n += 1
+            c.sock.sendall(f"i{c.n} IDLE\r\n".encode())
+            assert c.line().startswith(b"+")
+            self.stop.wait(rng.uniform(20, 60))
+            c.sock.sendall(b"DONE\r\n")
+            while not c.line().startswith(f"i{c.n} ".encode()):
+                pass
+        c.close()
+
+    def busy(self, rng):
+        c = self.login(rng)
+        c.cmd("SELECT INBOX")
+        for _ in range(20):
+            if self.stop.is_set():
+                break
+            what = rng.random()
+            if what < 0.4:
+                c.cmd("FETCH 1:* (FLAGS UID RFC822.SIZE ENVELOPE)")
+            elif what < 0.7:
+                c.cmd(f"SEARCH TEXT \"{rng.choice(['alpha', 'zulu', 'soak 7'])}\"")
+            else:
+                try:
+                    c.cmd("COPY 1:50 Scratch")
+                except RuntimeError as e:
+                    if b"TRYCREATE" not in str(e).encode():
+                        raise
+                    c.cmd("CREATE Scratch")
+                c.cmd("SELECT Scratch")
+                c.cmd("UID STORE 1:4294967295 +FLAGS.SILENT (\\Deleted)")
+                c.cmd("EXPUNGE")
+                c.cmd("SELECT INBOX")
+        c.cmd("LOGOUT")
+        c.close()
+
+    def reconnecting(self, rng):
+        c = self.login(rng)
+        c.cmd("SELECT INBOX")
+        c.cmd(f"FETCH {rng.randint(1, 50)} (BODY.PEEK[])")
+        c.cmd(f"STORE {rng.randint(1, 50)} +FLAGS (\\Seen)")
+        c.cmd("LOGOUT")
+        c.close()
+        self.stop.wait(rng.uniform(0.5, 2))
+
+    def slow_reader(self, rng):
+        c = self.login(rng)
+        c.cmd("SELECT Large")
+        c.rate = 64 * 1024
+        c.cmd("FETCH 1:2 (BODY.PEEK[])")
+        c.cmd("LOGOUT")
+        c.close()
+
+    def mda(self, rng, base):
+        n = 0
+        while not self.stop.is_set():
+            u = rng.randrange(self.users)
+            md = os.path.join(base, f"user{u}", "Maildir")
+            name = f"{time.time():.6f}.M{n}P{os.getpid()}.soak"
+            tmp = os.path.join(md, "tmp", name)
+            with open(tmp, "w") as f:
+                f.write(message(n, f"user{u}"))
+            os.chown(tmp, self.owner.pw_uid, self.owner.pw_gid)
+            os.rename(tmp, os.path.join(md, "new", name))
+            n += 1
+            self.stop.wait(0.2)
+
+    def prober(self, rng):
+        while not self.stop.is_set():
+            c = Client(self.port)
+            c.cmd(f'LOGIN user0 "{PASSWORD}"')
+            for _ in range(60):
+                if self.stop.is_set():
+                    break
+                for name, text in (("NOOP", "NOOP"), ("SELECT", "SELECT INBOX")):
+                    t = time.perf_counter()
+                    c.cmd(text)
+                    with self.lock:
+                        self.probe.append((time.time(), name, time.perf_counter() - t))
+                self.stop.wait(1)
+            c.cmd("LOGOUT")
+            c.close()
+
+
+def make_users(base, users, messages, owner):
+    for u in range(users):
+        md = os.path.join(base, f"user{u}", "Maildir")
+        for sub in ("cur", "new", "tmp", ".Large/cur", ".Large/new", ".Large/tmp"):
+            os.makedirs(os.path.join(md, sub))
+        for i in range(messages):
+            with open(os.path.join(md, "cur", f"{1700000000 + i}.M{i}P{u}.soak:2,"), "w") as f:
+                f.write(message(i, f"user{u}"))
+        for i in range(2):
+            with open(os.path.join(md, ".Large", "cur", f"{1700000000 + i}.L{i}P{u}.soak:2,"),
+                      "w") as f:
+                f.write(message(i, f"user{u}", big=True))
+    subprocess.run(["chown", "-R", f"{owner.pw_uid}:{owner.pw_gid}", base], check=True)
+
+
+def proc_figures(pid):
+    with open(f"/proc/{pid}/status") as f:
+        rss = int(next(l for l in f if l.startswith("VmRSS:")).split()[1]) / 1024
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return rss, cpu
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=60)
+    ap.add_argument("--clients", type=int, default=200)
+    ap.add_argument("--users", type=int, default=100)
+    ap.add_argument("--messages", type=int, default=200)
+    a = ap.parse_args()
+    owner = pwd.getpwuid(os.getuid())
+    if os.geteuid() == 0:
+        subprocess.run(["useradd", "--system", "--no-create-home", "imapbench"],
+                       stderr=subprocess.DEVNULL)
+        owner = pwd.getpwnam("imapbench")
+    base = tempfile.mkdtemp(prefix="imap-soak-")
+    os.chmod(base, 0o755)
+    try:
+        print(f"making {a.users} users of {a.messages} messages...", flush=True)
+        make_users(base, a.users, a.messages, owner)
+        users_file = os.path.join(base, "passwd")
+        with open(users_file, "w") as f:
+            for u in range(a.users):
+                f.write(f"user{u}:{{PLAIN}}{PASSWORD}::::{base}/user{u}::\n")
+        os.chmod(users_file, 0o644)
+        port = free_port()
+        server = subprocess.Popen([IMAPD, "--listen", f"127.0.0.1:{port}", "--users", users_file,
+                                   "--log-socket", "/nonexistent", "--user", owner.pw_name],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port)
+        stop = threading.Event()
+        run = Run(port, a.users, stop)
+        run.owner = owner
+        shares = [("idle", 0.35), ("idler", 0.30), ("busy", 0.10), ("reconnecting", 0.15),
+                  ("slow_reader", 0.10)]
+        threads = []
+        seed = 0
+        for kind, share in shares:
+            for _ in range(max(1, int(a.clients * share))):
+                seed += 1
+                threads.append(threading.Thread(target=run.forever,
+                                                args=(getattr(run, kind), seed), daemon=True))
+        threads.append(threading.Thread(target=run.mda, args=(random.Random(1), base),
+                                        daemon=True))
+        threads.append(threading.Thread(target=run.forever, args=(run.prober, 999), daemon=True))
+        for t in threads:
+            t.start()
+            time.sleep(0.01)
+        print(f"{len(threads) - 2} clients, an MDA and a probe on {a.users} users; "
+              f"one line a minute", flush=True)
+        print(f"{'minute':>6} {'RSS MB':>8} {'CPU %':>6} {'NOOP p50/p99/max ms':>22} "
+              f"{'SELECT p50/p99/max ms':>24} {'errors':>6}", flush=True)
+        start = time.time()
+        rss0, cpu0 = proc_figures(server.pid)
+        rows = []
+        minute = 0
+        while time.time() - start < a.minutes * 60:
+            time.sleep(max(0, start + 60 * (minute + 1) - time.time()))
+            minute += 1
+            rss, cpu = proc_figures(server.pid)
+            now = time.time()
+            with run.lock:
+                recent = [p for p in run.probe if p[0] > now - 60]
+                errs = [e for e in run.errors if e[0] > now - 60]
+
+            def fig(name):
+                v = sorted(s * 1000 for _, n, s in recent if n == name)
+                if not v:
+                    return "-"
+                return (f"{statistics.median(v):.1f}/{v[int(len(v) * 0.99)]:.1f}/"
+                        f"{v[-1]:.1f}")
+            print(f"{minute:>6} {rss:>8.1f} {100 * (cpu - cpu0) / 60:>6.0f} {fig('NOOP'):>22} "
+                  f"{fig('SELECT'):>24} {len(errs):>6}", flush=True)
+            for _, e in errs[:3]:
+                print(f"       error: {e}", flush=True)
+            rows.append(rss)
+            cpu0 = cpu
+        stop.set()
+        all_probe = sorted(s * 1000 for _, _, s in run.probe)
+        warm = rows[min(2, len(rows) - 1):]
+        print(f"\nRSS: start {rss0:.1f} MB, after warm-up {min(warm):.1f}-{max(warm):.1f} MB "
+              f"({100 * (max(warm) - min(warm)) / max(min(warm), 1):.0f}% spread); "
+              f"probe p99 {all_probe[int(len(all_probe) * 0.99)]:.1f} ms over "
+              f"{len(all_probe)} commands; errors {len(run.errors)}")
+        server.terminate()
+        server.wait()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
