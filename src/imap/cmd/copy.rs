@@ -4,6 +4,8 @@
 
 use super::super::parser::SeqSet;
 use super::super::session::Session;
+use super::Job;
+use crate::store::names::MailboxName;
 use crate::store::{Flags, NewMessage, StoreError};
 
 /// Messages, and octets, read into memory and stored as one batch at most.
@@ -34,6 +36,21 @@ pub(super) fn compress(uids: &[u32]) -> String {
     out
 }
 
+/// A COPY or MOVE under way: one batch per step, so a 30,000-message COPY is many short
+/// steps of a worker, not one long one.
+pub struct CopyJob {
+    tag: String,
+    dest: MailboxName,
+    is_move: bool,
+    indexes: Vec<usize>,
+    pos: usize,
+    src: Vec<u32>,
+    dst: Vec<u32>,
+    moved: Vec<usize>,
+    uidvalidity: u32,
+    missing: bool,
+}
+
 impl Session {
     pub(super) fn cmd_copy(
         &mut self,
@@ -54,93 +71,105 @@ impl Session {
             return self.no(tag, "[READ-ONLY] Mailbox is read-only");
         }
         let store = self.store.as_mut().expect("authenticated");
-        let m = self.mailbox.as_mut().expect("selected");
         if !store.exists(&dest) {
             return self.no(tag, "[TRYCREATE] Mailbox does not exist");
         }
-        let mut src = Vec::new();
-        let mut dst = Vec::new();
-        let mut moved = Vec::new();
-        let mut uidvalidity = 0;
-        let mut missing = false;
-        // In batches (BATCH_MESSAGES or BATCH_BYTES), each numbered in the destination
-        // at once: one uidlist update per batch, not per message.
-        let mut rest = indexes.into_iter().peekable();
-        while rest.peek().is_some() {
-            let mut batch = Vec::new();
-            let mut batch_src = Vec::new();
-            let mut bytes = 0;
-            while bytes < BATCH_BYTES && batch.len() < BATCH_MESSAGES {
-                let Some(i) = rest.next() else {
-                    break;
+        self.job = Some(Job::Copy(CopyJob {
+            tag: tag.to_string(),
+            dest,
+            is_move,
+            indexes,
+            pos: 0,
+            src: Vec::new(),
+            dst: Vec::new(),
+            moved: Vec::new(),
+            uidvalidity: 0,
+            missing: false,
+        }));
+    }
+
+    /// One batch (BATCH_MESSAGES or BATCH_BYTES), numbered in the destination at once;
+    /// the answer after the last.
+    pub(in crate::imap) fn run_copy(&mut self, mut job: CopyJob) {
+        let store = self.store.as_mut().expect("authenticated");
+        let m = self.mailbox.as_mut().expect("selected");
+        let mut batch = Vec::new();
+        let mut batch_src = Vec::new();
+        let mut bytes = 0;
+        while job.pos < job.indexes.len() && bytes < BATCH_BYTES && batch.len() < BATCH_MESSAGES {
+            let i = job.indexes[job.pos];
+            job.pos += 1;
+            let entry = m.view().entries[i].clone();
+            let read = (|| -> Result<NewMessage, StoreError> {
+                let data = m.read(i)?;
+                let date = m.internal_date(i)?;
+                let keywords: Vec<String> = m
+                    .keywords()
+                    .iter()
+                    .enumerate()
+                    .filter(|(b, k)| entry.flags.keywords & (1 << b) != 0 && !k.is_empty())
+                    .map(|(_, k)| k.clone())
+                    .collect();
+                let flags = Flags {
+                    system: entry.flags.system,
+                    keywords: 0,
                 };
-                let entry = m.view().entries[i].clone();
-                let read = (|| -> Result<NewMessage, StoreError> {
-                    let data = m.read(i)?;
-                    let date = m.internal_date(i)?;
-                    let keywords: Vec<String> = m
-                        .keywords()
-                        .iter()
-                        .enumerate()
-                        .filter(|(b, k)| entry.flags.keywords & (1 << b) != 0 && !k.is_empty())
-                        .map(|(_, k)| k.clone())
-                        .collect();
-                    let flags = Flags {
-                        system: entry.flags.system,
-                        keywords: 0,
-                    };
-                    Ok(NewMessage {
-                        data,
-                        flags,
-                        keywords,
-                        date: Some(date),
-                    })
-                })();
-                match read {
-                    Ok(msg) => {
-                        bytes += msg.data.len();
-                        batch.push(msg);
-                        batch_src.push((i, entry.uid));
-                    }
-                    Err(StoreError::Expunged) => missing = true,
-                    Err(e) => return self.store_error(tag, &e),
+                Ok(NewMessage {
+                    data,
+                    flags,
+                    keywords,
+                    date: Some(date),
+                })
+            })();
+            match read {
+                Ok(msg) => {
+                    bytes += msg.data.len();
+                    batch.push(msg);
+                    batch_src.push((i, entry.uid));
                 }
-            }
-            if batch.is_empty() {
-                continue;
-            }
-            match store.append_batch(&dest, batch) {
-                Ok((v, uids)) => {
-                    uidvalidity = v;
-                    for ((i, uid), new_uid) in batch_src.into_iter().zip(uids) {
-                        src.push(uid);
-                        dst.push(new_uid);
-                        moved.push(i);
-                    }
-                }
-                Err(e) => return self.store_error(tag, &e),
+                Err(StoreError::Expunged) => job.missing = true,
+                Err(e) => return self.store_error(&job.tag, &e),
             }
         }
-        let code = if src.is_empty() {
+        if !batch.is_empty() {
+            match store.append_batch(&job.dest, batch) {
+                Ok((v, uids)) => {
+                    job.uidvalidity = v;
+                    for ((i, uid), new_uid) in batch_src.into_iter().zip(uids) {
+                        job.src.push(uid);
+                        job.dst.push(new_uid);
+                        job.moved.push(i);
+                    }
+                }
+                Err(e) => return self.store_error(&job.tag, &e),
+            }
+        }
+        if job.pos < job.indexes.len() {
+            self.job = Some(Job::Copy(job));
+            return;
+        }
+        let code = if job.src.is_empty() {
             String::new()
         } else {
             format!(
-                "[COPYUID {uidvalidity} {} {}] ",
-                compress(&src),
-                compress(&dst)
+                "[COPYUID {} {} {}] ",
+                job.uidvalidity,
+                compress(&job.src),
+                compress(&job.dst)
             )
         };
-        if missing && src.is_empty() {
-            return self.no(tag, "[EXPUNGEISSUED] The messages no longer exist");
+        if job.missing && job.src.is_empty() {
+            return self.no(&job.tag, "[EXPUNGEISSUED] The messages no longer exist");
         }
-        if is_move {
-            if let Err(e) = m.expunge(&moved) {
-                return self.store_error(tag, &e);
+        if job.is_move {
+            let m = self.mailbox.as_mut().expect("selected");
+            if let Err(e) = m.expunge(&job.moved) {
+                return self.store_error(&job.tag, &e);
             }
             self.out(&format!("* OK {code}Moved\r\n"));
-            self.complete(tag, true, "MOVE completed");
+            self.complete(&job.tag, true, "MOVE completed");
         } else {
-            self.complete(tag, true, &format!("{code}COPY completed"));
+            self.complete(&job.tag, true, &format!("{code}COPY completed"));
         }
     }
 }

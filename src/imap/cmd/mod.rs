@@ -24,6 +24,7 @@ pub use search::SearchJob;
 pub enum Job {
     Fetch(FetchJob),
     Search(SearchJob),
+    Copy(copy::CopyJob),
 }
 
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -148,6 +149,7 @@ impl Session {
         match job {
             Job::Fetch(j) => self.run_fetch(j),
             Job::Search(j) => self.run_search(j),
+            Job::Copy(j) => self.run_copy(j),
         }
     }
 
