@@ -457,7 +457,9 @@ def test_delivery_wakes_idle_within_a_second(mserver):
     acc.procmail("Subject: wake up\n\nnow\n")
     line = r.line()
     assert line == "* 4 EXISTS", line
-    assert time.time() - start < 1.5
+    # Polled every IDLE_POLL_MS; the bound leaves room for procmail and for emulation
+    # (2.3 s once under qemu-user on a loaded machine), not for a missed poll cycle.
+    assert time.time() - start < 3
     r.send("DONE\r\n")
     r.until_tagged("c")
     r.close()
