@@ -58,6 +58,8 @@ pub struct MboxFolder {
     generation: File,
     /// Bumped already under the write lock held now.
     generation_bumped: bool,
+    /// Inside `with_write_lock`: the dot-lock and the fcntl write lock are held.
+    write_locked: bool,
     /// The state the view was last brought up to.
     view_stamp: Stamp,
     /// Messages this session labelled (it is the one to report them \Recent).
@@ -123,6 +125,7 @@ impl MboxFolder {
             pending: BTreeMap::new(),
             generation,
             generation_bumped: false,
+            write_locked: false,
             view_stamp: Stamp::default(),
             recent: HashSet::new(),
             index_dirty: false,
@@ -238,12 +241,17 @@ impl MboxFolder {
         let handle = self.current_handle()?;
         let _w = RangeLock::write(&handle).map_err(|e| self.err("lock mailbox", e))?;
         self.generation_bumped = false;
-        journal::recover(&self.journal_path(), &self.file, &self.name)
-            .map_err(|e| self.err("finish an interrupted rewrite", e))?;
-        self.reload()?;
-        self.label()?;
-        let r = f(self);
-        self.after_write()?;
+        self.write_locked = true;
+        let r = (|| {
+            journal::recover(&self.journal_path(), &self.file, &self.name)
+                .map_err(|e| self.err("finish an interrupted rewrite", e))?;
+            self.reload()?;
+            self.label()?;
+            let r = f(self);
+            self.after_write()?;
+            r
+        })();
+        self.write_locked = false;
         r
     }
 
@@ -359,9 +367,11 @@ impl MboxFolder {
                 ));
             }
         }
-        self.vet_metadata()?;
-        // The stamp read before parsing: a change during the parse shows as newer.
-        self.state.stamp = now_stamp;
+        let decided = self.vet_metadata()?;
+        // The stamp read before parsing: a change during the parse shows as newer. (Not
+        // when a base was disbelieved without the write lock: the locked reload that
+        // follows must parse again and decide.)
+        self.state.stamp = if decided { now_stamp } else { Stamp::default() };
         self.tail_hash = self.tail_hash_now()?;
         self.index_dirty = true;
         self.learn_keywords();
@@ -380,7 +390,12 @@ impl MboxFolder {
     /// - a message whose X-UID is not in order below LAST-UID is new mail: it gets its
     ///   UID from us, and its flags and keywords are not taken from its headers (unless
     ///   the folder was never seen before: then they are what mutt or UW wrote).
-    fn vet_metadata(&mut self) -> Result<()> {
+    ///
+    /// Ok(false): a base was disbelieved without the write lock. A new UIDVALIDITY is
+    /// chosen and recorded only under it (two sessions deciding at once would each pick
+    /// one, and then each disbelieve the other's); a writable session gets there next
+    /// (new mail to label), a read-only one numbers in memory under a value of its own.
+    fn vet_metadata(&mut self) -> Result<bool> {
         let path = self.index_dir.join(PROVISIONAL_FILE);
         let recorded = std::fs::read_to_string(&path)
             .ok()
@@ -409,16 +424,31 @@ impl MboxFolder {
                     if let Some(m) = self.state.msgs.first_mut() {
                         m.base = None;
                     }
-                    let v = crate::store::uidvalidity::next(&self.counter_dir());
-                    write_replacing(&path, format!("{v}\n").as_bytes())
-                        .map_err(|e| self.err("write the index directory", e))?;
-                    self.provisional_uidvalidity = v;
+                    if self.write_locked {
+                        let v = crate::store::uidvalidity::next(&self.counter_dir());
+                        write_replacing(&path, format!("{v}\n").as_bytes())
+                            .map_err(|e| self.err("write the index directory", e))?;
+                        self.provisional_uidvalidity = v;
+                    } else if !self.writable {
+                        self.provisional_uidvalidity =
+                            crate::store::uidvalidity::next(&self.counter_dir());
+                    } else {
+                        self.clear_flags_of_unlabelled(true);
+                        return Ok(false);
+                    }
                 }
             }
         }
         let seen_before = self.base().is_some() || recorded.is_some();
+        self.clear_flags_of_unlabelled(seen_before);
+        Ok(true)
+    }
+
+    /// Messages without an in-order X-UID are new mail: no flags or keywords from their
+    /// headers, unless the folder was never seen before (then they are mutt's or UW's).
+    fn clear_flags_of_unlabelled(&mut self, seen_before: bool) {
         if !seen_before {
-            return Ok(());
+            return;
         }
         let last = self.base().map_or(0, |b| b.last_uid);
         let mut prev = 0;
@@ -433,7 +463,6 @@ impl MboxFolder {
                 m.recent = true;
             }
         }
-        Ok(())
     }
 
     /// Hash of the 4 KiB before `size`.
