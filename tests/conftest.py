@@ -462,3 +462,21 @@ def message(subject="Hello", body="Body text\r\n", sender="alice@example.com", e
         f"From: {sender}\r\nTo: bob@example.org\r\nSubject: {subject}\r\n"
         f"Date: Mon, 2 Nov 2026 10:00:00 +0000\r\n{extra}\r\n{body}"
     )
+
+
+def copy_fails_halfway(c, fill, limit):
+    """A COPY of the 400 messages `fill` puts in INBOX, the 300th with a keyword the
+    destination has no room for (it holds `limit` already): the store refuses it in the
+    second batch, and the destination must be as it was."""
+    assert c.create("Full")[0] == "OK"
+    flags = " ".join(f"$k{i}" for i in range(limit))
+    assert c.append("Full", f"({flags})", None, message("kept").encode())[0] == "OK"
+    fill()
+    c.select("INBOX")
+    assert c.store("300", "+FLAGS", "($new)")[0] == "OK"
+    typ, data = c.copy("1:*", "Full")
+    assert typ == "NO" and b"LIMIT" in data[0], (typ, data)
+    assert c.select("Full") == ("OK", [b"1"])
+    typ, data = c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"Subject: kept" in data[0][1]
+    assert c.select("INBOX") == ("OK", [b"400"])

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, SIMPLE, message
+from conftest import PASSWORD, SIMPLE, copy_fails_halfway, message
 
 
 def ok(res):
@@ -375,6 +375,57 @@ def test_uid_fetch_and_sequence_edge_cases(server):
     typ, data = c.fetch("3", "(RFC822)")
     assert data[0][1].startswith(b"From: alice@example.com")
     c.logout()
+
+
+def test_a_copy_that_fails_halfway_leaves_the_destination_as_it_was(server):
+    """RFC 3501 6.4.7: a COPY that fails restores the destination. The first batch (256
+    messages) was already stored when the second failed: it is taken back, and nothing is
+    left in tmp/ or beside the folder."""
+    acc = server.account
+    c = server.connect()
+    copy_fails_halfway(c, lambda: [acc.deliver(message(f"n{i}")) for i in range(400)], 26)
+    c.logout()
+    full = acc.folder("Full")
+    assert os.listdir(os.path.join(full, "tmp")) == []
+    assert not [n for n in os.listdir(full) if n.startswith("imapd-copy")]
+
+
+def test_a_copy_cut_by_kill_9_is_undone_at_the_next_open(inetd, syslog):
+    """kill -9 in the middle of a 3,000-message COPY (some batches in the destination,
+    not all): the next session to open the destination finds it as it was before the
+    COPY, and the source whole."""
+    acc = inetd.account
+    for i in range(3000):
+        acc.deliver(message(f"n{i}"))
+    c = inetd.connect()
+    assert c.create("Dest")[0] == "OK"
+    c.logout()
+    r = inetd.raw()
+    r.line()
+    r.command("a", f'LOGIN {acc.name} "{PASSWORD}"')
+    r.command("b", "SELECT INBOX")
+    proc = inetd.procs[-1]
+    dest = acc.folder("Dest")
+
+    def count():
+        return sum(len(os.listdir(os.path.join(dest, d))) for d in ("new", "cur"))
+
+    r.send("c COPY 1:* Dest\r\n")
+    deadline = time.time() + 60
+    while count() == 0 and time.time() < deadline:
+        time.sleep(0.002)
+    proc.kill()
+    proc.wait()
+    r.close()
+    partial = count()
+    assert 0 < partial < 3000, partial
+    c = inetd.connect()
+    assert c.select("Dest") == ("OK", [b"0"])
+    assert count() == 0
+    assert c.select("INBOX") == ("OK", [b"3000"])
+    c.logout()
+    syslog.wait_for(r"undoing an unfinished copy of \d+ messages")
+    assert not [n for n in os.listdir(dest) if n.startswith("imapd-copy")]
 
 
 def test_a_large_copy_in_batches_keeps_every_message_and_its_copyuid(server):

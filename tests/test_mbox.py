@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import IPOP3D, PASSWORD, Account, Server, chown_tree
+from conftest import IPOP3D, PASSWORD, Account, Server, chown_tree, copy_fails_halfway
 from support import start_dovecot
 
 SPOOL_MODES = {"sticky": 0o1777, "setgid": 0o2775}
@@ -534,6 +534,68 @@ def test_kill_9_during_rewrites_loses_and_doubles_nothing(macc, syslog):
     assert recoveries == 10
     # Some kills landed inside a rewrite, and a later session finished it.
     print("journal recoveries:", sum("finishing a rewrite" in l for l in syslog.lines))
+
+
+def spool_of(n, prefix="n"):
+    return b"".join(f"From a@example.com Mon Nov 23 10:00:00 2026\nSubject: {prefix}{i}\n"
+                    f"Message-ID: <{prefix}{i}@x>\n\nbody {i}\n\n".encode() for i in range(n))
+
+
+def test_a_copy_that_fails_halfway_leaves_the_destination_as_it_was(mserver):
+    """RFC 3501 6.4.7 in an mbox: the 256 messages of the first batch were already
+    appended when the second failed; they are taken back by one rewrite."""
+    acc = mserver.account
+    c = mserver.connect()
+    before = None
+
+    def fill():
+        nonlocal before
+        acc.write_spool(spool_of(400))
+        before = acc.read_spool(os.path.join(acc.mail, "Full"))
+
+    copy_fails_halfway(c, fill, 32)
+    c.logout()
+    assert acc.read_spool(os.path.join(acc.mail, "Full")).count(b"\nFrom ") == \
+        before.count(b"\nFrom ")
+    leftovers = [n for _, _, files in os.walk(acc.home) for n in files
+                 if n.startswith("imapd-copy")]
+    assert not leftovers
+
+
+def test_a_copy_cut_by_kill_9_is_undone_at_the_next_open(macc, syslog):
+    """kill -9 in the middle of a 600-message COPY into an mbox: the next session to
+    open it finds it as before the COPY (the UIDs the undo record named are removed),
+    and the source whole."""
+    acc = macc
+    acc.write_spool(spool_of(600))
+    s = Server("inetd", acc, syslog)
+    try:
+        c = s.connect()
+        assert c.create("Dest")[0] == "OK"
+        c.logout()
+        dest = os.path.join(acc.mail, "Dest")
+        r = s.raw()
+        r.line()
+        r.command("a", f'LOGIN {acc.name} "{PASSWORD}"')
+        r.command("b", "SELECT INBOX")
+        proc = s.procs[-1]
+        r.send("c COPY 1:* Dest\r\n")
+        deadline = time.time() + 60
+        while acc.read_spool(dest).count(b"Subject: n") < 3 and time.time() < deadline:
+            time.sleep(0.002)
+        proc.kill()
+        proc.wait()
+        r.close()
+        partial = acc.read_spool(dest).count(b"Subject: n")
+        assert 0 < partial < 600, partial
+        c = s.connect()
+        assert c.select("Dest") == ("OK", [b"0"])
+        assert c.select("INBOX") == ("OK", [b"600"])
+        c.logout()
+        syslog.wait_for(r"undoing an unfinished copy of \d+ messages")
+        assert acc.read_spool(dest).count(b"Subject: n") == 0
+    finally:
+        s.stop()
 
 
 @pytest.mark.parametrize("mode", ["inetd", "root-daemon"])

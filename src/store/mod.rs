@@ -10,6 +10,7 @@ pub mod mbox;
 pub mod names;
 pub mod sealed;
 pub mod uidvalidity;
+pub mod undo;
 pub mod view;
 
 pub use names::MailboxName;
@@ -174,32 +175,29 @@ pub trait Store: Send {
     fn status(&mut self, name: &MailboxName, with_size: bool) -> Result<StatusInfo>;
     /// Start storing a new message in `name`; the caller writes the bytes and commits.
     fn append(&mut self, name: &MailboxName) -> Result<Box<dyn AppendSink>>;
-    /// Store several messages (COPY, MOVE) as `append` would, numbered together: one
-    /// update of the store's UID records for the batch, not one per message (a
-    /// 3,000-message COPY into a Maildir rewrote and synced dovecot-uidlist 3,000 times).
-    /// Returns UIDVALIDITY and the new UIDs in order.
-    fn append_batch(
-        &mut self,
-        name: &MailboxName,
-        messages: Vec<NewMessage>,
-    ) -> Result<(u32, Vec<Uid>)> {
-        let mut uids = Vec::with_capacity(messages.len());
-        let mut validity = 0;
-        for m in messages {
-            let mut sink = self.append(name)?;
-            sink.write(&m.data)?;
-            let (v, uid) = sink.commit(m.flags, &m.keywords, m.date)?;
-            validity = v;
-            uids.push(uid);
-        }
-        Ok((validity, uids))
-    }
+    /// Begin a COPY or MOVE into `name`: batches of messages stored as `append` would,
+    /// each numbered together, and all of them taken back unless committed.
+    fn copy_into(&mut self, name: &MailboxName) -> Result<Box<dyn CopyInto>>;
     fn exists(&mut self, name: &MailboxName) -> bool;
     /// Take the POP3 maildrop lock (`StoreError::InUse` if another session has it).
     fn lock_maildrop(&mut self) -> Result<maildrop::MaildropLock>;
 }
 
-/// A message for `append_batch`: its bytes, flags (system flags; keywords by name) and
+/// A COPY or MOVE into one mailbox under way, all or nothing (RFC 3501 6.4.7; see
+/// `undo`): each batch is visible once stored, one update of the store's UID records
+/// for the batch (a 3,000-message COPY into a Maildir once rewrote and synced
+/// dovecot-uidlist 3,000 times); `commit` keeps them all. Dropped uncommitted (an
+/// error halfway, the client gone) it takes them all back; after a crash, the next open
+/// of the mailbox does.
+pub trait CopyInto: Send {
+    /// Store a batch; their new UIDs in order.
+    fn add(&mut self, messages: Vec<NewMessage>) -> Result<Vec<Uid>>;
+    /// The destination's UIDVALIDITY (for COPYUID), once a batch is stored.
+    fn uidvalidity(&self) -> u32;
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A message for `CopyInto::add`: its bytes, flags (system flags; keywords by name) and
 /// internal date.
 pub struct NewMessage {
     pub data: Vec<u8>,

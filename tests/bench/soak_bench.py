@@ -7,15 +7,19 @@ SELECT latency (median, p99, worst), and errors; then the whole run's summary.
     tests/bench/run soak [--minutes 60] [--clients 200] [--users 100] [--messages 200]
 
 The clients (their shares of --clients): idle sessions that only NOOP now and then;
-sessions in IDLE; busy readers (FETCH of whole folders, SEARCH TEXT, COPY to a folder and
-EXPUNGE it again); reconnecting clients (a session of a few commands each time); slow
-readers (FETCH of large messages, read at 64 KB/s); and an MDA delivering into the
-users' Maildirs. RSS should stay flat after the first minutes (within 10%); the probe's
-p99 under 50 ms; errors zero.
+sessions in IDLE; busy readers (a command every second or two: FETCH of whole folders,
+SEARCH TEXT, COPY to a folder and EXPUNGE it again); reconnecting clients (a session of a
+few commands each time); slow readers (FETCH of large messages, read at 64 KB/s); and an
+MDA delivering into the users' Maildirs. The clients run in several processes and the
+probe in one of its own, so that Python's interpreter lock does not time the load.
+RSS should stay flat after the first minutes (within 10%) and go back down when the load
+ends; the probe's p99 under 50 ms; client errors and server warnings zero.
 """
 import argparse
+import multiprocessing
 import os
 import pwd
+import queue
 import random
 import re
 import shutil
@@ -92,15 +96,14 @@ class Client:
 
 
 class Run:
-    def __init__(self, port, users, stop):
-        self.port, self.users, self.stop = port, users, stop
-        self.errors = []
-        self.lock = threading.Lock()
-        self.probe = []  # (time, command, seconds)
+    """The clients of one load process (or the probe's): results go to `results`, a
+    queue the main process reads (errors, and the probe's timings)."""
+
+    def __init__(self, port, users, stop, results):
+        self.port, self.users, self.stop, self.results = port, users, stop, results
 
     def error(self, what):
-        with self.lock:
-            self.errors.append((time.time(), what))
+        self.results.put(("error", time.time(), what))
 
     def login(self, rng):
         c = Client(self.port)
@@ -131,7 +134,9 @@ class Run:
         while not self.stop.is_set():
             c.n += 1
             c.sock.sendall(f"i{c.n} IDLE\r\n".encode())
-            assert c.line().startswith(b"+")
+            while not (line := c.line()).startswith(b"+"):
+                # Untagged news (EXISTS, EXPUNGE) may come before the continuation.
+                assert line.startswith(b"* "), line
             self.stop.wait(rng.uniform(20, 60))
             c.sock.sendall(b"DONE\r\n")
             while not c.line().startswith(f"i{c.n} ".encode()):
@@ -142,7 +147,8 @@ class Run:
         c = self.login(rng)
         c.cmd("SELECT INBOX")
         for _ in range(20):
-            if self.stop.is_set():
+            # A person at work, not a loop: a command every second or two.
+            if self.stop.wait(rng.uniform(0.5, 2)):
                 break
             what = rng.random()
             if what < 0.4:
@@ -155,7 +161,11 @@ class Run:
                 except RuntimeError as e:
                     if b"TRYCREATE" not in str(e).encode():
                         raise
-                    c.cmd("CREATE Scratch")
+                    try:
+                        c.cmd("CREATE Scratch")
+                    except RuntimeError as e:  # another session of the user was first
+                        if b"ALREADYEXISTS" not in str(e).encode():
+                            raise
                 c.cmd("SELECT Scratch")
                 c.cmd("UID STORE 1:4294967295 +FLAGS.SILENT (\\Deleted)")
                 c.cmd("EXPUNGE")
@@ -204,8 +214,7 @@ class Run:
                 for name, text in (("NOOP", "NOOP"), ("SELECT", "SELECT INBOX")):
                     t = time.perf_counter()
                     c.cmd(text)
-                    with self.lock:
-                        self.probe.append((time.time(), name, time.perf_counter() - t))
+                    self.results.put(("probe", time.time(), name, time.perf_counter() - t))
                 self.stop.wait(1)
             c.cmd("LOGOUT")
             c.close()
@@ -226,6 +235,56 @@ def make_users(base, users, messages, owner):
     subprocess.run(["chown", "-R", f"{owner.pw_uid}:{owner.pw_gid}", base], check=True)
 
 
+def load_process(port, users, base, owner, kinds, seed, stop, results, mda):
+    """One process of load clients (Python's threads share one interpreter lock: the
+    load is spread over several processes, and the probe has one of its own, so that
+    what it measures is the server, not the load's own queueing)."""
+    run = Run(port, users, stop, results)
+    run.owner = owner
+    threads = []
+    for kind in kinds:
+        seed += 1
+        threads.append(threading.Thread(target=run.forever, args=(getattr(run, kind), seed),
+                                        daemon=True))
+    if mda:
+        threads.append(threading.Thread(target=run.mda, args=(random.Random(1), base),
+                                         daemon=True))
+    for t in threads:
+        t.start()
+        time.sleep(0.02)
+    stop.wait()
+
+
+def probe_process(port, users, stop, results):
+    run = Run(port, users, stop, results)
+    run.forever(run.prober, 999)
+
+
+class ServerLog:
+    """The daemon's syslog socket: warnings and errors kept (with their time), the rest
+    only counted."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)
+        self.lines = 0
+        self.bad = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                data = self.sock.recv(65536).decode("utf-8", "replace")
+            except OSError:
+                return
+            self.lines += 1
+            m = re.match(r"<(\d+)>", data)
+            if m and int(m.group(1)) % 8 <= 4:  # emerg .. warning
+                self.bad.append((time.time(), data[m.end():].strip()))
+
+
 def proc_figures(pid):
     with open(f"/proc/{pid}/status") as f:
         rss = int(next(l for l in f if l.startswith("VmRSS:")).split()[1]) / 1024
@@ -241,6 +300,7 @@ def main():
     ap.add_argument("--clients", type=int, default=200)
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--messages", type=int, default=200)
+    ap.add_argument("--processes", type=int, default=4, help="load client processes")
     a = ap.parse_args()
     owner = pwd.getpwuid(os.getuid())
     if os.geteuid() == 0:
@@ -258,32 +318,44 @@ def main():
                 f.write(f"user{u}:{{PLAIN}}{PASSWORD}::::{base}/user{u}::\n")
         os.chmod(users_file, 0o644)
         port = free_port()
+        log = ServerLog(os.path.join(base, "log.sock"))
         server = subprocess.Popen([IMAPD, "--listen", f"127.0.0.1:{port}", "--users", users_file,
-                                   "--log-socket", "/nonexistent", "--user", owner.pw_name],
+                                   "--log-socket", log.path, "--user", owner.pw_name],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(port)
-        stop = threading.Event()
-        run = Run(port, a.users, stop)
-        run.owner = owner
+        stop = multiprocessing.Event()
+        results = multiprocessing.Queue()
         shares = [("idle", 0.35), ("idler", 0.30), ("busy", 0.10), ("reconnecting", 0.15),
                   ("slow_reader", 0.10)]
-        threads = []
-        seed = 0
-        for kind, share in shares:
-            for _ in range(max(1, int(a.clients * share))):
-                seed += 1
-                threads.append(threading.Thread(target=run.forever,
-                                                args=(getattr(run, kind), seed), daemon=True))
-        threads.append(threading.Thread(target=run.mda, args=(random.Random(1), base),
-                                        daemon=True))
-        threads.append(threading.Thread(target=run.forever, args=(run.prober, 999), daemon=True))
-        for t in threads:
-            t.start()
-            time.sleep(0.01)
-        print(f"{len(threads) - 2} clients, an MDA and a probe on {a.users} users; "
-              f"one line a minute", flush=True)
+        kinds = [kind for kind, share in shares for _ in range(max(1, int(a.clients * share)))]
+        random.Random(7).shuffle(kinds)
+        procs = []
+        for i in range(a.processes):
+            mine = kinds[i::a.processes]
+            procs.append(multiprocessing.Process(
+                target=load_process,
+                args=(port, a.users, base, owner, mine, 1000 * i, stop, results, i == 0),
+                daemon=True))
+        procs.append(multiprocessing.Process(target=probe_process,
+                                             args=(port, a.users, stop, results), daemon=True))
+        for p in procs:
+            p.start()
+        probe, errors = [], []
+
+        def drain():
+            while True:
+                try:
+                    r = results.get_nowait()
+                except queue.Empty:
+                    return
+                if r[0] == "probe":
+                    probe.append(r[1:])
+                else:
+                    errors.append(r[1:])
+        print(f"{len(kinds)} clients in {a.processes} processes, an MDA and a probe on "
+              f"{a.users} users; one line a minute", flush=True)
         print(f"{'minute':>6} {'RSS MB':>8} {'CPU %':>6} {'NOOP p50/p99/max ms':>22} "
-              f"{'SELECT p50/p99/max ms':>24} {'errors':>6}", flush=True)
+              f"{'SELECT p50/p99/max ms':>24} {'errors':>6} {'warnings':>8}", flush=True)
         start = time.time()
         rss0, cpu0 = proc_figures(server.pid)
         rows = []
@@ -293,9 +365,10 @@ def main():
             minute += 1
             rss, cpu = proc_figures(server.pid)
             now = time.time()
-            with run.lock:
-                recent = [p for p in run.probe if p[0] > now - 60]
-                errs = [e for e in run.errors if e[0] > now - 60]
+            drain()
+            recent = [p for p in probe if p[0] > now - 60]
+            errs = [e for e in errors if e[0] > now - 60]
+            bad = [b for b in log.bad if b[0] > now - 60]
 
             def fig(name):
                 v = sorted(s * 1000 for _, n, s in recent if n == name)
@@ -304,18 +377,33 @@ def main():
                 return (f"{statistics.median(v):.1f}/{v[int(len(v) * 0.99)]:.1f}/"
                         f"{v[-1]:.1f}")
             print(f"{minute:>6} {rss:>8.1f} {100 * (cpu - cpu0) / 60:>6.0f} {fig('NOOP'):>22} "
-                  f"{fig('SELECT'):>24} {len(errs):>6}", flush=True)
+                  f"{fig('SELECT'):>24} {len(errs):>6} {len(bad):>8}", flush=True)
             for _, e in errs[:3]:
                 print(f"       error: {e}", flush=True)
+            for _, b in bad[:3]:
+                print(f"       server log: {b}", flush=True)
             rows.append(rss)
             cpu0 = cpu
         stop.set()
-        all_probe = sorted(s * 1000 for _, _, s in run.probe)
+        drain()
+        all_probe = sorted(s * 1000 for _, _, s in probe)
         warm = rows[min(2, len(rows) - 1):]
+        end = time.time() + 60
+        for p in procs:
+            while p.is_alive() and time.time() < end:
+                drain()  # a process with results still queued cannot end
+                p.join(timeout=0.5)
+            if p.is_alive():
+                p.kill()
+        # Memory should go back when the load ends (the clients are gone now).
+        time.sleep(10)
+        rss_after, _ = proc_figures(server.pid)
         print(f"\nRSS: start {rss0:.1f} MB, after warm-up {min(warm):.1f}-{max(warm):.1f} MB "
-              f"({100 * (max(warm) - min(warm)) / max(min(warm), 1):.0f}% spread); "
+              f"({100 * (max(warm) - min(warm)) / max(min(warm), 1):.0f}% spread), "
+              f"10 s after the load ended {rss_after:.1f} MB; "
               f"probe p99 {all_probe[int(len(all_probe) * 0.99)]:.1f} ms over "
-              f"{len(all_probe)} commands; errors {len(run.errors)}")
+              f"{len(all_probe)} commands; client errors {len(errors)}; server log "
+              f"{log.lines} lines, {len(log.bad)} warnings or errors")
         server.terminate()
         server.wait()
     finally:

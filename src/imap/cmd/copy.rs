@@ -1,12 +1,12 @@
 //! COPY, UID COPY (RFC 3501 6.4.7) with COPYUID (RFC 4315), and MOVE (RFC 6851).
-//! Messages go through the store interface (read, then append), so a copy between
-//! any two store formats works the same way.
+//! Messages go through the store interface (read, then add to a `CopyInto`), so a copy
+//! between any two store formats works the same way, all or nothing.
 
 use super::super::parser::SeqSet;
 use super::super::session::Session;
 use super::Job;
 use crate::store::names::MailboxName;
-use crate::store::{Flags, NewMessage, StoreError};
+use crate::store::{CopyInto, Flags, NewMessage, StoreError};
 
 /// Messages, and octets, read into memory and stored as one batch at most.
 const BATCH_MESSAGES: usize = 256;
@@ -47,7 +47,8 @@ pub struct CopyJob {
     src: Vec<u32>,
     dst: Vec<u32>,
     moved: Vec<usize>,
-    uidvalidity: u32,
+    /// Opened at the first step; dropped uncommitted, it takes the copy back.
+    into: Option<Box<dyn CopyInto>>,
     missing: bool,
 }
 
@@ -83,7 +84,7 @@ impl Session {
             src: Vec::new(),
             dst: Vec::new(),
             moved: Vec::new(),
-            uidvalidity: 0,
+            into: None,
             missing: false,
         }));
     }
@@ -92,6 +93,12 @@ impl Session {
     /// the answer after the last.
     pub(in crate::imap) fn run_copy(&mut self, mut job: CopyJob) {
         let store = self.store.as_mut().expect("authenticated");
+        if job.into.is_none() {
+            match store.copy_into(&job.dest) {
+                Ok(into) => job.into = Some(into),
+                Err(e) => return self.store_error(&job.tag, &e),
+            }
+        }
         let m = self.mailbox.as_mut().expect("selected");
         let mut batch = Vec::new();
         let mut batch_src = Vec::new();
@@ -131,10 +138,10 @@ impl Session {
                 Err(e) => return self.store_error(&job.tag, &e),
             }
         }
+        let into = job.into.as_mut().expect("opened above");
         if !batch.is_empty() {
-            match store.append_batch(&job.dest, batch) {
-                Ok((v, uids)) => {
-                    job.uidvalidity = v;
+            match into.add(batch) {
+                Ok(uids) => {
                     for ((i, uid), new_uid) in batch_src.into_iter().zip(uids) {
                         job.src.push(uid);
                         job.dst.push(new_uid);
@@ -148,18 +155,22 @@ impl Session {
             self.job = Some(Job::Copy(job));
             return;
         }
+        if job.missing && job.src.is_empty() {
+            return self.no(&job.tag, "[EXPUNGEISSUED] The messages no longer exist");
+        }
+        let into = job.into.take().expect("opened above");
         let code = if job.src.is_empty() {
             String::new()
         } else {
             format!(
                 "[COPYUID {} {} {}] ",
-                job.uidvalidity,
+                into.uidvalidity(),
                 compress(&job.src),
                 compress(&job.dst)
             )
         };
-        if job.missing && job.src.is_empty() {
-            return self.no(&job.tag, "[EXPUNGEISSUED] The messages no longer exist");
+        if let Err(e) = into.commit() {
+            return self.store_error(&job.tag, &e);
         }
         if job.is_move {
             let m = self.mailbox.as_mut().expect("selected");

@@ -58,6 +58,7 @@ fn now_ns() -> i64 {
 
 impl MaildirFolder {
     pub fn open(name: &str, dir: PathBuf, readonly: bool) -> Result<MaildirFolder> {
+        super::copy::undo_abandoned(&dir, name);
         let mut f = MaildirFolder {
             name: name.to_string(),
             keywords: keywords::read(&dir),

@@ -5,6 +5,7 @@
 //! folder's `courierimapuiddb` is imported on first open, keeping its UIDs.
 
 pub mod cache;
+mod copy;
 pub mod filename;
 pub mod folder;
 pub mod keywords;
@@ -111,24 +112,7 @@ impl MaildirStore {
     /// A message on its way into `name`'s tmp/.
     fn start_append(&mut self, name: &MailboxName) -> Result<Box<MaildirAppend>> {
         let dir = self.existing_dir(name)?;
-        let base = filename::unique(&self.hostname);
-        let tmp_path = dir.join("tmp").join(&base);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp_path)
-            .map_err(|e| StoreError::io("store new message", name.as_str(), e))?;
-        Ok(Box::new(MaildirAppend {
-            mailbox: name.as_str().to_string(),
-            dir,
-            base,
-            tmp_path,
-            file: Some(io::BufWriter::with_capacity(65536, file)),
-            size: 0,
-            vsize: 0,
-            last: 0,
-        }))
+        MaildirAppend::start(dir, &self.hostname, name.as_str())
     }
 
     /// The store at `root`, creating the INBOX Maildir if it does not exist yet.
@@ -384,19 +368,13 @@ impl Store for MaildirStore {
         Ok(self.start_append(name)?)
     }
 
-    fn append_batch(
-        &mut self,
-        name: &MailboxName,
-        messages: Vec<super::NewMessage>,
-    ) -> Result<(u32, Vec<Uid>)> {
+    fn copy_into(&mut self, name: &MailboxName) -> Result<Box<dyn super::CopyInto>> {
         let dir = self.existing_dir(name)?;
-        let mut placed = Vec::with_capacity(messages.len());
-        for m in messages {
-            let mut sink = self.start_append(name)?;
-            sink.write(&m.data)?;
-            placed.push(sink.place(m.flags, &m.keywords, m.date)?);
-        }
-        number(&dir, name.as_str(), &placed)
+        Ok(Box::new(copy::MaildirCopy::start(
+            dir,
+            &self.hostname,
+            name,
+        )))
     }
 }
 
@@ -440,9 +418,8 @@ impl AppendSink for MaildirAppend {
         Ok((validity, uids[0]))
     }
 
-    fn abort(mut self: Box<Self>) {
-        self.file.take();
-        let _ = fs::remove_file(&self.tmp_path);
+    fn abort(self: Box<Self>) {
+        // Drop removes the file from tmp/.
     }
 }
 
@@ -454,6 +431,27 @@ struct Placed {
 }
 
 impl MaildirAppend {
+    fn start(dir: PathBuf, hostname: &str, mailbox: &str) -> Result<Box<MaildirAppend>> {
+        let base = filename::unique(hostname);
+        let tmp_path = dir.join("tmp").join(&base);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp_path)
+            .map_err(|e| StoreError::io("store new message", mailbox, e))?;
+        Ok(Box::new(MaildirAppend {
+            mailbox: mailbox.to_string(),
+            dir,
+            base,
+            tmp_path,
+            file: Some(io::BufWriter::with_capacity(65536, file)),
+            size: 0,
+            vsize: 0,
+            last: 0,
+        }))
+    }
+
     /// Make the message durable and move it out of tmp/ (new/, or cur/ with flags).
     fn place(
         mut self: Box<Self>,
@@ -461,6 +459,17 @@ impl MaildirAppend {
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> Result<Placed> {
+        let staged = self.stage(flags, keywords, internal_date)?;
+        staged.publish()
+    }
+
+    /// Make the message durable in tmp/ and choose its name in new/ or cur/.
+    fn stage(
+        &mut self,
+        flags: Flags,
+        keywords: &[String],
+        internal_date: Option<i64>,
+    ) -> Result<Staged> {
         let mb = self.mailbox.clone();
         let err = |op: &'static str| {
             let mb = mb.clone();
@@ -491,12 +500,44 @@ impl MaildirAppend {
                 .join("cur")
                 .join(filename::with_flags(&base, flags))
         };
-        fs::rename(&self.tmp_path, &target).map_err(err("move new message out of tmp/"))?;
-        Ok(Placed {
-            base,
-            vsize: self.vsize,
-            target,
+        Ok(Staged {
+            mailbox: mb,
+            tmp_path: std::mem::take(&mut self.tmp_path),
+            placed: Placed {
+                base,
+                vsize: self.vsize,
+                target,
+            },
         })
+    }
+}
+
+/// A message durable in tmp/, its place in new/ or cur/ chosen.
+struct Staged {
+    mailbox: String,
+    tmp_path: PathBuf,
+    placed: Placed,
+}
+
+impl Staged {
+    fn publish(mut self) -> Result<Placed> {
+        fs::rename(&self.tmp_path, &self.placed.target)
+            .map_err(|e| StoreError::io("move new message out of tmp/", &self.mailbox, e))?;
+        self.tmp_path = PathBuf::new();
+        Ok(Placed {
+            base: std::mem::take(&mut self.placed.base),
+            vsize: self.placed.vsize,
+            target: std::mem::take(&mut self.placed.target),
+        })
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // Never published (an error in its batch): the file is not left in tmp/.
+        if !self.tmp_path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
     }
 }
 
@@ -550,7 +591,8 @@ fn number(dir: &Path, mailbox: &str, placed: &[Placed]) -> Result<(u32, Vec<Uid>
 
 impl Drop for MaildirAppend {
     fn drop(&mut self) {
-        if self.file.is_some() {
+        // Not staged (aborted, or an error before): the file is not left in tmp/.
+        if !self.tmp_path.as_os_str().is_empty() {
             self.file.take();
             let _ = fs::remove_file(&self.tmp_path);
         }

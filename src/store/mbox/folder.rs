@@ -16,6 +16,7 @@ use super::journal::{self, Rewrite};
 use super::lock::{self, DotLock, RangeLock};
 use super::parse::{self, Base, MsgRec, Scanner};
 use super::write::{self, Meta};
+use crate::store::undo::{self, UndoRecord};
 use crate::store::view::{Entry, View};
 use crate::store::{FlagChange, Flags, Mailbox, Result, StoreError, Uid, Update};
 use std::collections::{BTreeMap, HashSet};
@@ -131,6 +132,10 @@ impl MboxFolder {
             index_dirty: false,
         };
         f.refresh()?;
+        // A copy into this mailbox whose process died is undone at the next open.
+        if f.writable && undo::any(&f.index_dir) {
+            f.with_write_lock(|_| Ok(()))?;
+        }
         if f.base().is_none() {
             f.provisional()?;
         }
@@ -247,6 +252,7 @@ impl MboxFolder {
                 .map_err(|e| self.err("finish an interrupted rewrite", e))?;
             self.reload()?;
             self.label()?;
+            self.undo_abandoned_copies_locked()?;
             let r = f(self);
             self.after_write()?;
             r
@@ -774,33 +780,86 @@ impl MboxFolder {
         if wanted.is_empty() {
             return Ok(());
         }
-        let gone = self.with_write_lock(|s| {
-            let gone: HashSet<Uid> = s
-                .state
-                .msgs
-                .iter()
-                .filter(|m| wanted.contains(&m.uid))
-                .filter(|m| !only_deleted || m.flags & Flags::DELETED != 0)
-                .map(|m| m.uid)
-                .collect();
-            let Some(from) = s.state.msgs.iter().position(|m| gone.contains(&m.uid)) else {
-                return Ok(gone);
-            };
-            let metas: Vec<_> = s
-                .state
-                .msgs
-                .iter()
-                .map(|m| (!gone.contains(&m.uid)).then(|| (m.uid, m.flags, m.keywords.clone())))
-                .collect();
-            s.rewrite(from, None, &metas)?;
-            Ok(gone)
-        })?;
+        let gone = self.with_write_lock(|s| s.remove_uids_locked(&wanted, only_deleted))?;
         for e in self.view.entries.iter_mut() {
             if gone.contains(&e.uid) {
                 e.expunged = true;
             }
         }
         Ok(())
+    }
+
+    /// Under the write lock: remove the messages with these UIDs (only those \Deleted
+    /// in the file now, if `only_deleted`) by one rewrite from the first; the UIDs gone.
+    fn remove_uids_locked(
+        &mut self,
+        wanted: &HashSet<Uid>,
+        only_deleted: bool,
+    ) -> Result<HashSet<Uid>> {
+        let gone: HashSet<Uid> = self
+            .state
+            .msgs
+            .iter()
+            .filter(|m| wanted.contains(&m.uid))
+            .filter(|m| !only_deleted || m.flags & Flags::DELETED != 0)
+            .map(|m| m.uid)
+            .collect();
+        let Some(from) = self.state.msgs.iter().position(|m| gone.contains(&m.uid)) else {
+            return Ok(gone);
+        };
+        let metas: Vec<_> = self
+            .state
+            .msgs
+            .iter()
+            .map(|m| (!gone.contains(&m.uid)).then(|| (m.uid, m.flags, m.keywords.clone())))
+            .collect();
+        self.rewrite(from, None, &metas)?;
+        Ok(gone)
+    }
+
+    /// Under the write lock: undo the copies into this mailbox whose process died (see
+    /// `store::undo`); their records name UIDs under a UIDVALIDITY.
+    fn undo_abandoned_copies_locked(&mut self) -> Result<()> {
+        for a in undo::abandoned(&self.index_dir) {
+            let validity = self.base().map(|b| b.uidvalidity);
+            let mut wanted = HashSet::new();
+            let mut other_validity = false;
+            for line in &a.lines {
+                let mut it = line.split(' ').map(str::parse::<u32>);
+                if let (Some(Ok(v)), Some(Ok(uid))) = (it.next(), it.next()) {
+                    if Some(v) == validity {
+                        wanted.insert(uid);
+                    } else {
+                        other_validity = true;
+                    }
+                }
+            }
+            crate::log::warning(&format!(
+                "{}: undoing an unfinished copy of {} messages{}",
+                self.name,
+                wanted.len(),
+                if other_validity {
+                    " (some under an older UIDVALIDITY: those are kept)"
+                } else {
+                    ""
+                }
+            ));
+            self.remove_uids_locked(&wanted, false)?;
+            a.done();
+        }
+        Ok(())
+    }
+
+    /// Take back a copy of ours that failed halfway: the messages `record` names.
+    pub fn undo_copy(&mut self, record: &UndoRecord) -> Result<()> {
+        let lines = record
+            .lines()
+            .map_err(|e| self.err("read the undo record", e))?;
+        let wanted: HashSet<Uid> = lines
+            .iter()
+            .filter_map(|l| l.split(' ').nth(1)?.parse().ok())
+            .collect();
+        self.with_write_lock(|s| s.remove_uids_locked(&wanted, false).map(|_| ()))
     }
 
     /// The records as view entries (sorted by UID: file order is UID order).
@@ -1120,6 +1179,19 @@ impl MboxFolder {
         keywords: &[String],
         date: i64,
     ) -> Result<(u32, Uid)> {
+        self.append_noting(message, flags, keywords, date, &mut |_, _| Ok(()))
+    }
+
+    /// `append_from`, telling `note` the (UIDVALIDITY, UID) the message will have before
+    /// it is written (a copy's undo record names it first).
+    pub fn append_noting(
+        &mut self,
+        message: &mut dyn Read,
+        flags: Flags,
+        keywords: &[String],
+        date: i64,
+        note: &mut dyn FnMut(u32, Uid) -> io::Result<()>,
+    ) -> Result<(u32, Uid)> {
         if !self.writable {
             return Err(StoreError::ReadOnly);
         }
@@ -1145,6 +1217,7 @@ impl MboxFolder {
             let uid = last
                 .checked_add(1)
                 .ok_or_else(|| StoreError::Corrupt(format!("mbox {}: UIDs exhausted", s.name)))?;
+            note(uidvalidity, uid).map_err(|e| s.err("record a copy", e))?;
             let first = s.state.msgs.is_empty() && s.state.pseudo.is_none();
             if !first {
                 let Some(slot) = slot else {

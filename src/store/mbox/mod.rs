@@ -14,7 +14,11 @@ pub mod parse;
 pub mod write;
 
 use super::names::MailboxName;
-use super::{AppendSink, Flags, ListEntry, Mailbox, Result, StatusInfo, Store, StoreError, Uid};
+use super::undo::UndoRecord;
+use super::{
+    AppendSink, CopyInto, Flags, ListEntry, Mailbox, NewMessage, Result, StatusInfo, Store,
+    StoreError, Uid,
+};
 use crate::store::maildrop::MaildropLock;
 use folder::MboxFolder;
 use std::collections::BTreeMap;
@@ -347,6 +351,20 @@ impl Store for MboxStore {
         }
     }
 
+    fn copy_into(&mut self, name: &MailboxName) -> Result<Box<dyn CopyInto>> {
+        let path = self.existing_file(name)?;
+        let index_dir = self.index_dir(name);
+        mkdir_private(&index_dir).map_err(|e| StoreError::io("start a copy", name.as_str(), e))?;
+        // Opened as EXAMINE would, as for APPEND.
+        let folder = MboxFolder::open(name.as_str(), path, index_dir.clone(), true)?;
+        Ok(Box::new(MboxCopy {
+            folder,
+            index_dir,
+            record: None,
+            uidvalidity: 0,
+        }))
+    }
+
     fn append(&mut self, name: &MailboxName) -> Result<Box<dyn AppendSink>> {
         let path = self.existing_file(name)?;
         let index_dir = self.index_dir(name);
@@ -361,6 +379,72 @@ impl Store for MboxStore {
             index_dir,
             spool: io::BufWriter::with_capacity(1 << 16, spool),
         }))
+    }
+}
+
+/// COPY and MOVE into an mbox (see `store::undo`): each message appended as APPEND
+/// does, its UID named in the undo record (in the mailbox's index directory) before it
+/// is written; undoing removes those UIDs by one rewrite.
+struct MboxCopy {
+    folder: MboxFolder,
+    index_dir: PathBuf,
+    record: Option<UndoRecord>,
+    uidvalidity: u32,
+}
+
+impl CopyInto for MboxCopy {
+    fn add(&mut self, messages: Vec<NewMessage>) -> Result<Vec<Uid>> {
+        let name = self.folder.name().to_string();
+        if self.record.is_none() {
+            let r = UndoRecord::create(&self.index_dir)
+                .map_err(|e| StoreError::io("start a copy", &name, e))?;
+            self.record = Some(r);
+        }
+        let record = self.record.as_mut().expect("created above");
+        let mut uids = Vec::with_capacity(messages.len());
+        for m in messages {
+            let date = m.date.unwrap_or_else(crate::util::date::now);
+            let (v, uid) = self.folder.append_noting(
+                &mut &m.data[..],
+                m.flags,
+                &m.keywords,
+                date,
+                &mut |v, uid| record.add(&[format!("{v} {uid}")]),
+            )?;
+            self.uidvalidity = v;
+            uids.push(uid);
+        }
+        Ok(uids)
+    }
+
+    fn uidvalidity(&self) -> u32 {
+        self.uidvalidity
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        if let Some(r) = &self.record {
+            // On failure self is dropped with its record: the copy is taken back.
+            r.commit()
+                .map_err(|e| StoreError::io("finish a copy", self.folder.name(), e))?;
+        }
+        self.record = None;
+        Ok(())
+    }
+}
+
+impl Drop for MboxCopy {
+    fn drop(&mut self) {
+        let Some(record) = self.record.take() else {
+            return;
+        };
+        match self.folder.undo_copy(&record) {
+            Ok(()) => record.discard(),
+            // Left for the next open to undo (the lock goes with the record's descriptor).
+            Err(e) => crate::log::warning(&format!(
+                "copy into {}: not undone now, left for the next open: {e}",
+                self.folder.name()
+            )),
+        }
     }
 }
 
