@@ -407,13 +407,13 @@ impl AppendSink for MaildirAppend {
     }
 
     fn commit(
-        self: Box<Self>,
+        mut self: Box<Self>,
         flags: Flags,
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> Result<(u32, Uid)> {
         let (dir, mailbox) = (self.dir.clone(), self.mailbox.clone());
-        let placed = self.place(flags, keywords, internal_date)?;
+        let placed = self.stage(flags, keywords, internal_date)?.publish()?;
         let (validity, uids) = number(&dir, &mailbox, &[placed])?;
         Ok((validity, uids[0]))
     }
@@ -450,17 +450,6 @@ impl MaildirAppend {
             vsize: 0,
             last: 0,
         }))
-    }
-
-    /// Make the message durable and move it out of tmp/ (new/, or cur/ with flags).
-    fn place(
-        mut self: Box<Self>,
-        flags: Flags,
-        keywords: &[String],
-        internal_date: Option<i64>,
-    ) -> Result<Placed> {
-        let staged = self.stage(flags, keywords, internal_date)?;
-        staged.publish()
     }
 
     /// Make the message durable in tmp/ and choose its name in new/ or cur/.
