@@ -122,6 +122,11 @@ num_setting!(
     AUTOLOGOUT_SECS: u64 = 1800
 );
 num_setting!(
+    /// How often the daemon hands the memory its sessions freed back to the system
+    /// (after a burst of load its size goes back down).
+    MALLOC_TRIM_SECS: u64 = 5
+);
+num_setting!(
     /// How often a selected mailbox is checked for changes while in IDLE.
     IDLE_POLL_MS: u64 = 500
 );
@@ -289,6 +294,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("IMAP_APPEND_LIMIT", APPEND_LIMIT.to_string()),
         ("IMAP_LOGIN_TIMEOUT_SECS", LOGIN_TIMEOUT_SECS.to_string()),
         ("IMAP_AUTOLOGOUT_SECS", AUTOLOGOUT_SECS.to_string()),
+        ("IMAP_MALLOC_TRIM_SECS", MALLOC_TRIM_SECS.to_string()),
         ("IMAP_IDLE_POLL_MS", IDLE_POLL_MS.to_string()),
         ("IMAP_AUTH_FAIL_DELAY_MS", AUTH_FAIL_DELAY_MS.to_string()),
         (

@@ -211,6 +211,35 @@ pub fn raise_nofile_limit() -> u64 {
     }
 }
 
+/// A long-running daemon's heap should go back to its size when a burst of load ends.
+/// glibc's malloc keeps what a burst freed: once a large buffer (a message being sent, a
+/// COPY batch) has been freed, its adaptive threshold serves the next ones from the heap
+/// instead of fresh mappings, and each worker thread's arena keeps its own free pages.
+/// A fixed threshold sends buffers over 256 KiB to mmap (unmapped when freed), and a
+/// thread returns the arenas' free pages every `interval`.
+pub fn return_freed_memory(interval: std::time::Duration) {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: mallopt and malloc_trim only adjust and walk glibc's own heap.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        }
+        let _ = std::thread::Builder::new()
+            .name("trim".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(interval);
+                    // SAFETY: as above.
+                    unsafe {
+                        libc::malloc_trim(0);
+                    }
+                }
+            });
+    }
+    #[cfg(not(target_env = "gnu"))]
+    let _ = interval;
+}
+
 /// Set the file creation mask (mail files are private to their owner).
 pub fn set_umask(mask: u32) {
     // SAFETY: umask only changes the process's mask and cannot fail.

@@ -268,6 +268,40 @@ def test_uidlist_lock_of_a_killed_session_is_broken_at_once(server):
     c.logout()
 
 
+def test_sessions_waiting_on_a_lock_leave_the_workers_to_others(daemon):
+    """Twenty sessions at once wait for a dovecot-uidlist.lock another program holds (a
+    Dovecot lock: the file's mode, so not taken for a dead session's), more than the
+    daemon's 16 workers. Another session's NOOP is answered meanwhile: a worker in a long
+    wait has a substitute run for it. (Before, every worker slept in the wait, and the
+    NOOP waited as long as the lock was held.) When the lock goes, every SELECT ends OK."""
+    acc = daemon.account
+    acc.deliver(message("one"))  # new mail: SELECT must take the uidlist lock to number it
+    lock = os.path.join(acc.maildir, "dovecot-uidlist.lock")
+    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if acc.system:
+        os.fchown(fd, acc.uid, acc.gid)
+    try:
+        other = daemon.connect()  # logged in already: its NOOP needs no lock
+        waiters = []
+        for _ in range(20):
+            r = daemon.raw()
+            greet_login(r, acc)
+            r.send(b"s SELECT INBOX\r\n")
+            waiters.append(r)
+        time.sleep(1)  # every SELECT is waiting for the lock by now
+        t0 = time.monotonic()
+        assert other.noop()[0] == "OK"
+        took = time.monotonic() - t0
+    finally:
+        os.unlink(lock)
+        os.close(fd)
+    for r in waiters:
+        assert r.until_tagged("s")[-1].startswith("s OK")
+        r.close()
+    other.logout()
+    assert took < 0.5, f"NOOP waited {took:.2f} s behind sessions waiting on a lock"
+
+
 def peak_rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(next(l for l in f if l.startswith("VmHWM:")).split()[1]) // 1024

@@ -22,7 +22,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -164,9 +164,103 @@ struct Wake {
     pending: AtomicBool,
 }
 
-fn worker(jobs: Arc<Mutex<mpsc::Receiver<Work>>>, done: mpsc::Sender<Done>, wake: Arc<Wake>) {
+/// A pool of worker threads taking sessions from one queue. A worker in a long wait
+/// for a lock (`util::blocking`) has a substitute run for it meanwhile, so the workers
+/// free to serve other sessions stay as many.
+struct Pool {
+    name: &'static str,
+    jobs: Mutex<mpsc::Receiver<Work>>,
+    done: mpsc::Sender<Done>,
+    wake: Arc<Wake>,
+    /// Workers (and substitutes) in a long wait now.
+    waiting: AtomicUsize,
+    /// Substitutes running; each retires once there are more than workers waiting.
+    substitutes: AtomicUsize,
+}
+
+/// At most this many substitutes at once (a thread each, mostly asleep).
+const MAX_SUBSTITUTES: usize = 8 * config::WORKERS;
+
+thread_local! {
+    static POOL: std::cell::RefCell<Option<Arc<Pool>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Pool {
+    fn spawn(self: &Arc<Self>, i: usize, substitute: bool) -> io::Result<()> {
+        let pool = self.clone();
+        let name = if substitute {
+            format!("{}-sub", self.name)
+        } else {
+            format!("{}-{i}", self.name)
+        };
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || worker(pool, substitute))?;
+        Ok(())
+    }
+
+    /// `util::blocking`'s hook: a worker of this thread's pool starts or ends a long wait.
+    fn long_wait(begin: bool) {
+        POOL.with(|p| {
+            let Some(pool) = p.borrow().clone() else {
+                return;
+            };
+            if !begin {
+                pool.waiting.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+            let waiting = pool.waiting.fetch_add(1, Ordering::AcqRel) + 1;
+            let subs = &pool.substitutes;
+            let mut n = subs.load(Ordering::Acquire);
+            while n < waiting && n < MAX_SUBSTITUTES {
+                match subs.compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        if pool.spawn(0, true).is_err() {
+                            subs.fetch_sub(1, Ordering::AcqRel);
+                        }
+                        return;
+                    }
+                    Err(now) => n = now,
+                }
+            }
+        });
+    }
+
+    /// Should this substitute end now (fewer workers waiting than substitutes)?
+    fn retire(&self) -> bool {
+        let mut n = self.substitutes.load(Ordering::Acquire);
+        while n > self.waiting.load(Ordering::Acquire) {
+            match self
+                .substitutes
+                .compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(now) => n = now,
+            }
+        }
+        false
+    }
+}
+
+fn worker(pool: Arc<Pool>, substitute: bool) {
+    POOL.with(|p| *p.borrow_mut() = Some(pool.clone()));
     loop {
-        let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        if substitute && pool.retire() {
+            return;
+        }
+        let next = {
+            let jobs = pool.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            if substitute {
+                // Woken now and then to see whether it is still needed.
+                match jobs.recv_timeout(Duration::from_secs(1)) {
+                    Ok(w) => Ok(w),
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
+                }
+            } else {
+                jobs.recv().map_err(|_| ())
+            }
+        };
         let Ok(Work {
             idx,
             mut session,
@@ -181,11 +275,11 @@ fn worker(jobs: Arc<Mutex<mpsc::Receiver<Work>>>, done: mpsc::Sender<Done>, wake
         } else {
             guarded(session.as_mut(), |s| s.step(Instant::now())).unwrap_or_default()
         };
-        if done.send(Done { idx, session, step }).is_err() {
+        if pool.done.send(Done { idx, session, step }).is_err() {
             return;
         }
-        if !wake.pending.swap(true, Ordering::AcqRel) {
-            let _ = wake.waker.wake();
+        if !pool.wake.pending.swap(true, Ordering::AcqRel) {
+            let _ = pool.wake.waker.wake();
         }
     }
 }
@@ -204,17 +298,22 @@ impl Daemon {
             pending: AtomicBool::new(false),
         });
         let (done_tx, done_rx) = mpsc::channel();
-        let pool = |name: &str, n: usize| -> io::Result<mpsc::Sender<Work>> {
+        let pool = |name: &'static str, n: usize| -> io::Result<mpsc::Sender<Work>> {
             let (work_tx, work_rx) = mpsc::channel();
-            let jobs = Arc::new(Mutex::new(work_rx));
+            let pool = Arc::new(Pool {
+                name,
+                jobs: Mutex::new(work_rx),
+                done: done_tx.clone(),
+                wake: wake.clone(),
+                waiting: AtomicUsize::new(0),
+                substitutes: AtomicUsize::new(0),
+            });
             for i in 0..n {
-                let (jobs, done, wake) = (jobs.clone(), done_tx.clone(), wake.clone());
-                std::thread::Builder::new()
-                    .name(format!("{name}-{i}"))
-                    .spawn(move || worker(jobs, done, wake))?;
+                pool.spawn(i, false)?;
             }
             Ok(work_tx)
         };
+        crate::util::blocking::set_hook(Pool::long_wait);
         self.work = pool("worker", config::WORKERS.max(2))?;
         self.login_work = pool("login", config::LOGIN_WORKERS.max(1))?;
         self.done = done_rx;
@@ -224,6 +323,7 @@ impl Daemon {
 
     pub fn run(mut self) -> io::Result<()> {
         self.start_workers()?;
+        crate::sys::return_freed_memory(Duration::from_secs(config::MALLOC_TRIM_SECS));
         let reaps = crate::sys::euid() == 0;
         if reaps {
             // Before anything (a package upgrade) can replace the executable.

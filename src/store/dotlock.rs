@@ -38,6 +38,7 @@ impl DotLock {
         let lock_path = target.with_file_name(lock_name);
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
+        let mut long = None;
         loop {
             match OpenOptions::new()
                 .write(true)
@@ -69,6 +70,9 @@ impl DotLock {
                             io::ErrorKind::TimedOut,
                             "timed out waiting for dot-lock",
                         ));
+                    }
+                    if long.is_none() && start.elapsed() >= crate::util::blocking::LONG {
+                        long = Some(crate::util::blocking::long_wait());
                     }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));

@@ -43,9 +43,13 @@ pub fn wait_for<T>(
 ) -> io::Result<T> {
     let start = Instant::now();
     let mut pause = Duration::from_millis(1);
+    let mut long = None;
     loop {
         if let Some(v) = attempt()? {
             return Ok(v);
+        }
+        if long.is_none() && start.elapsed() >= crate::util::blocking::LONG {
+            long = Some(crate::util::blocking::long_wait());
         }
         if start.elapsed() > WAIT {
             return Err(io::Error::new(

@@ -1,4 +1,5 @@
 //! Small helpers shared by the protocol and the store.
+pub mod blocking;
 pub mod date;
 #[cfg(test)]
 pub mod fuzz;
