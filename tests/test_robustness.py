@@ -369,6 +369,45 @@ def test_fast_noops_do_not_grow_the_daemon(daemon):
     assert grew < 2, f"{sum(counts)} NOOPs grew the daemon by {grew:.1f} MB"
 
 
+def test_memory_goes_back_when_a_burst_of_load_ends(daemon):
+    """Twelve clients at once FETCH a 4 MB message over and over, then leave: within a
+    few seconds the daemon is back near its size before the burst (glibc kept what the
+    burst freed: its arenas held 100 MB and more after the clients had gone)."""
+    import threading
+    c = daemon.connect()
+    body = ("y" * 998 + "\r\n") * 4096
+    assert c.append("INBOX", None, None, message("big", body).encode())[0] == "OK"
+    c.select("INBOX")
+    c.fetch("1", "(BODY.PEEK[])")  # warm: buffers and threads at their working size
+    time.sleep(6)
+    before = rss_mb(daemon.proc.pid)
+
+    def reader():
+        r = daemon.connect()
+        r.select("INBOX")
+        for _ in range(5):
+            typ, data = r.fetch("1", "(BODY.PEEK[])")
+            assert typ == "OK" and len(data[0][1]) > len(body)
+        r.logout()
+
+    threads = [threading.Thread(target=reader) for _ in range(12)]
+    for t in threads:
+        t.start()
+    peak = before
+    while any(t.is_alive() for t in threads):
+        peak = max(peak, rss_mb(daemon.proc.pid))
+        time.sleep(0.05)
+    deadline = time.time() + 12
+    while rss_mb(daemon.proc.pid) > before + 10 and time.time() < deadline:
+        time.sleep(0.5)
+    after = rss_mb(daemon.proc.pid)
+    c.logout()
+    assert peak > before + 20, f"the burst did not load the daemon ({before:.0f} -> {peak:.0f} MB)"
+    print(f"before {before:.0f} MB, peak {peak:.0f} MB, after {after:.0f} MB")
+    assert after < before + 10, (f"before {before:.0f} MB, peak {peak:.0f} MB, "
+                                 f"after {after:.0f} MB")
+
+
 def rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(next(l for l in f if l.startswith("VmRSS:")).split()[1]) / 1024
