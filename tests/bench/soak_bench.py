@@ -9,7 +9,7 @@ SELECT latency (median, p99, worst), and errors; then the whole run's summary.
 The clients (their shares of --clients): idle sessions that only NOOP now and then;
 sessions in IDLE; busy readers (a command every second or two: FETCH of whole folders,
 SEARCH TEXT, COPY to a folder and EXPUNGE it again); reconnecting clients (a session of a
-few commands each time); slow readers (FETCH of large messages, read at 64 KB/s); and an
+few commands each time, deleting old mail so that folders keep their size); slow readers (FETCH of large messages, read at 64 KB/s); and an
 MDA delivering into the users' Maildirs. The clients run in several processes and the
 probe in one of its own, so that Python's interpreter lock does not time the load.
 RSS should stay flat after the first minutes (within 10%) and go back down when the load
@@ -78,15 +78,18 @@ class Client:
         return line
 
     def cmd(self, text):
+        """Send a command; its untagged lines."""
         self.n += 1
         tag = f"t{self.n}".encode()
         self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
+        untagged = []
         while True:
             line = self.line()
             if line.startswith(tag + b" "):
                 if not line.startswith(tag + b" OK") and b"EXPUNGEISSUED" not in line:
                     raise RuntimeError(f"{text[:40]}: {line[:120]!r}")
-                return
+                return untagged
+            untagged.append(line)
 
     def close(self):
         try:
@@ -175,9 +178,16 @@ class Run:
 
     def reconnecting(self, rng):
         c = self.login(rng)
-        c.cmd("SELECT INBOX")
-        c.cmd(f"FETCH {rng.randint(1, 50)} (BODY.PEEK[])")
-        c.cmd(f"STORE {rng.randint(1, 50)} +FLAGS (\\Seen)")
+        exists = [int(l.split()[1]) for l in c.cmd("SELECT INBOX") if l.endswith(b" EXISTS")]
+        top = min(50, exists[0] if exists else 0)
+        if top:
+            c.cmd(f"FETCH {rng.randint(1, top)} (BODY.PEEK[])")
+            c.cmd(f"STORE {rng.randint(1, top)} +FLAGS (\\Seen)")
+        if exists and exists[0] > self.messages:
+            # The user deletes old mail as new mail comes: folders stay the same size
+            # over the hour, as in a steady state.
+            c.cmd(f"STORE 1:{exists[0] - self.messages} +FLAGS.SILENT (\\Deleted)")
+            c.cmd("EXPUNGE")
         c.cmd("LOGOUT")
         c.close()
         self.stop.wait(rng.uniform(0.5, 2))
@@ -235,12 +245,13 @@ def make_users(base, users, messages, owner):
     subprocess.run(["chown", "-R", f"{owner.pw_uid}:{owner.pw_gid}", base], check=True)
 
 
-def load_process(port, users, base, owner, kinds, seed, stop, results, mda):
+def load_process(port, users, messages, base, owner, kinds, seed, stop, results, mda):
     """One process of load clients (Python's threads share one interpreter lock: the
     load is spread over several processes, and the probe has one of its own, so that
     what it measures is the server, not the load's own queueing)."""
     run = Run(port, users, stop, results)
     run.owner = owner
+    run.messages = messages
     threads = []
     for kind in kinds:
         seed += 1
@@ -334,7 +345,8 @@ def main():
             mine = kinds[i::a.processes]
             procs.append(multiprocessing.Process(
                 target=load_process,
-                args=(port, a.users, base, owner, mine, 1000 * i, stop, results, i == 0),
+                args=(port, a.users, a.messages, base, owner, mine, 1000 * i, stop, results,
+                      i == 0),
                 daemon=True))
         procs.append(multiprocessing.Process(target=probe_process,
                                              args=(port, a.users, stop, results), daemon=True))
