@@ -2,7 +2,8 @@
 //! `--listen` is the daemon. Everything else is compile-time configuration
 //! (src/config.rs).
 
-use crate::net::{self, Service};
+use crate::net;
+use crate::session::Service;
 use crate::{config, log};
 use std::net::SocketAddr;
 use std::path::PathBuf;

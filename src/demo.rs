@@ -3,7 +3,7 @@
 //! `curl` or telnet at once. The mail lives in a fresh directory under the system's
 //! temporary directory.
 
-use crate::net::Service;
+use crate::session::Service;
 use crate::store::maildir::filename;
 use std::fs;
 use std::io;

@@ -2,7 +2,7 @@
 //! client would send it (in pieces), and a private mail store per fuzzing process.
 #![allow(dead_code)]
 
-use imap::net::Protocol;
+use imap::session::Protocol;
 use std::path::PathBuf;
 use std::time::Instant;
 

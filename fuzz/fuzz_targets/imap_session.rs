@@ -1,7 +1,7 @@
 //! An IMAP connection before login: line and literal framing, the non-authenticated
 //! commands, AUTHENTICATE's continuation, the failed-login answer.
 #![no_main]
-use imap::net::Mode;
+use imap::session::Mode;
 use libfuzzer_sys::fuzz_target;
 
 mod common;

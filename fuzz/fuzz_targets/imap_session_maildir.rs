@@ -2,7 +2,7 @@
 //! authenticated and selected states against a real store.
 #![no_main]
 use imap::auth::{MailLocation, User};
-use imap::net::Mode;
+use imap::session::Mode;
 use libfuzzer_sys::fuzz_target;
 
 mod common;

@@ -1,7 +1,7 @@
 //! A logged-in IMAP session on an mbox INBOX and mbox folders of its own.
 #![no_main]
 use imap::auth::{MailLocation, User};
-use imap::net::Mode;
+use imap::session::Mode;
 use libfuzzer_sys::fuzz_target;
 
 mod common;

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = envelope::parse_addresses(data);
     let _ = mime::decode_header_value(data);
     let _ = mime::decode_qp(data, true);
-    let _ = mime::decode_base64(data);
+    let _ = imap::util::base64::decode(data);
     let _ = mime::content_type(data);
     let _ = mime::to_text(data, Some("iso-8859-1"));
     use imap::imap::parser::{Section, SectionText};

@@ -1,6 +1,6 @@
 //! A POP3 connection before login: line framing, USER/PASS/APOP/AUTH, CAPA, STLS.
 #![no_main]
-use imap::net::Mode;
+use imap::session::Mode;
 use libfuzzer_sys::fuzz_target;
 
 mod common;

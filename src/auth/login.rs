@@ -3,7 +3,7 @@
 //! Nothing here runs before the password has been checked.
 
 use super::{MailLocation, User};
-use crate::net::Mode;
+use crate::session::Mode;
 use crate::store::Store;
 use crate::store::maildir::MaildirStore;
 use crate::store::mbox::MboxStore;

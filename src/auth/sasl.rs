@@ -29,7 +29,7 @@ pub fn decode_plain(line: &[u8]) -> Result<(Vec<u8>, Vec<u8>), PlainError> {
     {
         return Err(PlainError::Base64);
     }
-    let decoded = crate::imap::fetch::mime::decode_base64(b64);
+    let decoded = crate::util::base64::decode(b64);
     let parts: Vec<&[u8]> = decoded.split(|&c| c == 0).collect();
     if parts.len() != 3 {
         return Err(PlainError::Malformed);

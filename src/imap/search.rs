@@ -137,7 +137,7 @@ fn collect_text(msg: &[u8], part: &Part, out: &mut String) {
             let cte =
                 mime::field(header, "Content-Transfer-Encoding").map(|v| v.to_ascii_lowercase());
             let decoded = match cte.as_deref() {
-                Some(b"base64") => mime::decode_base64(body),
+                Some(b"base64") => crate::util::base64::decode(body),
                 Some(b"quoted-printable") => mime::decode_qp(body, false),
                 _ => body.to_vec(),
             };

@@ -9,9 +9,8 @@ use super::parser::{self, AppendArgs, Parser};
 use crate::auth::User;
 use crate::auth::held_reply::HeldReply;
 use crate::config;
-use crate::net::handoff::Handoff;
-pub use crate::net::{Mode, Step};
-use crate::net::{Peer, Protocol, Service};
+use crate::session::{Handoff, Peer, Protocol, Service};
+pub use crate::session::{Mode, Step};
 use crate::store::{AppendSink, Mailbox, Store};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -647,8 +646,9 @@ mod fuzz {
     //! an authenticated session on a real (temporary) Maildir. Nothing may panic, and
     //! output must stay bounded.
     use super::*;
+    use crate::session::feed_in_slices;
     use crate::store::maildir::MaildirStore;
-    use crate::util::fuzz::{Rng, feed_in_slices, mutate};
+    use crate::util::fuzz::{Rng, mutate};
 
     const CORPUS: &[&str] = &[
         "a SELECT INBOX\r\n",
@@ -718,5 +718,27 @@ mod fuzz {
             selected_rounds > rounds / 2,
             "the fuzzer must reach the selected state ({selected_rounds})"
         );
+    }
+}
+
+#[cfg(test)]
+mod guarded {
+    use super::Session;
+    use crate::session::{Mode, Protocol, guarded};
+
+    #[test]
+    fn a_panic_ends_only_its_session_with_bye() {
+        let mut s = Session::new(Mode::Daemon, "test".into(), "/nonexistent".into(), None);
+        s.output().clear();
+        let r: Option<()> = guarded(&mut s, |_| panic!("boom"));
+        assert!(r.is_none());
+        assert!(s.is_closed());
+        assert!(String::from_utf8_lossy(s.output()).starts_with("* BYE Internal server error"));
+        // Another session is untouched and answers.
+        let mut other = Session::new(Mode::Daemon, "test".into(), "/nonexistent".into(), None);
+        other.output().clear();
+        other.feed(b"a NOOP\r\n");
+        guarded(&mut other, |s| s.step(std::time::Instant::now()));
+        assert_eq!(String::from_utf8_lossy(other.output()), "a OK Done\r\n");
     }
 }

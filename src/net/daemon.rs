@@ -13,8 +13,8 @@
 //! sessions.
 
 use super::tls::Tls;
-use super::{Mode, Peer, Protocol, Service, Step, guarded};
 use crate::config;
+use crate::session::{Mode, Peer, Protocol, Service, Step, guarded};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::cmp::Reverse;
@@ -737,7 +737,7 @@ impl Daemon {
 
     /// Pass a logged-in connection to a process of the user (`net::handoff`) and forget
     /// it: our descriptor is closed, not shut down, so the connection stays up.
-    fn hand_off(&mut self, idx: usize, h: super::handoff::Handoff) {
+    fn hand_off(&mut self, idx: usize, h: crate::session::Handoff) {
         // Logged in: no longer one of its address's connections waiting to log in.
         self.uncount_prelogin(idx);
         if self.conns[idx].as_ref().is_some_and(|c| c.tls.is_some()) {
@@ -765,7 +765,7 @@ impl Daemon {
 
     /// A TLS session logs in inside a root daemon: the user's process gets one end of
     /// a socket pair, the daemon keeps the TLS connection and relays plaintext.
-    fn hand_off_tls(&mut self, idx: usize, h: super::handoff::Handoff) {
+    fn hand_off_tls(&mut self, idx: usize, h: crate::session::Handoff) {
         let service = self.services[idx];
         let pair = std::os::unix::net::UnixStream::pair().and_then(|(ours, theirs)| {
             use std::os::fd::AsRawFd;

@@ -10,27 +10,12 @@
 //! login method, IMAP tag, input the client sent after the login command, output not
 //! yet written.
 
-use super::{Mode, Peer, Service};
 use crate::auth::{MailLocation, User};
+use crate::session::{Handoff, Mode, Peer, Service};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-
-/// A logged-in session leaving the daemon.
-pub struct Handoff {
-    pub user: User,
-    pub method: String,
-    /// IMAP: the tag of the LOGIN/AUTHENTICATE to answer.
-    pub tag: String,
-    /// What the client sent after the login command (pipelined commands).
-    pub input: Vec<u8>,
-    /// Output the daemon had not written yet.
-    pub output: Vec<u8>,
-    /// The client's address as logs show it (the user's process may only have the
-    /// daemon's relay socket: a TLS session stays with the daemon, which relays).
-    pub peer: String,
-}
 
 fn put(out: &mut Vec<u8>, field: &[u8]) {
     out.extend_from_slice(format!("{}:", field.len()).as_bytes());
@@ -219,12 +204,6 @@ pub fn serve(service: &'static Service, users_file: PathBuf) -> i32 {
     };
     let session = (service.resume)(peer, users_file, h);
     super::inetd::run(session, None)
-}
-
-/// The protocol engines' side: a session in a root daemon that has just authenticated
-/// asks to be handed off instead of opening the mail itself.
-pub fn wanted(mode: Mode) -> bool {
-    mode == Mode::Daemon && crate::sys::euid() == 0
 }
 
 #[cfg(test)]

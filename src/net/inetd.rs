@@ -8,7 +8,7 @@
 //! terminals (ssh, a shell) are left as they are: their other ends belong to others.
 
 use super::tls::Tls;
-use super::{Mode, Peer, Service, guarded};
+use crate::session::{Mode, Peer, Service, guarded};
 use std::io;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -76,7 +76,7 @@ fn send(out: &[u8], tls: &mut Option<Tls>, stall: i32) -> io::Result<()> {
 
 /// Drive one session on stdin/stdout until it ends (also a session handed off by the
 /// root daemon, `net::handoff`).
-pub fn run(mut session: Box<dyn super::Protocol>, mut tls: Option<Tls>) -> i32 {
+pub fn run(mut session: Box<dyn crate::session::Protocol>, mut tls: Option<Tls>) -> i32 {
     let peer = crate::sys::peer_of_fd(0);
     let tcp = peer.is_some();
     let peer_text = peer.map_or("local".into(), |a| a.ip().to_string());

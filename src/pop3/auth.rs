@@ -110,9 +110,9 @@ impl Session {
         // What the client sent, as a log token that cannot forge another field.
         let shown = crate::log::value(user);
         match result {
-            Ok(u) if crate::net::handoff::wanted(self.mode) => {
+            Ok(u) if self.mode.hands_off_logins() => {
                 // A root daemon never opens mail: a process of the user goes on.
-                self.handoff = Some(crate::net::handoff::Handoff {
+                self.handoff = Some(crate::session::Handoff {
                     user: u,
                     method: method.to_string(),
                     tag: String::new(),

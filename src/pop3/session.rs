@@ -11,8 +11,7 @@ use super::parser::{self, Command};
 use super::transfer::Transfer;
 use crate::auth::held_reply::HeldReply;
 use crate::config;
-use crate::net::handoff::Handoff;
-use crate::net::{Mode, Peer, Protocol, Service, Step};
+use crate::session::{Handoff, Mode, Peer, Protocol, Service, Step};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -522,8 +521,9 @@ mod fuzz {
     //! over a real (temporary) Maildir: nothing may panic, output stays bounded, and
     //! no message is lost except by a DELE that a QUIT confirmed.
     use super::*;
+    use crate::session::feed_in_slices;
     use crate::store::maildir::MaildirStore;
-    use crate::util::fuzz::{Rng, feed_in_slices, mutate};
+    use crate::util::fuzz::{Rng, mutate};
 
     const CORPUS: &[&str] = &[
         "USER fuzz\r\n",

@@ -1,9 +1,6 @@
-//! Test-only helpers for the engines' fuzz runs: a small deterministic generator and
-//! the byte mutations applied to a corpus of valid commands, and feeding a session in
-//! the random slices a network would deliver.
-
-use crate::net::Protocol;
-use std::time::Instant;
+//! Test-only helpers for fuzz runs: a small deterministic generator and the byte
+//! mutations applied to a corpus of valid inputs (`session::feed_in_slices` feeds an
+//! engine as a network would).
 
 /// Rounds to run: `default`, or IMAPD_FUZZ_ROUNDS for a longer campaign
 /// (`IMAPD_FUZZ_ROUNDS=100000 cargo test --release --lib fuzz`).
@@ -49,29 +46,5 @@ pub fn mutate(cmd: &mut Vec<u8>, rng: &mut Rng, alphabet: &[u8]) {
                 cmd.remove(i);
             }
         }
-    }
-}
-
-/// Feed `data` in random slices, stepping in between; the output must stay bounded.
-/// `each` runs after every step (to look at the session's state).
-pub fn feed_in_slices<S: Protocol>(
-    s: &mut S,
-    data: &[u8],
-    rng: &mut Rng,
-    mut each: impl FnMut(&mut S),
-) {
-    let mut rest = data;
-    while !rest.is_empty() {
-        let n = 1 + rng.below(rest.len());
-        s.feed(&rest[..n]);
-        rest = &rest[n..];
-        s.step(Instant::now());
-        assert!(s.output().len() < 64 * 1024 * 1024, "output unbounded");
-        s.output().clear();
-        each(s);
-    }
-    for _ in 0..4 {
-        s.step(Instant::now());
-        s.output().clear();
     }
 }

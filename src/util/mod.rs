@@ -1,4 +1,5 @@
 //! Small helpers shared by the protocol and the store.
+pub mod base64;
 pub mod blocking;
 pub mod date;
 #[cfg(test)]

@@ -76,9 +76,9 @@ impl Session {
         let shown = crate::log::value(user);
         let started = std::time::Instant::now();
         match auth::authenticate(&self.users_file, user, pass, auth::Protocol::Imap) {
-            Ok(u) if crate::net::handoff::wanted(self.mode) => {
+            Ok(u) if self.mode.hands_off_logins() => {
                 // A root daemon never opens mail: a process of the user goes on.
-                self.handoff = Some(crate::net::handoff::Handoff {
+                self.handoff = Some(crate::session::Handoff {
                     user: u,
                     method: method.to_string(),
                     tag: tag.to_string(),

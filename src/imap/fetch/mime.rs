@@ -423,36 +423,6 @@ pub fn line_count(body: &[u8]) -> usize {
 
 // ---- decoding, for SEARCH over decoded text ----
 
-pub fn decode_base64(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut n = 0;
-    for &c in data {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => continue,
-        };
-        acc = (acc << 6) | v as u32;
-        n += 1;
-        if n == 4 {
-            out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
-            acc = 0;
-            n = 0;
-        }
-    }
-    match n {
-        2 => out.push((acc >> 4) as u8),
-        3 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
-        _ => {}
-    }
-    out
-}
-
 pub fn decode_qp(data: &[u8], header: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let mut i = 0;
@@ -562,7 +532,7 @@ fn encoded_word(s: &[u8]) -> Option<(String, usize)> {
         return None;
     }
     let bytes = match enc.to_ascii_uppercase() {
-        b'B' => decode_base64(text),
+        b'B' => crate::util::base64::decode(text),
         b'Q' => decode_qp(text, true),
         _ => return None,
     };
@@ -639,7 +609,6 @@ mod tests {
             "éléé"
         );
         assert_eq!(decode_qp(b"caf=C3=A9=\r\nx", false), "caféx".as_bytes());
-        assert_eq!(decode_base64(b"aGVsbG8="), b"hello");
         let (t, s, p) = content_type(b"Text/HTML; charset=\"utf-8\" (comment)").unwrap();
         assert_eq!((t.as_str(), s.as_str()), ("text", "html"));
         assert_eq!(p, vec![("charset".to_string(), "utf-8".to_string())]);
