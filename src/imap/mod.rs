@@ -7,5 +7,6 @@ pub mod parser;
 pub mod response;
 pub mod search;
 pub mod session;
+pub mod state;
 
 pub use session::{Mode, SERVICE, Session, Step};

@@ -4,14 +4,14 @@
 //! lives here: lines, synchronizing and non-synchronizing literals, and APPEND's message
 //! literal, which is written through to the store as it arrives.
 
-use super::cmd::Job;
 use super::parser::{self, AppendArgs, Parser};
+use super::state::Frame;
+pub use super::state::Session;
 use crate::auth::User;
 use crate::auth::held_reply::HeldReply;
 use crate::config;
 use crate::session::{Handoff, Peer, Protocol, Service};
 pub use crate::session::{Mode, Step};
-use crate::store::{AppendSink, Mailbox, Store};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -58,68 +58,6 @@ fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
         s.output.extend_from_slice(line.as_bytes());
     }
     Box::new(s)
-}
-
-pub(super) enum Frame {
-    /// Reading a command line.
-    Line,
-    /// Reading `remaining` octets of a literal into the command being assembled.
-    Literal { remaining: usize },
-    /// Reading APPEND's message: into the store, or discarded after an error.
-    Message { remaining: u64 },
-    /// After AUTHENTICATE's `+`: the client's response line.
-    SaslResponse { tag: String, mechanism: String },
-    /// In IDLE, waiting for DONE.
-    Idle { tag: String },
-}
-
-/// An APPEND whose message is arriving.
-pub(super) struct PendingAppend {
-    pub tag: String,
-    pub args: AppendArgs,
-    pub sink: Option<Box<dyn AppendSink>>,
-    /// A failure found before or during the transfer, answered once the literal is in.
-    pub error: Option<String>,
-}
-
-pub struct Session {
-    pub(super) mode: Mode,
-    pub(super) peer: String,
-    pub(super) users_file: PathBuf,
-    input: Vec<u8>,
-    output: Vec<u8>,
-    pub(super) frame: Frame,
-    /// The command being assembled (lines and small literals).
-    command: Vec<u8>,
-    pub(super) append: Option<PendingAppend>,
-    pub(super) user: Option<User>,
-    pub(super) store: Option<Box<dyn Store>>,
-    pub(super) mailbox: Option<Box<dyn Mailbox>>,
-    /// Keywords of the selected mailbox announced in `* FLAGS` so far (RFC 3501 7.2.6:
-    /// a new one is announced before a FETCH shows it).
-    pub(super) announced_keywords: usize,
-    pub(super) job: Option<Job>,
-    pub(super) auth_failures: u32,
-    /// Output held back until a time (failed-login delay), then whether to close.
-    pub(super) delayed: Option<HeldReply>,
-    bad_commands: u32,
-    last_activity: Instant,
-    /// When the connection began: the login deadline counts from here, and bytes do
-    /// not extend it (a client that sends a byte a minute must still log in in time).
-    connected_at: Instant,
-    pub(super) next_idle_poll: Option<Instant>,
-    closed: bool,
-    pub(super) logout_reason: Option<&'static str>,
-    /// Logged in inside a root daemon: to be continued in a process of the user.
-    pub(super) handoff: Option<Handoff>,
-    /// May the client send a password in the clear here (`Peer::plaintext_allowed`)?
-    pub(super) plaintext_allowed: bool,
-    /// The connection is encrypted (implicit TLS, or after STARTTLS).
-    pub(super) secure: bool,
-    /// STARTTLS may be offered on this connection.
-    pub(super) starttls_offered: bool,
-    /// STARTTLS answered: nothing more is read until the driver has switched.
-    pub(super) starttls_pending: bool,
 }
 
 const MAX_BAD_COMMANDS: u32 = 20;
@@ -574,7 +512,7 @@ impl Protocol for Session {
                 // A client reading a long FETCH is active; one that stopped reading
                 // makes no progress here and is logged out in time.
                 self.last_activity = now;
-                self.run_job(job);
+                job.run(self);
                 if rounds >= 64 {
                     break;
                 }

@@ -3,7 +3,7 @@
 //! so a 100 MB upload costs no memory and never stalls other clients.
 
 use super::super::parser::{AppendArgs, Flag};
-use super::super::session::{Frame, PendingAppend, Session};
+use super::super::state::{Frame, PendingAppend, Session};
 use crate::config;
 use crate::store::{Flags, MailboxName};
 

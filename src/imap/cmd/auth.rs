@@ -2,7 +2,7 @@
 //! RFC 4959). A failure is answered after the same delay whatever went wrong, and
 //! logged in the fail2ban-friendly form of `log.rs`.
 
-use super::super::session::{Frame, Session};
+use super::super::state::{Frame, Session};
 use crate::auth::held_reply::HeldReply;
 use crate::auth::sasl::PlainError;
 use crate::auth::{self, AuthError, User};

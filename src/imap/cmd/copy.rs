@@ -3,8 +3,8 @@
 //! between any two store formats works the same way, all or nothing.
 
 use super::super::parser::SeqSet;
-use super::super::session::Session;
-use super::Job;
+use super::super::state::Job;
+use super::super::state::Session;
 use crate::store::names::MailboxName;
 use crate::store::{CopyInto, Flags, NewMessage, StoreError};
 
@@ -75,7 +75,7 @@ impl Session {
         if !store.exists(&dest) {
             return self.no(tag, "[TRYCREATE] Mailbox does not exist");
         }
-        self.job = Some(Job::Copy(CopyJob {
+        self.job = Some(Box::new(CopyJob {
             tag: tag.to_string(),
             dest,
             is_move,
@@ -91,7 +91,7 @@ impl Session {
 
     /// One batch (BATCH_MESSAGES or BATCH_BYTES), numbered in the destination at once;
     /// the answer after the last.
-    pub(in crate::imap) fn run_copy(&mut self, mut job: CopyJob) {
+    fn run_copy(&mut self, mut job: CopyJob) {
         let store = self.store.as_mut().expect("authenticated");
         if job.into.is_none() {
             match store.copy_into(&job.dest) {
@@ -152,7 +152,7 @@ impl Session {
             }
         }
         if job.pos < job.indexes.len() {
-            self.job = Some(Job::Copy(job));
+            self.job = Some(Box::new(job));
             return;
         }
         if job.missing && job.src.is_empty() {
@@ -182,6 +182,12 @@ impl Session {
         } else {
             self.complete(&job.tag, true, &format!("{code}COPY completed"));
         }
+    }
+}
+
+impl Job for CopyJob {
+    fn run(self: Box<Self>, session: &mut Session) {
+        session.run_copy(*self)
     }
 }
 

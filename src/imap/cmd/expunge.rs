@@ -1,7 +1,7 @@
 //! EXPUNGE (RFC 3501 6.4.3), UID EXPUNGE (RFC 4315), CLOSE (6.4.2), UNSELECT (RFC 3691).
 
 use super::super::parser::SeqSet;
-use super::super::session::Session;
+use super::super::state::Session;
 
 impl Session {
     /// The messages an EXPUNGE looks at (within `only`, if given): all of them, since

@@ -5,8 +5,8 @@
 use super::super::fetch::{bodystructure, envelope, mime, section};
 use super::super::parser::{FetchAtt, SeqSet};
 use super::super::response;
-use super::super::session::Session;
-use super::Job;
+use super::super::state::Job;
+use super::super::state::Session;
 use crate::config;
 use crate::store::{FlagChange, Flags, StoreError};
 
@@ -68,7 +68,7 @@ impl Session {
         }
         let readonly = self.mailbox.as_ref().expect("selected").readonly();
         let sets_seen = !readonly && atts.iter().any(marks_seen);
-        self.job = Some(Job::Fetch(FetchJob {
+        self.job = Some(Box::new(FetchJob {
             tag: tag.to_string(),
             uid,
             indexes,
@@ -80,7 +80,7 @@ impl Session {
         }));
     }
 
-    pub(in crate::imap) fn run_fetch(&mut self, mut job: FetchJob) {
+    fn run_fetch(&mut self, mut job: FetchJob) {
         let mut done_here = 0;
         while self.output_len() < config::OUTPUT_HIGH_WATER && done_here < 256 {
             if job.current.is_none() {
@@ -109,7 +109,7 @@ impl Session {
             }
         }
         if job.pos < job.indexes.len() {
-            self.job = Some(Job::Fetch(job));
+            self.job = Some(Box::new(job));
             return;
         }
         self.report_updates(job.uid);
@@ -264,5 +264,11 @@ impl Session {
         }
         self.output_buf().extend_from_slice(b")\r\n");
         true
+    }
+}
+
+impl Job for FetchJob {
+    fn run(self: Box<Self>, session: &mut Session) {
+        session.run_fetch(*self)
     }
 }

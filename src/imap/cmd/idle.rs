@@ -2,7 +2,7 @@
 //! is looked at every IDLE_POLL_MS, which catches other sessions' changes and mail an
 //! MDA drops into new/ within a second; a quiet folder costs two stat() calls a poll.
 
-use super::super::session::{Frame, Session};
+use super::super::state::{Frame, Session};
 use crate::config;
 use std::time::{Duration, Instant};
 

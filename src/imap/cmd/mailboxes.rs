@@ -4,7 +4,7 @@
 
 use super::super::parser::StatusAtt;
 use super::super::response;
-use super::super::session::Session;
+use super::super::state::Session;
 use crate::store::names::list_match_with;
 use crate::store::{Flags, Mailbox, MailboxName, StoreError};
 

@@ -1,6 +1,7 @@
 //! IMAP commands, one file per family, as Dovecot's cmd-*.c. `execute` checks the
 //! state each command is valid in (RFC 3501 6) and hands over; commands that may run
-//! long (FETCH, SEARCH) become a `Job` that `Session::step` advances in bounded slices.
+//! long (FETCH, SEARCH, COPY, MOVE) leave a `state::Job` that `Session::step` advances
+//! in bounded slices.
 
 mod append;
 mod auth;
@@ -14,18 +15,8 @@ mod store;
 
 use super::parser::{Command, SeqSet};
 use super::response;
-use super::session::Session;
+use super::state::Session;
 use crate::store::{StoreError, Update};
-
-pub use fetch::FetchJob;
-pub use search::SearchJob;
-
-/// A command in progress across several steps.
-pub enum Job {
-    Fetch(FetchJob),
-    Search(SearchJob),
-    Copy(copy::CopyJob),
-}
 
 #[derive(PartialEq, Eq, Clone, Copy)]
 enum Needs {
@@ -142,14 +133,6 @@ impl Session {
         }
         if let Some(m) = self.mailbox.as_mut() {
             m.flush();
-        }
-    }
-
-    pub(super) fn run_job(&mut self, job: Job) {
-        match job {
-            Job::Fetch(j) => self.run_fetch(j),
-            Job::Search(j) => self.run_search(j),
-            Job::Copy(j) => self.run_copy(j),
         }
     }
 

@@ -3,8 +3,8 @@
 
 use super::super::parser::SearchKey;
 use super::super::search::{Candidate, matches_or_skip, optimize};
-use super::super::session::Session;
-use super::Job;
+use super::super::state::Job;
+use super::super::state::Session;
 
 pub struct SearchJob {
     tag: String,
@@ -47,7 +47,7 @@ impl Session {
             return self.no(tag, "[BADCHARSET (UTF-8 US-ASCII)] Charset not supported");
         }
         optimize(&mut key);
-        self.job = Some(Job::Search(SearchJob {
+        self.job = Some(Box::new(SearchJob {
             tag: tag.to_string(),
             uid,
             keys: key_count(&key),
@@ -57,7 +57,7 @@ impl Session {
         }));
     }
 
-    pub(in crate::imap) fn run_search(&mut self, mut job: SearchJob) {
+    fn run_search(&mut self, mut job: SearchJob) {
         let m = self.mailbox.as_mut().expect("selected");
         let n = m.view().len();
         let end = (job.pos + SLICE).min(n);
@@ -76,7 +76,7 @@ impl Session {
         }
         job.pos = index;
         if job.pos < n {
-            self.job = Some(Job::Search(job));
+            self.job = Some(Box::new(job));
             return;
         }
         let mut line = String::from("* SEARCH");
@@ -90,5 +90,11 @@ impl Session {
         if let Some(m) = self.mailbox.as_mut() {
             m.flush();
         }
+    }
+}
+
+impl Job for SearchJob {
+    fn run(self: Box<Self>, session: &mut Session) {
+        session.run_search(*self)
     }
 }

@@ -2,7 +2,7 @@
 
 use super::super::parser::{Flag, SeqSet, StoreMode};
 use super::super::response;
-use super::super::session::Session;
+use super::super::state::Session;
 use super::append::split_flags;
 use crate::store::{FlagChange, Flags, StoreError};
 
