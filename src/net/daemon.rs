@@ -416,6 +416,15 @@ impl Daemon {
                     }
                 }
             }
+            // Entries of connections that have ended stay in the heap until they would
+            // fire (up to the autologout period): a daemon taking twenty connections a
+            // second kept tens of thousands. Dropped once they outnumber the live ones.
+            if self.timers.len() > 2 * self.live + 1024 {
+                let conns = &self.conns;
+                self.timers.retain(|Reverse((t, idx))| {
+                    matches!(conns.get(*idx), Some(Some(c)) if c.scheduled == Some(*t))
+                });
+            }
             // One more round for each connection that had work ready.
             for _ in 0..self.ready.len() {
                 let Some(idx) = self.ready.pop_front() else {
