@@ -13,6 +13,8 @@ fuzz_target!(|data: &[u8]| {
         parts.next().unwrap_or(""),
         parts.next(),
     );
-    let _ = imap::auth::expand_mail_location(location, user, home);
+    if let Some(loc) = imap::store::location::expand(location, user, home) {
+        assert_eq!(imap::store::MailLocation::parse(&loc.to_string()), Some(loc));
+    }
     let _ = imap::auth::valid_user_name(user.as_bytes());
 });

@@ -2,11 +2,9 @@
 //! user (inetd as root: drop privileges first, for good), then open the mail store.
 //! Nothing here runs before the password has been checked.
 
-use super::{MailLocation, User};
+use super::User;
 use crate::session::Mode;
-use crate::store::Store;
-use crate::store::maildir::MaildirStore;
-use crate::store::mbox::MboxStore;
+use crate::store::{MailLocation, Store};
 
 /// Why a user who gave the right password cannot be served.
 #[derive(Debug)]
@@ -47,7 +45,7 @@ pub fn open_mail(user: &User, mode: Mode, peer: &str) -> Result<Box<dyn Store>, 
                     crate::log::error("ending session after failed privilege drop");
                     std::process::exit(1);
                 }
-                if let (Some(group), MailLocation::Mbox { inbox, .. }) = (keep, &user.mail) {
+                if let (Some(group), Some(inbox)) = (keep, user.mail.spool_inbox()) {
                     // The group kept is for the spool INBOX's lock only, by name in the
                     // spool directory opened now.
                     if let Err(e) = crate::store::mbox::lock::bind_spool(inbox, group) {
@@ -82,17 +80,9 @@ pub fn open_mail(user: &User, mode: Mode, peer: &str) -> Result<Box<dyn Store>, 
     }
     // Files the session creates are private to the user.
     crate::sys::set_umask(0o077);
-    let opened: std::io::Result<Box<dyn Store>> = match &user.mail {
-        MailLocation::Maildir(root) => {
-            MaildirStore::open(root.clone()).map(|s| Box::new(s) as Box<dyn Store>)
-        }
-        MailLocation::Mbox { inbox, folders } => {
-            MboxStore::open(inbox.clone(), folders.clone()).map(|s| Box::new(s) as Box<dyn Store>)
-        }
-    };
-    opened.or_else(|e| {
+    user.mail.open().or_else(|e| {
         refuse(
-            format!("cannot open mail store {}: {e}", user.mail.describe()),
+            format!("cannot open mail store {}: {e}", user.mail),
             Refusal::Temporary,
         )
     })
@@ -102,9 +92,7 @@ pub fn open_mail(user: &User, mode: Mode, peer: &str) -> Result<Box<dyn Store>, 
 /// a spool directory that group owns and may write (Debian's `drwxrwsr-t root:mail`).
 fn spool_group(mail: &MailLocation) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
-    let MailLocation::Mbox { inbox, .. } = mail else {
-        return None;
-    };
+    let inbox = mail.spool_inbox()?;
     let group = crate::config::MBOX_PRIVILEGED_GROUP;
     if group.is_empty() {
         return None;

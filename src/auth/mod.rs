@@ -9,7 +9,7 @@ pub mod passwd_file;
 pub mod sasl;
 pub mod system;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// An authenticated mail user: who to run as and where the mail is.
 #[derive(Clone, Debug)]
@@ -18,27 +18,7 @@ pub struct User {
     /// Identity to switch to after login (None: keep the process's own).
     pub uid: Option<u32>,
     pub gid: Option<u32>,
-    pub mail: MailLocation,
-}
-
-/// Where and in which format a user's mail is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MailLocation {
-    /// A Maildir++ root (INBOX), folders as `.Name` inside it.
-    Maildir(PathBuf),
-    /// INBOX an mbox file (the spool), folders mbox files under a directory.
-    Mbox { inbox: PathBuf, folders: PathBuf },
-}
-
-impl MailLocation {
-    pub fn describe(&self) -> String {
-        match self {
-            MailLocation::Maildir(p) => format!("maildir:{}", p.display()),
-            MailLocation::Mbox { inbox, folders } => {
-                format!("mbox:{}:INBOX={}", folders.display(), inbox.display())
-            }
-        }
-    }
+    pub mail: crate::store::MailLocation,
 }
 
 #[derive(Debug)]
@@ -47,69 +27,6 @@ pub enum AuthError {
     Rejected(&'static str),
     /// The user database could not be read; logged, client told to try later.
     Unavailable(String),
-}
-
-/// Expand `~`, `%u`, `%n`, `%d`, `%h`, `%%` in one path of a mail location; absolute only.
-fn expand_path(loc: &str, user: &str, home: Option<&str>) -> Option<PathBuf> {
-    let mut out = String::new();
-    let mut chars = loc.chars().peekable();
-    if loc.starts_with('~') {
-        out.push_str(home.filter(|h| !h.is_empty())?);
-        chars.next();
-    }
-    while let Some(c) = chars.next() {
-        if c == '%' {
-            match chars.next() {
-                Some('u') => out.push_str(user),
-                Some('n') => out.push_str(user.split('@').next().unwrap_or(user)),
-                Some('d') => out.push_str(user.split_once('@').map(|x| x.1).unwrap_or("")),
-                Some('h') => out.push_str(home?),
-                Some('%') => out.push('%'),
-                _ => return None,
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    let p = PathBuf::from(out);
-    p.is_absolute().then_some(p)
-}
-
-/// Expand a mail location in Dovecot's syntax: `~/Maildir` or `maildir:PATH` (Maildir),
-/// `mbox:FOLDERS[:INBOX=PATH]` (mbox; INBOX defaults to the spool, SPOOL_DIR/USER), or
-/// a bare `mbox` (folders in ~/MBOX_FOLDER_DIR). Other `:KEY=VALUE` parameters of
-/// Dovecot's are ignored.
-pub fn expand_mail_location(
-    location: &str,
-    user: &str,
-    home: Option<&str>,
-) -> Option<MailLocation> {
-    let mut parts = location.split(':');
-    let first = parts.next()?;
-    let (kind, path) = match first {
-        "maildir" | "mbox" => (first, parts.next()),
-        _ => ("maildir", Some(first)),
-    };
-    let params: Vec<&str> = parts.collect();
-    if kind == "maildir" {
-        return Some(MailLocation::Maildir(expand_path(path?, user, home)?));
-    }
-    let folders = match path.filter(|p| !p.is_empty()) {
-        Some(p) => expand_path(p, user, home)?,
-        None => expand_path(&format!("~/{}", crate::config::MBOX_FOLDER_DIR), user, home)?,
-    };
-    let inbox = match params.iter().find_map(|p| p.strip_prefix("INBOX=")) {
-        Some(p) => expand_path(p, user, home)?,
-        None => {
-            // The spool file is named after the login name, never a path.
-            let name = user.split('@').next().unwrap_or(user);
-            if name.contains('/') || name.starts_with('.') {
-                return None;
-            }
-            PathBuf::from(crate::config::SPOOL_DIR).join(name)
-        }
-    };
-    Some(MailLocation::Mbox { inbox, folders })
 }
 
 /// A user name a client may send: printable, no path or field separators.
@@ -136,7 +53,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn invoking_user() -> Option<User> {
     let uid = crate::sys::euid();
     let (name, home) = crate::sys::user_of_uid(uid)?;
-    let mail = expand_mail_location(crate::config::MAIL_LOCATION, &name, Some(&home))?;
+    let mail = crate::store::location::expand(crate::config::MAIL_LOCATION, &name, Some(&home))?;
     Some(User {
         name,
         uid: None,

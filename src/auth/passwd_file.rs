@@ -4,7 +4,8 @@
 //! crypt(3), so yescrypt ($y$), $6$, $5$, $1$ and $2b$ all verify.
 //! Extra fields: `userdb_mail=` (or `mail=`) overrides the mail location.
 
-use super::{AuthError, User, constant_time_eq, expand_mail_location, valid_user_name};
+use super::{AuthError, User, constant_time_eq, valid_user_name};
+use crate::store::location;
 use std::path::Path;
 
 /// One line of the file.
@@ -199,10 +200,9 @@ fn user_of(entry: Entry) -> Result<User, AuthError> {
         .mail
         .as_deref()
         .unwrap_or(crate::config::MAIL_LOCATION);
-    let mail =
-        expand_mail_location(location, &entry.user, entry.home.as_deref()).ok_or_else(|| {
-            AuthError::Unavailable(format!("no usable mail location for {}", entry.user))
-        })?;
+    let mail = location::expand(location, &entry.user, entry.home.as_deref()).ok_or_else(|| {
+        AuthError::Unavailable(format!("no usable mail location for {}", entry.user))
+    })?;
     Ok(User {
         name: entry.user,
         uid: entry.uid,
@@ -214,7 +214,6 @@ fn user_of(entry: Entry) -> Result<User, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::MailLocation;
 
     #[test]
     fn parses_dovecot_lines() {
@@ -224,10 +223,6 @@ mod tests {
         assert_eq!(e.user, "alice");
         assert_eq!((e.uid, e.gid), (Some(1000), Some(1000)));
         assert_eq!(e.mail.as_deref(), Some("maildir:~/Mail"));
-        assert_eq!(
-            expand_mail_location(e.mail.as_deref().unwrap(), "alice", e.home.as_deref()).unwrap(),
-            MailLocation::Maildir("/home/alice/Mail".into())
-        );
         assert!(parse_line("# comment").is_none());
         assert!(verify("{PLAIN}secret", b"secret"));
         assert!(!verify("{PLAIN}secret", b"Secret"));
@@ -242,29 +237,5 @@ mod tests {
         assert!(verify(&format!("{{SHA512-CRYPT}}{h}"), b"Hello world!"));
         assert!(verify(h, b"Hello world!"));
         assert!(!verify(h, b"Hello world"));
-    }
-
-    #[test]
-    fn mail_location_expansion() {
-        assert_eq!(
-            expand_mail_location("/var/vmail/%d/%n", "bob@example.org", None).unwrap(),
-            MailLocation::Maildir("/var/vmail/example.org/bob".into())
-        );
-        assert!(expand_mail_location("~/Maildir", "bob", None).is_none());
-        assert!(expand_mail_location("relative/%u", "bob", None).is_none());
-        assert_eq!(
-            expand_mail_location("mbox:~/mail:INBOX=/var/mail/%u", "bob", Some("/home/bob")),
-            Some(MailLocation::Mbox {
-                inbox: "/var/mail/bob".into(),
-                folders: "/home/bob/mail".into()
-            })
-        );
-        assert_eq!(
-            expand_mail_location("mbox", "bob", Some("/home/bob")),
-            Some(MailLocation::Mbox {
-                inbox: std::path::Path::new(crate::config::SPOOL_DIR).join("bob"),
-                folders: std::path::Path::new("/home/bob").join(crate::config::MBOX_FOLDER_DIR)
-            })
-        );
     }
 }

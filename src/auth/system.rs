@@ -6,7 +6,7 @@
 
 #[cfg(not(feature = "pam"))]
 use super::passwd_file;
-use super::{AuthError, Protocol, User, expand_mail_location, valid_user_name};
+use super::{AuthError, Protocol, User, valid_user_name};
 
 /// Days since the epoch (shadow's unit).
 #[cfg(not(feature = "pam"))]
@@ -86,8 +86,9 @@ fn check_password(
 }
 
 fn user_of(name: String, acct: &crate::sys::Account) -> Result<User, AuthError> {
-    let mail = expand_mail_location(crate::config::MAIL_LOCATION, &name, Some(&acct.home))
-        .ok_or_else(|| AuthError::Unavailable(format!("no usable mail location for {name}")))?;
+    let mail =
+        crate::store::location::expand(crate::config::MAIL_LOCATION, &name, Some(&acct.home))
+            .ok_or_else(|| AuthError::Unavailable(format!("no usable mail location for {name}")))?;
     Ok(User {
         name,
         uid: Some(acct.uid),

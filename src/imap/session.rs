@@ -633,7 +633,7 @@ mod fuzz {
                 name: "fuzz".into(),
                 uid: None,
                 gid: None,
-                mail: crate::auth::MailLocation::Maildir(dir.clone()),
+                mail: crate::store::MailLocation::Maildir(dir.clone()),
             });
             s.store = Some(Box::new(store));
             for _ in 0..12 {

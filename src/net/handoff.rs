@@ -10,8 +10,9 @@
 //! login method, IMAP tag, input the client sent after the login command, output not
 //! yet written.
 
-use crate::auth::{MailLocation, User};
+use crate::auth::User;
 use crate::session::{Handoff, Mode, Peer, Service};
+use crate::store::MailLocation;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -35,18 +36,12 @@ impl Handoff {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         let opt = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_default();
-        let (kind, a, b) = match &self.user.mail {
-            MailLocation::Maildir(p) => ("maildir", p.clone(), PathBuf::new()),
-            MailLocation::Mbox { inbox, folders } => ("mbox", inbox.clone(), folders.clone()),
-        };
-        use std::os::unix::ffi::OsStrExt;
+        let mail = self.user.mail.to_string();
         for f in [
             self.user.name.as_bytes(),
             opt(self.user.uid).as_bytes(),
             opt(self.user.gid).as_bytes(),
-            kind.as_bytes(),
-            a.as_os_str().as_bytes(),
-            b.as_os_str().as_bytes(),
+            mail.as_bytes(),
             self.method.as_bytes(),
             self.tag.as_bytes(),
             &self.input,
@@ -71,17 +66,7 @@ impl Handoff {
         let name = text(take(d)?)?;
         let uid = num(take(d)?)?;
         let gid = num(take(d)?)?;
-        let kind = take(d)?.to_vec();
-        let a = PathBuf::from(text(take(d)?)?);
-        let b = PathBuf::from(text(take(d)?)?);
-        let mail = match kind.as_slice() {
-            b"maildir" => MailLocation::Maildir(a),
-            b"mbox" => MailLocation::Mbox {
-                inbox: a,
-                folders: b,
-            },
-            _ => return None,
-        };
+        let mail = MailLocation::parse(&text(take(d)?)?)?;
         Some(Handoff {
             user: User {
                 name,

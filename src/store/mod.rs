@@ -4,6 +4,7 @@
 
 pub mod dotlock;
 pub mod filelock;
+pub mod location;
 pub mod maildir;
 pub mod maildrop;
 pub mod mbox;
@@ -13,6 +14,7 @@ pub mod uidvalidity;
 pub mod undo;
 pub mod view;
 
+pub use location::MailLocation;
 pub use names::MailboxName;
 pub use view::{FlagChange, Flags, Update};
 
