@@ -1,7 +1,8 @@
 //! A logged-in IMAP session on a Maildir of its own: every command of the
 //! authenticated and selected states against a real store.
 #![no_main]
-use imap::auth::{MailLocation, User};
+use imap::auth::User;
+use imap::store::MailLocation;
 use imap::session::Mode;
 use libfuzzer_sys::fuzz_target;
 

@@ -1,6 +1,7 @@
 //! A logged-in IMAP session on an mbox INBOX and mbox folders of its own.
 #![no_main]
-use imap::auth::{MailLocation, User};
+use imap::auth::User;
+use imap::store::MailLocation;
 use imap::session::Mode;
 use libfuzzer_sys::fuzz_target;
 
