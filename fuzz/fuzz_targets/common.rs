@@ -2,8 +2,10 @@
 //! client would send it (in pieces), and a private mail store per fuzzing process.
 #![allow(dead_code)]
 
-use imap::session::Protocol;
-use std::path::PathBuf;
+use imap::auth::User;
+use imap::session::{Mode, Protocol};
+use imap::store::MailLocation;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Feed `data` in pieces (the first byte chooses their size, so framing is tested at
@@ -28,6 +30,17 @@ pub fn drive(s: &mut dyn Protocol, data: &[u8]) {
     }
     s.connection_lost("fuzz input ended");
     s.finish();
+}
+
+/// An IMAP session already logged in (as PREAUTH) on the mail at `mail`.
+pub fn preauth_session(dir: &Path, mail: MailLocation) -> imap::imap::Session {
+    let user = User {
+        name: "fuzz".into(),
+        uid: None,
+        gid: None,
+        mail,
+    };
+    imap::imap::Session::new(Mode::Daemon, "fuzz".into(), dir.join("passwd"), Some(user))
 }
 
 /// A fresh directory of this process, made again every `every` calls (sessions may

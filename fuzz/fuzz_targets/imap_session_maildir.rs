@@ -1,9 +1,7 @@
 //! A logged-in IMAP session on a Maildir of its own: every command of the
 //! authenticated and selected states against a real store.
 #![no_main]
-use imap::auth::User;
 use imap::store::MailLocation;
-use imap::session::Mode;
 use libfuzzer_sys::fuzz_target;
 
 mod common;
@@ -21,17 +19,6 @@ fuzz_target!(|data: &[u8]| {
         )
         .expect("message");
     });
-    let user = User {
-        name: "fuzz".into(),
-        uid: None,
-        gid: None,
-        mail: MailLocation::Maildir(dir.join("Maildir")),
-    };
-    let mut s = imap::imap::session::Session::new(
-        Mode::Daemon,
-        "fuzz".into(),
-        dir.join("passwd"),
-        Some(user),
-    );
+    let mut s = common::preauth_session(&dir, MailLocation::Maildir(dir.join("Maildir")));
     common::drive(&mut s, data);
 });

@@ -1,8 +1,6 @@
 //! A logged-in IMAP session on an mbox INBOX and mbox folders of its own.
 #![no_main]
-use imap::auth::User;
 use imap::store::MailLocation;
-use imap::session::Mode;
 use libfuzzer_sys::fuzz_target;
 
 mod common;
@@ -15,21 +13,10 @@ fuzz_target!(|data: &[u8]| {
         inbox.extend_from_slice(b"\nFrom bob@example.com  Mon Nov 23 10:01:00 2026\nSubject: two\nStatus: RO\n\n>From x\n\n");
         std::fs::write(d.join("inbox"), inbox).expect("inbox");
     });
-    let user = User {
-        name: "fuzz".into(),
-        uid: None,
-        gid: None,
-        mail: MailLocation::Mbox {
+    let mut s = common::preauth_session(&dir, MailLocation::Mbox {
             inbox: dir.join("inbox"),
             folders: dir.join("mail"),
-        },
-    };
-    let mut s = imap::imap::session::Session::new(
-        Mode::Daemon,
-        "fuzz".into(),
-        dir.join("passwd"),
-        Some(user),
-    );
+        });
     common::drive(&mut s, data);
 });
 
