@@ -25,6 +25,10 @@ use super::filelock::ofd_lock;
 pub const PREFIX: &str = "imapd-copy-undo.";
 /// A record being created (not yet locked); it names nothing.
 const NEW_PREFIX: &str = "imapd-copy-new.";
+/// A record being created is locked within microseconds: one this old that nobody
+/// holds was left by a copier that died in between. (Younger, it may be a live
+/// creator's not locked yet: removing it then broke that copy.)
+const NEW_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The record of a copy under way, held (locked) until `commit` or drop.
 pub struct UndoRecord {
@@ -142,7 +146,17 @@ pub fn abandoned(dir: &Path) -> Vec<Abandoned> {
         else {
             continue;
         };
-        if !f.metadata().is_ok_and(|m| m.is_file()) {
+        let Ok(meta) = f.metadata() else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
+        if leftover && age.is_none_or(|a| a < NEW_GRACE) {
             continue;
         }
         if !ofd_lock(&f, libc::F_WRLCK as libc::c_short).unwrap_or(false) {
@@ -195,10 +209,21 @@ mod tests {
             .unwrap()
             .write_all(b"c")
             .unwrap();
-        // A record whose copier died while creating it is only cleared away.
-        std::fs::write(dir.join(format!("{NEW_PREFIX}x")), b"").unwrap();
+        // A record being created is left alone while young (its creator may not have
+        // locked it yet); old, it was left by a copier that died, and is cleared away.
+        let new = dir.join(format!("{NEW_PREFIX}x"));
+        std::fs::write(&new, b"").unwrap();
+        assert!(abandoned(&dir).iter().all(|a| a.path != new));
+        assert!(new.exists());
+        let old = std::time::SystemTime::now() - NEW_GRACE * 2;
+        File::options()
+            .write(true)
+            .open(&new)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let found = abandoned(&dir);
-        assert!(!dir.join(format!("{NEW_PREFIX}x")).exists());
+        assert!(!new.exists());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].lines, ["a", "b"]);
         // Held by the finder meanwhile: a second look does not take it too.
