@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use imap::auth::User;
-use imap::session::{Mode, Protocol};
+use imap::session::{Protocol, Refusal};
 use imap::store::MailLocation;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,7 +40,13 @@ pub fn preauth_session(dir: &Path, mail: MailLocation) -> imap::imap::Session {
         gid: None,
         mail,
     };
-    imap::imap::Session::new(Mode::Daemon, "fuzz".into(), dir.join("passwd"), Some(user))
+    let mut s = imap::imap::Session::new("fuzz".into(), dir.join("passwd"), Some(user));
+    // What the driver does with the PREAUTH login: open the store (as this process).
+    if let Some(login) = s.take_login() {
+        let store = login.user.mail.open().map_err(|_| Refusal::Temporary);
+        s.enter(login, store);
+    }
+    s
 }
 
 /// A fresh directory of this process, made again every `every` calls (sessions may

@@ -1,7 +1,6 @@
 //! An IMAP connection before login: line and literal framing, the non-authenticated
 //! commands, AUTHENTICATE's continuation, the failed-login answer.
 #![no_main]
-use imap::session::Mode;
 use libfuzzer_sys::fuzz_target;
 
 mod common;
@@ -11,6 +10,6 @@ fuzz_target!(|data: &[u8]| {
         std::fs::write(d.join("passwd"), b"").expect("users file");
     });
     let mut s =
-        imap::imap::session::Session::new(Mode::Daemon, "fuzz".into(), users.join("passwd"), None);
+        imap::imap::session::Session::new("fuzz".into(), users.join("passwd"), None);
     common::drive(&mut s, data);
 });

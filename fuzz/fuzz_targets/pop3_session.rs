@@ -1,6 +1,5 @@
 //! A POP3 connection before login: line framing, USER/PASS/APOP/AUTH, CAPA, STLS.
 #![no_main]
-use imap::session::Mode;
 use libfuzzer_sys::fuzz_target;
 
 mod common;
@@ -10,6 +9,6 @@ fuzz_target!(|data: &[u8]| {
         std::fs::write(d.join("passwd"), b"").expect("users file");
     });
     let mut s =
-        imap::pop3::session::Session::new(Mode::Daemon, "fuzz".into(), users.join("passwd"));
+        imap::pop3::session::Session::new("fuzz".into(), users.join("passwd"));
     common::drive(&mut s, data);
 });

@@ -2,7 +2,6 @@
 //! accounts and PAM come with their own issue and plug in beside `passwd_file`.
 
 pub mod held_reply;
-pub mod login;
 #[cfg(feature = "pam")]
 pub mod pam;
 pub mod passwd_file;

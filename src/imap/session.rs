@@ -10,8 +10,9 @@ pub use super::state::Session;
 use crate::auth::User;
 use crate::auth::held_reply::HeldReply;
 use crate::config;
-use crate::session::{Handoff, Peer, Protocol, Service};
+use crate::session::{Handoff, LoggedIn, Peer, Protocol, Refusal, Service};
 pub use crate::session::{Mode, Step};
+use crate::store::Store;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -30,10 +31,15 @@ pub static SERVICE: Service = Service {
 /// greeting (the client had it), the login answered now that this process can become
 /// the user, then whatever the client pipelined after it.
 fn resume(_peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
-    let mut s = Session::new(Mode::Inetd, h.peer.clone(), users_file, None);
+    let mut s = Session::new(h.peer.clone(), users_file, None);
     s.output.clear();
     s.output.extend_from_slice(&h.output);
-    s.complete_login(&h.tag, h.user, &h.method);
+    s.login = Some(LoggedIn {
+        user: h.user,
+        method: h.method,
+        tag: h.tag,
+        peer: h.peer,
+    });
     s.feed(&h.input);
     Box::new(s)
 }
@@ -46,11 +52,11 @@ fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
     } else {
         None
     };
-    let mut s = Session::new(peer.mode, peer.text(), users_file, preauth);
+    let mut s = Session::new(peer.text(), users_file, preauth);
     s.plaintext_allowed = peer.plaintext_allowed();
     s.secure = peer.secure;
     s.starttls_offered = peer.starttls && !peer.secure;
-    if s.user.is_none() {
+    if s.login.is_none() {
         // The greeting's capabilities say what this connection offers (STARTTLS,
         // LOGINDISABLED: RFC 3501 6.2.1, 6.2.3).
         s.output.clear();
@@ -65,9 +71,8 @@ const MAX_BAD_COMMANDS: u32 = 20;
 impl Session {
     /// A new connection. `preauth` is the account of a non-root imapd run from a shell
     /// or ssh (UW imapd's PREAUTH).
-    pub fn new(mode: Mode, peer: String, users_file: PathBuf, preauth: Option<User>) -> Session {
+    pub fn new(peer: String, users_file: PathBuf, preauth: Option<User>) -> Session {
         let mut s = Session {
-            mode,
             peer,
             users_file,
             input: Vec::new(),
@@ -88,29 +93,22 @@ impl Session {
             next_idle_poll: None,
             closed: false,
             logout_reason: None,
-            handoff: None,
+            login: None,
             plaintext_allowed: true,
             secure: false,
             starttls_offered: false,
             starttls_pending: false,
         };
         match preauth {
-            Some(user) => match s.enter_user(user.clone(), "PREAUTH") {
-                Ok(()) => {
-                    let line = format!(
-                        "* PREAUTH [CAPABILITY {}] Logged in as {}\r\n",
-                        s.capabilities(),
-                        user.name
-                    );
-                    s.output.extend_from_slice(line.as_bytes());
-                }
-                Err(_) => {
-                    s.output.extend_from_slice(
-                        b"* BYE Cannot open your mailbox; see the server log\r\n",
-                    );
-                    s.closed = true;
-                }
-            },
+            // Greeted once the store is open (`enter`).
+            Some(user) => {
+                s.login = Some(LoggedIn {
+                    user,
+                    method: "PREAUTH".into(),
+                    tag: "*".into(),
+                    peer: s.peer.clone(),
+                })
+            }
             None => {
                 let line = format!("* OK [CAPABILITY {}] imapd ready\r\n", s.capabilities());
                 s.output.extend_from_slice(line.as_bytes());
@@ -474,11 +472,24 @@ impl Protocol for Session {
         self.plaintext_allowed = true;
     }
 
-    fn take_handoff(&mut self) -> Option<Handoff> {
-        let mut h = self.handoff.take()?;
-        h.input = std::mem::take(&mut self.input);
+    fn take_login(&mut self) -> Option<LoggedIn> {
+        self.login.take()
+    }
+
+    fn enter(&mut self, login: LoggedIn, store: Result<Box<dyn Store>, Refusal>) {
+        self.enter_logged_in(login, store);
+    }
+
+    fn hand_off(&mut self, login: LoggedIn) -> Handoff {
         self.closed = true;
-        Some(h)
+        Handoff {
+            user: login.user,
+            method: login.method,
+            tag: login.tag,
+            input: std::mem::take(&mut self.input),
+            output: Vec::new(),
+            peer: login.peer,
+        }
     }
 
     /// Do what can be done now; bounded, so a daemon can serve others in between.
@@ -502,7 +513,7 @@ impl Protocol for Session {
         // Work through jobs and input until output is plentiful or nothing is left.
         let mut rounds = 0;
         while !self.closed
-            && self.handoff.is_none()
+            && self.login.is_none()
             && !self.starttls_pending
             && self.output.len() < config::OUTPUT_HIGH_WATER
             && self.delayed.is_none()
@@ -628,7 +639,7 @@ mod fuzz {
                 let _ = std::fs::remove_dir_all(&dir);
             }
             let store = MaildirStore::open(dir.clone()).expect("temp maildir");
-            let mut s = Session::new(Mode::Daemon, "fuzz".into(), "/nonexistent".into(), None);
+            let mut s = Session::new("fuzz".into(), "/nonexistent".into(), None);
             s.user = Some(User {
                 name: "fuzz".into(),
                 uid: None,
@@ -662,18 +673,18 @@ mod fuzz {
 #[cfg(test)]
 mod guarded {
     use super::Session;
-    use crate::session::{Mode, Protocol, guarded};
+    use crate::session::{Protocol, guarded};
 
     #[test]
     fn a_panic_ends_only_its_session_with_bye() {
-        let mut s = Session::new(Mode::Daemon, "test".into(), "/nonexistent".into(), None);
+        let mut s = Session::new("test".into(), "/nonexistent".into(), None);
         s.output().clear();
         let r: Option<()> = guarded(&mut s, |_| panic!("boom"));
         assert!(r.is_none());
         assert!(s.is_closed());
         assert!(String::from_utf8_lossy(s.output()).starts_with("* BYE Internal server error"));
         // Another session is untouched and answers.
-        let mut other = Session::new(Mode::Daemon, "test".into(), "/nonexistent".into(), None);
+        let mut other = Session::new("test".into(), "/nonexistent".into(), None);
         other.output().clear();
         other.feed(b"a NOOP\r\n");
         guarded(&mut other, |s| s.step(std::time::Instant::now()));

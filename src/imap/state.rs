@@ -5,7 +5,7 @@
 use super::parser::AppendArgs;
 use crate::auth::User;
 use crate::auth::held_reply::HeldReply;
-use crate::session::{Handoff, Mode};
+use crate::session::LoggedIn;
 use crate::store::{AppendSink, Mailbox, Store};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -39,7 +39,6 @@ pub(super) struct PendingAppend {
 }
 
 pub struct Session {
-    pub(super) mode: Mode,
     pub(super) peer: String,
     pub(super) users_file: PathBuf,
     pub(super) input: Vec<u8>,
@@ -66,8 +65,8 @@ pub struct Session {
     pub(super) next_idle_poll: Option<Instant>,
     pub(super) closed: bool,
     pub(super) logout_reason: Option<&'static str>,
-    /// Logged in inside a root daemon: to be continued in a process of the user.
-    pub(super) handoff: Option<Handoff>,
+    /// A login accepted, waiting for the driver to open the store or hand it off.
+    pub(super) login: Option<LoggedIn>,
     /// May the client send a password in the clear here (`Peer::plaintext_allowed`)?
     pub(super) plaintext_allowed: bool,
     /// The connection is encrypted (implicit TLS, or after STARTTLS).

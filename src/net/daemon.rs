@@ -605,7 +605,11 @@ impl Daemon {
 
     /// A worker is done with a session: write its output and schedule what comes next.
     fn returned(&mut self, done: Done) {
-        let Done { idx, session, step } = done;
+        let Done {
+            idx,
+            session,
+            mut step,
+        } = done;
         if !session.before_login() {
             self.uncount_prelogin(idx);
         }
@@ -614,13 +618,21 @@ impl Daemon {
         };
         c.session = Some(session);
         let session = c.session.as_mut().expect("just put back");
-        if let Some(mut h) = session.take_handoff() {
-            // Output not yet written goes along, ahead of the login's answer.
-            let out = std::mem::take(session.output());
-            let mut pending = out[c.written.min(out.len())..].to_vec();
-            pending.extend_from_slice(&h.output);
-            h.output = pending;
-            return self.hand_off(idx, h);
+        if let Some(login) = session.take_login() {
+            if super::privsep::hands_off(Mode::Daemon) {
+                let mut h = session.hand_off(login);
+                // Output not yet written goes along, ahead of the login's answer.
+                let out = std::mem::take(session.output());
+                let mut pending = out[c.written.min(out.len())..].to_vec();
+                pending.extend_from_slice(&h.output);
+                h.output = pending;
+                return self.hand_off(idx, h);
+            }
+            // A `--user` daemon: the store opens as the daemon's user, here (a few
+            // stat calls), and the session goes on with its next step.
+            let store = super::privsep::open_here(&login.user, Mode::Daemon, &login.peer);
+            session.enter(login, store);
+            step.busy = true; // its answer, and what the client pipelined after it
         }
         let mut broken = false;
         if let Some(t) = c.tls.as_mut() {

@@ -131,6 +131,12 @@ pub fn run(mut session: Box<dyn crate::session::Protocol>, mut tls: Option<Tls>)
         let Some(step) = guarded(session, |s| s.step(Instant::now())) else {
             continue;
         };
+        if let Some(login) = session.take_login() {
+            // This process becomes the user (`privsep`), then the session goes on.
+            let store = super::privsep::open_here(&login.user, Mode::Inetd, &login.peer);
+            guarded(session, |s| s.enter(login, store));
+            continue;
+        }
         if !session.output().is_empty() || session.is_closed() {
             continue;
         }

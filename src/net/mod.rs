@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod handoff;
 pub mod inetd;
+pub mod privsep;
 pub mod tls;
 
 /// Panics are reported through syslog only: under inetd, stderr is the client's socket.

@@ -8,9 +8,10 @@
 use super::maildrop::Maildrop;
 use super::session::{Frame, Session, State};
 use crate::auth::held_reply::HeldReply;
-use crate::auth::login::Refusal;
 use crate::auth::{self, AuthError, User};
 use crate::config;
+use crate::session::{LoggedIn, Refusal};
+use crate::store::Store;
 use crate::store::StoreError;
 use std::time::Duration;
 
@@ -110,18 +111,15 @@ impl Session {
         // What the client sent, as a log token that cannot forge another field.
         let shown = crate::log::value(user);
         match result {
-            Ok(u) if self.mode.hands_off_logins() => {
-                // A root daemon never opens mail: a process of the user goes on.
-                self.handoff = Some(crate::session::Handoff {
+            // The driver opens the store here or hands the session off (`enter`).
+            Ok(u) => {
+                self.login = Some(LoggedIn {
                     user: u,
                     method: method.to_string(),
                     tag: String::new(),
-                    input: Vec::new(),
-                    output: Vec::new(),
                     peer: self.peer.clone(),
-                });
+                })
             }
-            Ok(u) => self.enter_maildrop(u, method),
             Err(AuthError::Rejected(reason)) => {
                 self.auth_failures += 1;
                 crate::log::notice(&format!(
@@ -147,10 +145,16 @@ impl Session {
         }
     }
 
-    /// Become the user, lock and number the maildrop: TRANSACTION. Whatever fails now
-    /// ends the connection: under inetd the process already belongs to the user.
-    pub(super) fn enter_maildrop(&mut self, user: User, method: &str) {
-        let mut store = match auth::login::open_mail(&user, self.mode, &self.peer) {
+    /// The driver opened the store of a login (or could not): lock and number the
+    /// maildrop: TRANSACTION. Whatever fails now ends the connection: under inetd the
+    /// process already belongs to the user.
+    pub(super) fn enter_maildrop(
+        &mut self,
+        login: LoggedIn,
+        store: Result<Box<dyn Store>, Refusal>,
+    ) {
+        let LoggedIn { user, method, .. } = login;
+        let mut store = match store {
             Ok(s) => s,
             Err(Refusal::Temporary) => {
                 self.err("[SYS/TEMP] Your mailbox can't be opened now; see the server log");

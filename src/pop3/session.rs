@@ -11,7 +11,8 @@ use super::parser::{self, Command};
 use super::transfer::Transfer;
 use crate::auth::held_reply::HeldReply;
 use crate::config;
-use crate::session::{Handoff, Mode, Peer, Protocol, Service, Step};
+use crate::session::{Handoff, LoggedIn, Peer, Protocol, Refusal, Service, Step};
+use crate::store::Store;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -28,16 +29,21 @@ pub static SERVICE: Service = Service {
 
 /// A session the root daemon handed off after its login (`net::handoff`).
 fn resume(_peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
-    let mut s = Session::new(Mode::Inetd, h.peer.clone(), users_file);
+    let mut s = Session::new(h.peer.clone(), users_file);
     s.output.clear();
     s.output.extend_from_slice(&h.output);
-    s.enter_maildrop(h.user, &h.method);
+    s.login = Some(LoggedIn {
+        user: h.user,
+        method: h.method,
+        tag: h.tag,
+        peer: h.peer,
+    });
     s.feed(&h.input);
     Box::new(s)
 }
 
 fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
-    let mut s = Session::new(peer.mode, peer.text(), users_file);
+    let mut s = Session::new(peer.text(), users_file);
     s.plaintext_allowed = peer.plaintext_allowed();
     s.secure = peer.secure;
     s.starttls_offered = peer.starttls && !peer.secure;
@@ -86,7 +92,6 @@ pub(super) enum TransferKind {
 }
 
 pub struct Session {
-    pub(super) mode: Mode,
     pub(super) peer: String,
     pub(super) users_file: PathBuf,
     input: Vec<u8>,
@@ -112,8 +117,8 @@ pub struct Session {
     scratch: Vec<u8>,
     /// What the session did, for the logout line.
     counts: Counts,
-    /// Logged in inside a root daemon: to be continued in a process of the user.
-    pub(super) handoff: Option<Handoff>,
+    /// A login accepted, waiting for the driver to open the store or hand it off.
+    pub(super) login: Option<LoggedIn>,
     /// May the client send a password in the clear here (`Peer::plaintext_allowed`)?
     pub(super) plaintext_allowed: bool,
     /// The connection is encrypted (implicit TLS, or after STLS).
@@ -127,10 +132,9 @@ pub struct Session {
 const MAX_BAD_COMMANDS: u32 = 20;
 
 impl Session {
-    pub fn new(mode: Mode, peer: String, users_file: PathBuf) -> Session {
+    pub fn new(peer: String, users_file: PathBuf) -> Session {
         let apop_challenge = crate::auth::apop_available(&users_file).then(challenge);
         let mut s = Session {
-            mode,
             peer,
             users_file,
             input: Vec::new(),
@@ -149,7 +153,7 @@ impl Session {
             logout_reason: None,
             scratch: Vec::new(),
             counts: Counts::default(),
-            handoff: None,
+            login: None,
             plaintext_allowed: true,
             secure: false,
             starttls_offered: false,
@@ -445,11 +449,24 @@ impl Protocol for Session {
         self.plaintext_allowed = true;
     }
 
-    fn take_handoff(&mut self) -> Option<Handoff> {
-        let mut h = self.handoff.take()?;
-        h.input = std::mem::take(&mut self.input);
+    fn take_login(&mut self) -> Option<LoggedIn> {
+        self.login.take()
+    }
+
+    fn enter(&mut self, login: LoggedIn, store: Result<Box<dyn Store>, Refusal>) {
+        self.enter_maildrop(login, store);
+    }
+
+    fn hand_off(&mut self, login: LoggedIn) -> Handoff {
         self.closed = true;
-        Some(h)
+        Handoff {
+            user: login.user,
+            method: login.method,
+            tag: login.tag,
+            input: std::mem::take(&mut self.input),
+            output: Vec::new(),
+            peer: login.peer,
+        }
     }
 
     fn step(&mut self, now: Instant) -> Step {
@@ -472,7 +489,7 @@ impl Protocol for Session {
         // Work through jobs and input until output is plentiful or nothing is left.
         let mut rounds = 0;
         while !self.closed
-            && self.handoff.is_none()
+            && self.login.is_none()
             && !self.starttls_pending
             && self.output.len() < config::OUTPUT_HIGH_WATER
             && self.delayed.is_none()
@@ -567,7 +584,7 @@ mod fuzz {
             for (i, m) in MESSAGES.iter().enumerate() {
                 std::fs::write(dir.join("new").join(format!("{round}.{i}.fuzz")), m).unwrap();
             }
-            let mut s = Session::new(Mode::Daemon, "fuzz".into(), "/nonexistent".into());
+            let mut s = Session::new("fuzz".into(), "/nonexistent".into());
             if round % 4 != 0 {
                 let drop = Maildrop::open(&mut store).expect("maildrop");
                 s.user_name = Some("fuzz".into());

@@ -4,6 +4,7 @@
 //! details: engines import this, never `net`.
 
 use crate::auth::User;
+use crate::store::Store;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -49,10 +50,22 @@ pub trait Protocol: Send {
     fn finish(&mut self);
     /// End the session because the code failed (a caught panic): a last word and a log line.
     fn internal_error(&mut self, what: &str);
-    /// A login in a root daemon: the session asks to continue in a process of the user
-    /// (`handoff`); the driver passes the connection on and forgets it.
-    fn take_handoff(&mut self) -> Option<Handoff> {
+    /// A login the engine accepted. Where the session goes on is the driver's decision
+    /// (`net::privsep`): here, once the process is the user's and the store is open
+    /// (`enter`), or in a process of the user (`hand_off`). The engine reads no input
+    /// until one of them.
+    fn take_login(&mut self) -> Option<LoggedIn> {
         None
+    }
+    /// Go on here as the user, with the store the driver opened (or why it could not).
+    fn enter(&mut self, login: LoggedIn, store: Result<Box<dyn Store>, Refusal>) {
+        let _ = (login, store);
+    }
+    /// Leave this process: what a process of the user needs to go on (the login, what
+    /// the client pipelined after it, output not yet sent). The session ends here.
+    fn hand_off(&mut self, login: LoggedIn) -> Handoff {
+        let _ = login;
+        unreachable!("an engine that logs in hands off")
     }
     /// The session said "begin TLS" (STARTTLS, STLS): once its output is written the
     /// driver starts the handshake and calls `tls_started`.
@@ -141,12 +154,23 @@ pub fn guarded<S: Protocol + ?Sized, T>(session: &mut S, f: impl FnOnce(&mut S) 
     }
 }
 
-impl Mode {
-    /// Does a login leave this process for one of the user's (a daemon running as
-    /// root: the session is handed off, `net::handoff`)?
-    pub fn hands_off_logins(self) -> bool {
-        self == Mode::Daemon && crate::sys::euid() == 0
-    }
+/// A login an engine accepted: the user, how (for the log line), and the tag to answer
+/// (IMAP; `*` for PREAUTH, empty for POP3).
+pub struct LoggedIn {
+    pub user: User,
+    pub method: String,
+    pub tag: String,
+    /// The client as logs show it.
+    pub peer: String,
+}
+
+/// Why a user who gave the right password cannot be served.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Could change by itself (the store could not be opened): POP3 `[SYS/TEMP]`.
+    Temporary,
+    /// Needs an administrator (no mail uid, uid mismatch): POP3 `[SYS/PERM]`.
+    Permanent,
 }
 
 /// A logged-in session leaving a root daemon for a process of the user.

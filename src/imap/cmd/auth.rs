@@ -5,7 +5,9 @@
 use super::super::state::{Frame, Session};
 use crate::auth::held_reply::HeldReply;
 use crate::auth::sasl::PlainError;
-use crate::auth::{self, AuthError, User};
+use crate::auth::{self, AuthError};
+use crate::session::{LoggedIn, Refusal};
+use crate::store::Store;
 
 impl Session {
     pub(super) fn cmd_login(&mut self, tag: &str, user: &[u8], pass: &[u8]) {
@@ -76,18 +78,15 @@ impl Session {
         let shown = crate::log::value(user);
         let started = std::time::Instant::now();
         match auth::authenticate(&self.users_file, user, pass, auth::Protocol::Imap) {
-            Ok(u) if self.mode.hands_off_logins() => {
-                // A root daemon never opens mail: a process of the user goes on.
-                self.handoff = Some(crate::session::Handoff {
+            // The driver opens the store here or hands the session off (`enter`).
+            Ok(u) => {
+                self.login = Some(LoggedIn {
                     user: u,
                     method: method.to_string(),
                     tag: tag.to_string(),
-                    input: Vec::new(),
-                    output: Vec::new(),
                     peer: self.peer.clone(),
-                });
+                })
             }
-            Ok(u) => self.complete_login(tag, u, method),
             Err(AuthError::Rejected(reason)) => {
                 self.auth_failures += 1;
                 crate::log::notice(&format!(
@@ -117,29 +116,40 @@ impl Session {
         }
     }
 
-    /// Answer a successful login: become the user and open the store, or say why not.
-    pub(in crate::imap) fn complete_login(&mut self, tag: &str, user: User, method: &str) {
-        match self.enter_user(user, method) {
-            Ok(()) => {
-                let caps = self.capabilities();
-                self.ok(tag, &format!("[CAPABILITY {caps}] Logged in"));
+    /// The driver opened the store of a login (or could not): answer it. PREAUTH (tag
+    /// `*`) is answered by the greeting.
+    pub(in crate::imap) fn enter_logged_in(
+        &mut self,
+        login: LoggedIn,
+        store: Result<Box<dyn Store>, Refusal>,
+    ) {
+        let LoggedIn {
+            user, method, tag, ..
+        } = login;
+        let Ok(store) = store else {
+            if tag == "*" {
+                self.out("* BYE Cannot open your mailbox; see the server log\r\n");
+                return self.close("mailbox unavailable");
             }
-            Err(()) => self.no(
-                tag,
+            return self.no(
+                &tag,
                 "[UNAVAILABLE] This account cannot be served now; see the server log",
-            ),
-        }
-    }
-
-    /// Become the user (inetd mode as root: drop privileges first), then open the store.
-    pub(in crate::imap) fn enter_user(&mut self, user: User, method: &str) -> Result<(), ()> {
-        let store = auth::login::open_mail(&user, self.mode, &self.peer).map_err(|_| ())?;
+            );
+        };
         crate::log::info(&format!(
             "login user={} peer={} method={method}",
             user.name, self.peer
         ));
+        let name = user.name.clone();
         self.store = Some(store);
         self.user = Some(user);
-        Ok(())
+        let caps = self.capabilities();
+        if tag == "*" {
+            self.out(&format!(
+                "* PREAUTH [CAPABILITY {caps}] Logged in as {name}\r\n"
+            ));
+        } else {
+            self.ok(&tag, &format!("[CAPABILITY {caps}] Logged in"));
+        }
     }
 }

@@ -1,23 +1,22 @@
-//! After a successful authentication, the step both protocols share: become the mail
-//! user (inetd as root: drop privileges first, for good), then open the mail store.
-//! Nothing here runs before the password has been checked.
+//! Privilege separation, in one place: the only code that acts on a login an engine
+//! accepted (`session::LoggedIn`). A daemon running as root hands the session to a
+//! process of the user (`handoff`); a process serving the user here (inetd as root:
+//! drop privileges first, for good; a `--user` daemon: check it is the user's) opens
+//! the mail store for the engine. Nothing here runs before the password was checked.
 
-use super::User;
-use crate::session::Mode;
+use crate::auth::User;
+use crate::session::{Mode, Refusal};
 use crate::store::{MailLocation, Store};
 
-/// Why a user who gave the right password cannot be served.
-#[derive(Debug)]
-pub enum Refusal {
-    /// Could change by itself (the store could not be opened): POP3 `[SYS/TEMP]`.
-    Temporary,
-    /// Needs an administrator (no mail uid, uid mismatch): POP3 `[SYS/PERM]`.
-    Permanent,
+/// Does a login in this process leave for a process of the user (a daemon running as
+/// root never opens mail)?
+pub fn hands_off(mode: Mode) -> bool {
+    mode == Mode::Daemon && crate::sys::euid() == 0
 }
 
 /// Become `user` and open their store; refusals are logged here
 /// (`login refused user= peer= reason=`).
-pub fn open_mail(user: &User, mode: Mode, peer: &str) -> Result<Box<dyn Store>, Refusal> {
+pub fn open_here(user: &User, mode: Mode, peer: &str) -> Result<Box<dyn Store>, Refusal> {
     let refuse = |why: String, kind: Refusal| {
         crate::log::error(&format!(
             "login refused user={} peer={peer} reason={why}",
