@@ -312,6 +312,9 @@ def main():
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--messages", type=int, default=200)
     ap.add_argument("--processes", type=int, default=4, help="load client processes")
+    ap.add_argument("--server-prefix", default="",
+                    help="run the daemon under a tool, e.g. 'valgrind --tool=massif' "
+                         "to see where its memory goes")
     a = ap.parse_args()
     owner = pwd.getpwuid(os.getuid())
     if os.geteuid() == 0:
@@ -330,10 +333,11 @@ def main():
         os.chmod(users_file, 0o644)
         port = free_port()
         log = ServerLog(os.path.join(base, "log.sock"))
-        server = subprocess.Popen([IMAPD, "--listen", f"127.0.0.1:{port}", "--users", users_file,
-                                   "--log-socket", log.path, "--user", owner.pw_name],
+        command = [IMAPD, "--listen", f"127.0.0.1:{port}", "--users", users_file,
+                   "--log-socket", log.path, "--user", owner.pw_name]
+        server = subprocess.Popen(a.server_prefix.split() + command,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(port)
+        wait_port(port, timeout=120)
         stop = multiprocessing.Event()
         results = multiprocessing.Queue()
         shares = [("idle", 0.35), ("idler", 0.30), ("busy", 0.10), ("reconnecting", 0.15),
