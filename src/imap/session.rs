@@ -32,15 +32,10 @@ pub static SERVICE: Service = Service {
 /// the user, then whatever the client pipelined after it.
 fn resume(_peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
     let mut s = Session::new(h.peer.clone(), users_file, None);
-    s.output.clear();
-    s.output.extend_from_slice(&h.output);
-    s.login = Some(LoggedIn {
-        user: h.user,
-        method: h.method,
-        tag: h.tag,
-        peer: h.peer,
-    });
-    s.feed(&h.input);
+    let (login, input, output) = h.into_login();
+    s.output = output;
+    s.login = Some(login);
+    s.feed(&input);
     Box::new(s)
 }
 
@@ -482,14 +477,7 @@ impl Protocol for Session {
 
     fn hand_off(&mut self, login: LoggedIn) -> Handoff {
         self.closed = true;
-        Handoff {
-            user: login.user,
-            method: login.method,
-            tag: login.tag,
-            input: std::mem::take(&mut self.input),
-            output: Vec::new(),
-            peer: login.peer,
-        }
+        login.into_handoff(std::mem::take(&mut self.input))
     }
 
     /// Do what can be done now; bounded, so a daemon can serve others in between.

@@ -623,9 +623,7 @@ impl Daemon {
                 let mut h = session.hand_off(login);
                 // Output not yet written goes along, ahead of the login's answer.
                 let out = std::mem::take(session.output());
-                let mut pending = out[c.written.min(out.len())..].to_vec();
-                pending.extend_from_slice(&h.output);
-                h.output = pending;
+                h.output = out[c.written.min(out.len())..].to_vec();
                 return self.hand_off(idx, h);
             }
             // A `--user` daemon: the store opens as the daemon's user, here (a few

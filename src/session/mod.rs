@@ -164,6 +164,35 @@ pub struct LoggedIn {
     pub peer: String,
 }
 
+impl LoggedIn {
+    /// The hand-off of this login: with what the client sent after it. The daemon adds
+    /// the output it has not written yet.
+    pub fn into_handoff(self, input: Vec<u8>) -> Handoff {
+        Handoff {
+            user: self.user,
+            method: self.method,
+            tag: self.tag,
+            input,
+            output: Vec::new(),
+            peer: self.peer,
+        }
+    }
+}
+
+impl Handoff {
+    /// In the user's process: the login to answer, what the client sent after it, and
+    /// the output the daemon had not written.
+    pub fn into_login(self) -> (LoggedIn, Vec<u8>, Vec<u8>) {
+        let login = LoggedIn {
+            user: self.user,
+            method: self.method,
+            tag: self.tag,
+            peer: self.peer,
+        };
+        (login, self.input, self.output)
+    }
+}
+
 /// Why a user who gave the right password cannot be served.
 #[derive(Debug)]
 pub enum Refusal {
