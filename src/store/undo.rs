@@ -82,11 +82,7 @@ impl UndoRecord {
 
     /// The copy is complete: the record goes, durably, before the client is told.
     pub fn commit(&self) -> io::Result<()> {
-        std::fs::remove_file(&self.path)?;
-        if let Some(dir) = self.path.parent() {
-            sync_dir(dir)?;
-        }
-        Ok(())
+        remove_durably(&self.path)
     }
 
     /// The copy was undone: the record goes.
@@ -116,10 +112,16 @@ pub struct Abandoned {
 
 impl Abandoned {
     pub fn done(self) {
-        let _ = std::fs::remove_file(&self.path);
-        if let Some(dir) = self.path.parent() {
-            let _ = sync_dir(dir);
-        }
+        let _ = remove_durably(&self.path);
+    }
+}
+
+/// Remove a record so that it stays removed after a crash.
+fn remove_durably(path: &Path) -> io::Result<()> {
+    std::fs::remove_file(path)?;
+    match path.parent() {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
     }
 }
 

@@ -134,7 +134,7 @@ impl MboxFolder {
         f.refresh()?;
         // A copy into this mailbox whose process died is undone at the next open.
         if f.writable && undo::any(&f.index_dir) {
-            f.with_write_lock(|_| Ok(()))?;
+            f.with_write_lock(|s| s.undo_abandoned_copies_locked())?;
         }
         if f.base().is_none() {
             f.provisional()?;
@@ -252,7 +252,6 @@ impl MboxFolder {
                 .map_err(|e| self.err("finish an interrupted rewrite", e))?;
             self.reload()?;
             self.label()?;
-            self.undo_abandoned_copies_locked()?;
             let r = f(self);
             self.after_write()?;
             r
@@ -821,19 +820,7 @@ impl MboxFolder {
     /// `store::undo`); their records name UIDs under a UIDVALIDITY.
     fn undo_abandoned_copies_locked(&mut self) -> Result<()> {
         for a in undo::abandoned(&self.index_dir) {
-            let validity = self.base().map(|b| b.uidvalidity);
-            let mut wanted = HashSet::new();
-            let mut other_validity = false;
-            for line in &a.lines {
-                let mut it = line.split(' ').map(str::parse::<u32>);
-                if let (Some(Ok(v)), Some(Ok(uid))) = (it.next(), it.next()) {
-                    if Some(v) == validity {
-                        wanted.insert(uid);
-                    } else {
-                        other_validity = true;
-                    }
-                }
-            }
+            let (wanted, other_validity) = self.copied_uids(&a.lines);
             crate::log::warning(&format!(
                 "{}: undoing an unfinished copy of {} messages{}",
                 self.name,
@@ -855,11 +842,34 @@ impl MboxFolder {
         let lines = record
             .lines()
             .map_err(|e| self.err("read the undo record", e))?;
-        let wanted: HashSet<Uid> = lines
-            .iter()
-            .filter_map(|l| l.split(' ').nth(1)?.parse().ok())
-            .collect();
-        self.with_write_lock(|s| s.remove_uids_locked(&wanted, false).map(|_| ()))
+        self.with_write_lock(|s| {
+            let (wanted, _) = s.copied_uids(&lines);
+            s.remove_uids_locked(&wanted, false).map(|_| ())
+        })
+    }
+
+    /// An undo record's line for a message a copy is about to append.
+    pub fn copy_record_line(uidvalidity: u32, uid: Uid) -> String {
+        format!("{uidvalidity} {uid}")
+    }
+
+    /// The UIDs an undo record names under this mailbox's UIDVALIDITY now, and whether
+    /// it named others (numbered again since: those UIDs mean other messages now).
+    fn copied_uids(&self, lines: &[String]) -> (HashSet<Uid>, bool) {
+        let validity = self.base().map(|b| b.uidvalidity);
+        let mut wanted = HashSet::new();
+        let mut other_validity = false;
+        for line in lines {
+            let mut it = line.split(' ').map(str::parse::<u32>);
+            if let (Some(Ok(v)), Some(Ok(uid))) = (it.next(), it.next()) {
+                if Some(v) == validity {
+                    wanted.insert(uid);
+                } else {
+                    other_validity = true;
+                }
+            }
+        }
+        (wanted, other_validity)
     }
 
     /// The records as view entries (sorted by UID: file order is UID order).

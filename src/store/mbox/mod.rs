@@ -409,7 +409,7 @@ impl CopyInto for MboxCopy {
                 m.flags,
                 &m.keywords,
                 date,
-                &mut |v, uid| record.add(&[format!("{v} {uid}")]),
+                &mut |v, uid| record.add(&[MboxFolder::copy_record_line(v, uid)]),
             )?;
             self.uidvalidity = v;
             uids.push(uid);
