@@ -8,8 +8,8 @@ use super::parser::{self, AppendArgs, Parser};
 use super::state::Frame;
 pub use super::state::Session;
 use crate::auth::User;
-use crate::auth::held_reply::HeldReply;
 use crate::config;
+use crate::session::login::LoginGate;
 use crate::session::{Handoff, LoggedIn, Peer, Protocol, Refusal, Service};
 pub use crate::session::{Mode, Step};
 use crate::store::Store;
@@ -34,7 +34,7 @@ fn resume(_peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
     let mut s = Session::new(h.peer.clone(), users_file, None);
     let (login, input, output) = h.into_login();
     s.output = output;
-    s.login = Some(login);
+    s.logins.accept(login);
     s.feed(&input);
     Box::new(s)
 }
@@ -51,7 +51,7 @@ fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
     s.plaintext_allowed = peer.plaintext_allowed();
     s.secure = peer.secure;
     s.starttls_offered = peer.starttls && !peer.secure;
-    if s.login.is_none() {
+    if !s.logins.busy() {
         // The greeting's capabilities say what this connection offers (STARTTLS,
         // LOGINDISABLED: RFC 3501 6.2.1, 6.2.3).
         s.output.clear();
@@ -69,7 +69,7 @@ impl Session {
     pub fn new(peer: String, users_file: PathBuf, preauth: Option<User>) -> Session {
         let mut s = Session {
             peer,
-            users_file,
+            logins: LoginGate::new(users_file),
             input: Vec::new(),
             output: Vec::new(),
             frame: Frame::Line,
@@ -80,15 +80,12 @@ impl Session {
             mailbox: None,
             announced_keywords: 0,
             job: None,
-            auth_failures: 0,
-            delayed: None,
             bad_commands: 0,
             last_activity: Instant::now(),
             connected_at: Instant::now(),
             next_idle_poll: None,
             closed: false,
             logout_reason: None,
-            login: None,
             plaintext_allowed: true,
             secure: false,
             starttls_offered: false,
@@ -96,14 +93,12 @@ impl Session {
         };
         match preauth {
             // Greeted once the store is open (`enter`).
-            Some(user) => {
-                s.login = Some(LoggedIn {
-                    user,
-                    method: "PREAUTH".into(),
-                    tag: "*".into(),
-                    peer: s.peer.clone(),
-                })
-            }
+            Some(user) => s.logins.accept(LoggedIn {
+                user,
+                method: "PREAUTH".into(),
+                tag: "*".into(),
+                peer: s.peer.clone(),
+            }),
             None => {
                 let line = format!("* OK [CAPABILITY {}] imapd ready\r\n", s.capabilities());
                 s.output.extend_from_slice(line.as_bytes());
@@ -468,7 +463,7 @@ impl Protocol for Session {
     }
 
     fn take_login(&mut self) -> Option<LoggedIn> {
-        self.login.take()
+        self.logins.take_accepted()
     }
 
     fn enter(&mut self, login: LoggedIn, store: Result<Box<dyn Store>, Refusal>) {
@@ -485,7 +480,7 @@ impl Protocol for Session {
         if self.closed {
             return Step::default();
         }
-        match HeldReply::release(&mut self.delayed, now, &mut self.output) {
+        match self.logins.release(now, &mut self.output) {
             Err(until) => {
                 return Step {
                     busy: false,
@@ -501,10 +496,9 @@ impl Protocol for Session {
         // Work through jobs and input until output is plentiful or nothing is left.
         let mut rounds = 0;
         while !self.closed
-            && self.login.is_none()
+            && !self.logins.busy()
             && !self.starttls_pending
             && self.output.len() < config::OUTPUT_HIGH_WATER
-            && self.delayed.is_none()
         {
             rounds += 1;
             if let Some(job) = self.job.take() {
@@ -551,12 +545,12 @@ impl Protocol for Session {
         if let Some(t) = self.next_idle_poll {
             deadline = deadline.min(t);
         }
-        if let Some(held) = &self.delayed {
-            deadline = deadline.min(held.until());
+        if let Some(until) = self.logins.held_until() {
+            deadline = deadline.min(until);
         }
         // Busy means work is ready; whether there is room to write it is the driver's
         // business (it waits for the socket to drain when it could not flush).
-        let busy = self.job.is_some() || (self.has_complete_input() && self.delayed.is_none());
+        let busy = self.job.is_some() || (self.has_complete_input() && !self.logins.busy());
         Step {
             busy,
             deadline: Some(deadline),

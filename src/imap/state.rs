@@ -4,10 +4,8 @@
 
 use super::parser::AppendArgs;
 use crate::auth::User;
-use crate::auth::held_reply::HeldReply;
-use crate::session::LoggedIn;
+use crate::session::login::LoginGate;
 use crate::store::{AppendSink, Mailbox, Store};
-use std::path::PathBuf;
 use std::time::Instant;
 
 /// A command in progress across several steps (FETCH, SEARCH, COPY, MOVE): each step
@@ -40,7 +38,8 @@ pub(super) struct PendingAppend {
 
 pub struct Session {
     pub(super) peer: String,
-    pub(super) users_file: PathBuf,
+    /// Credentials checked, refusals held back, the login waiting for the driver.
+    pub(super) logins: LoginGate,
     pub(super) input: Vec<u8>,
     pub(super) output: Vec<u8>,
     pub(super) frame: Frame,
@@ -54,9 +53,6 @@ pub struct Session {
     /// a new one is announced before a FETCH shows it).
     pub(super) announced_keywords: usize,
     pub(super) job: Option<Box<dyn Job>>,
-    pub(super) auth_failures: u32,
-    /// Output held back until a time (failed-login delay), then whether to close.
-    pub(super) delayed: Option<HeldReply>,
     pub(super) bad_commands: u32,
     pub(super) last_activity: Instant,
     /// When the connection began: the login deadline counts from here, and bytes do
@@ -65,8 +61,6 @@ pub struct Session {
     pub(super) next_idle_poll: Option<Instant>,
     pub(super) closed: bool,
     pub(super) logout_reason: Option<&'static str>,
-    /// A login accepted, waiting for the driver to open the store or hand it off.
-    pub(super) login: Option<LoggedIn>,
     /// May the client send a password in the clear here (`Peer::plaintext_allowed`)?
     pub(super) plaintext_allowed: bool,
     /// The connection is encrypted (implicit TLS, or after STARTTLS).

@@ -7,9 +7,9 @@
 
 use super::maildrop::Maildrop;
 use super::session::{Frame, Session, State};
-use crate::auth::held_reply::HeldReply;
-use crate::auth::{self, AuthError, User};
+use crate::auth;
 use crate::config;
+use crate::session::login::{self, Credentials, RefusalText, Verdict};
 use crate::session::{LoggedIn, Refusal};
 use crate::store::Store;
 use crate::store::StoreError;
@@ -30,10 +30,11 @@ impl Session {
         );
         if plaintext && !self.plaintext_allowed {
             // RFC 2595 / UW's SSLTYPE: no password in the clear here (APOP still works).
-            crate::log::notice(&format!(
-                "login refused user= peer={} reason=plaintext password on an unencrypted connection",
-                self.peer
-            ));
+            login::log_refused(
+                "",
+                &self.peer,
+                "plaintext password on an unencrypted connection",
+            );
             return self
                 .err("Plaintext authentication is not accepted on an unencrypted connection");
         }
@@ -49,17 +50,18 @@ impl Session {
                 else {
                     return self.bad("Send USER first");
                 };
-                let started = std::time::Instant::now();
-                let r = auth::authenticate(&self.users_file, &user, &pass, auth::Protocol::Pop3);
-                self.finish_login(&user, r, "USER", started);
+                self.check(password(&user, &pass), "USER");
             }
             Command::Apop { user, digest } => {
                 let Some(challenge) = self.apop_challenge.clone() else {
                     return self.bad("APOP is not available on this server");
                 };
-                let started = std::time::Instant::now();
-                let r = auth::authenticate_apop(&self.users_file, &user, &challenge, &digest);
-                self.finish_login(&user, r, "APOP", started);
+                let apop = Credentials::Apop {
+                    user: &user,
+                    challenge: &challenge,
+                    digest: &digest,
+                };
+                self.check(apop, "APOP");
             }
             Command::Auth {
                 mechanism: None, ..
@@ -92,56 +94,23 @@ impl Session {
             return self.bad("Authentication cancelled");
         }
         match auth::sasl::decode_plain(line) {
-            Ok((user, pass)) => {
-                let started = std::time::Instant::now();
-                let r = auth::authenticate(&self.users_file, &user, &pass, auth::Protocol::Pop3);
-                self.finish_login(&user, r, "AUTH", started);
-            }
+            Ok((user, pass)) => self.check(password(&user, &pass), "AUTH"),
             Err(e) => self.bad(e.text()),
         }
     }
 
-    fn finish_login(
-        &mut self,
-        user: &[u8],
-        result: Result<User, AuthError>,
-        method: &str,
-        started: std::time::Instant,
-    ) {
-        // What the client sent, as a log token that cannot forge another field.
-        let shown = crate::log::value(user);
-        match result {
-            // The driver opens the store here or hands the session off (`enter`).
-            Ok(u) => {
-                self.login = Some(LoggedIn {
-                    user: u,
-                    method: method.to_string(),
-                    tag: String::new(),
-                    peer: self.peer.clone(),
-                })
-            }
-            Err(AuthError::Rejected(reason)) => {
-                self.auth_failures += 1;
-                crate::log::notice(&format!(
-                    "login failed user={shown} peer={} reason={reason}",
-                    self.peer
-                ));
-                // Same text and delay for an unknown user and a wrong password.
-                self.delayed = Some(HeldReply::failed_login(
-                    b"-ERR [AUTH] Authentication failed\r\n".to_vec(),
-                    self.auth_failures,
-                    b"",
-                    &self.peer,
-                    started,
-                ));
-            }
-            Err(AuthError::Unavailable(why)) => {
-                crate::log::error(&format!(
-                    "login failed user={shown} peer={} reason=userdb unavailable: {why}",
-                    self.peer
-                ));
-                self.err("[SYS/TEMP] Authentication is temporarily unavailable");
-            }
+    fn check(&mut self, credentials: Credentials<'_>, method: &str) {
+        let refused = RefusalText {
+            reply: b"-ERR [AUTH] Authentication failed\r\n".to_vec(),
+            last_words: b"",
+        };
+        // Accepted: the driver opens the store here or hands the session off (`enter`).
+        if self
+            .logins
+            .check(credentials, method, "", &self.peer, refused)
+            == Verdict::Unavailable
+        {
+            self.err("[SYS/TEMP] Authentication is temporarily unavailable");
         }
     }
 
@@ -165,12 +134,7 @@ impl Session {
                 return self.close("account refused");
             }
         };
-        let refuse = |why: &str| {
-            crate::log::notice(&format!(
-                "login refused user={} peer={} reason={why}",
-                user.name, self.peer
-            ));
-        };
+        let refuse = |why: &str| login::log_refused(&user.name, &self.peer, why);
         let drop = match Maildrop::open(store.as_mut()) {
             Ok(d) => d,
             Err(StoreError::InUse) => {
@@ -212,5 +176,13 @@ impl Session {
         self.user_name = Some(user.name);
         self.state = State::Transaction(Box::new(drop));
         self.ok(&format!("Logged in; {n} messages ({size} octets)"));
+    }
+}
+
+fn password<'a>(user: &'a [u8], password: &'a [u8]) -> Credentials<'a> {
+    Credentials::Password {
+        user,
+        password,
+        protocol: auth::Protocol::Pop3,
     }
 }

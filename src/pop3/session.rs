@@ -9,8 +9,8 @@
 use super::maildrop::Maildrop;
 use super::parser::{self, Command};
 use super::transfer::Transfer;
-use crate::auth::held_reply::HeldReply;
 use crate::config;
+use crate::session::login::LoginGate;
 use crate::session::{Handoff, LoggedIn, Peer, Protocol, Refusal, Service, Step};
 use crate::store::Store;
 use std::path::PathBuf;
@@ -32,7 +32,7 @@ fn resume(_peer: Peer, users_file: PathBuf, h: Handoff) -> Box<dyn Protocol> {
     let mut s = Session::new(h.peer.clone(), users_file);
     let (login, input, output) = h.into_login();
     s.output = output;
-    s.login = Some(login);
+    s.logins.accept(login);
     s.feed(&input);
     Box::new(s)
 }
@@ -88,7 +88,8 @@ pub(super) enum TransferKind {
 
 pub struct Session {
     pub(super) peer: String,
-    pub(super) users_file: PathBuf,
+    /// Credentials checked, refusals held back, the login waiting for the driver.
+    pub(super) logins: LoginGate,
     input: Vec<u8>,
     output: Vec<u8>,
     pub(super) state: State,
@@ -98,9 +99,6 @@ pub struct Session {
     pub(super) apop_challenge: Option<String>,
     /// The logged-in user, for logs.
     pub(super) user_name: Option<String>,
-    pub(super) auth_failures: u32,
-    /// Output held back until a time (failed-login delay), then whether to close.
-    pub(super) delayed: Option<HeldReply>,
     bad_commands: u32,
     last_activity: Instant,
     /// When the connection began: the login deadline counts from here (bytes do not
@@ -112,8 +110,6 @@ pub struct Session {
     scratch: Vec<u8>,
     /// What the session did, for the logout line.
     counts: Counts,
-    /// A login accepted, waiting for the driver to open the store or hand it off.
-    pub(super) login: Option<LoggedIn>,
     /// May the client send a password in the clear here (`Peer::plaintext_allowed`)?
     pub(super) plaintext_allowed: bool,
     /// The connection is encrypted (implicit TLS, or after STLS).
@@ -131,7 +127,7 @@ impl Session {
         let apop_challenge = crate::auth::apop_available(&users_file).then(challenge);
         let mut s = Session {
             peer,
-            users_file,
+            logins: LoginGate::new(users_file),
             input: Vec::new(),
             output: Vec::new(),
             state: State::Authorization { user: None },
@@ -139,8 +135,6 @@ impl Session {
             job: None,
             apop_challenge,
             user_name: None,
-            auth_failures: 0,
-            delayed: None,
             bad_commands: 0,
             last_activity: Instant::now(),
             connected_at: Instant::now(),
@@ -148,7 +142,6 @@ impl Session {
             logout_reason: None,
             scratch: Vec::new(),
             counts: Counts::default(),
-            login: None,
             plaintext_allowed: true,
             secure: false,
             starttls_offered: false,
@@ -445,7 +438,7 @@ impl Protocol for Session {
     }
 
     fn take_login(&mut self) -> Option<LoggedIn> {
-        self.login.take()
+        self.logins.take_accepted()
     }
 
     fn enter(&mut self, login: LoggedIn, store: Result<Box<dyn Store>, Refusal>) {
@@ -461,7 +454,7 @@ impl Protocol for Session {
         if self.closed {
             return Step::default();
         }
-        match HeldReply::release(&mut self.delayed, now, &mut self.output) {
+        match self.logins.release(now, &mut self.output) {
             Err(until) => {
                 return Step {
                     busy: false,
@@ -477,10 +470,9 @@ impl Protocol for Session {
         // Work through jobs and input until output is plentiful or nothing is left.
         let mut rounds = 0;
         while !self.closed
-            && self.login.is_none()
+            && !self.logins.busy()
             && !self.starttls_pending
             && self.output.len() < config::OUTPUT_HIGH_WATER
-            && self.delayed.is_none()
             && rounds < 256
         {
             rounds += 1;
@@ -509,10 +501,10 @@ impl Protocol for Session {
             return Step::default();
         }
         let mut deadline = logout_at;
-        if let Some(held) = &self.delayed {
-            deadline = deadline.min(held.until());
+        if let Some(until) = self.logins.held_until() {
+            deadline = deadline.min(until);
         }
-        let busy = self.job.is_some() || (self.delayed.is_none() && self.input.contains(&b'\n'));
+        let busy = self.job.is_some() || (!self.logins.busy() && self.input.contains(&b'\n'));
         Step {
             busy,
             deadline: Some(deadline),

@@ -3,6 +3,8 @@
 //! asks of its driver (a hand-off after a login, TLS). Neither side knows the other's
 //! details: engines import this, never `net`.
 
+pub mod login;
+
 use crate::auth::User;
 use crate::store::Store;
 use std::net::SocketAddr;

@@ -3,9 +3,8 @@
 //! logged in the fail2ban-friendly form of `log.rs`.
 
 use super::super::state::{Frame, Session};
-use crate::auth::held_reply::HeldReply;
-use crate::auth::sasl::PlainError;
-use crate::auth::{self, AuthError};
+use crate::auth::{self, sasl::PlainError};
+use crate::session::login::{self, Credentials, RefusalText, Verdict};
 use crate::session::{LoggedIn, Refusal};
 use crate::store::Store;
 
@@ -22,11 +21,11 @@ impl Session {
         if self.plaintext_allowed {
             return false;
         }
-        crate::log::notice(&format!(
-            "login refused user={} peer={} reason=plaintext password on an unencrypted connection",
-            crate::log::value(user),
-            self.peer
-        ));
+        login::log_refused(
+            &crate::log::value(user),
+            &self.peer,
+            "plaintext password on an unencrypted connection",
+        );
         self.no(
             tag,
             "[PRIVACYREQUIRED] Plaintext passwords are not accepted on an unencrypted connection",
@@ -74,45 +73,26 @@ impl Session {
     }
 
     fn try_login(&mut self, tag: &str, user: &[u8], pass: &[u8], method: &str) {
-        // What the client sent, as a log token that cannot forge another field.
-        let shown = crate::log::value(user);
-        let started = std::time::Instant::now();
-        match auth::authenticate(&self.users_file, user, pass, auth::Protocol::Imap) {
-            // The driver opens the store here or hands the session off (`enter`).
-            Ok(u) => {
-                self.login = Some(LoggedIn {
-                    user: u,
-                    method: method.to_string(),
-                    tag: tag.to_string(),
-                    peer: self.peer.clone(),
-                })
-            }
-            Err(AuthError::Rejected(reason)) => {
-                self.auth_failures += 1;
-                crate::log::notice(&format!(
-                    "login failed user={shown} peer={} reason={reason}",
-                    self.peer
-                ));
-                // Same text and delay for an unknown user and a wrong password.
-                let text = format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n");
-                self.delayed = Some(HeldReply::failed_login(
-                    text.into_bytes(),
-                    self.auth_failures,
-                    b"* BYE Too many failed logins\r\n",
-                    &self.peer,
-                    started,
-                ));
-            }
-            Err(AuthError::Unavailable(why)) => {
-                crate::log::error(&format!(
-                    "login failed user={shown} peer={} reason=userdb unavailable: {why}",
-                    self.peer
-                ));
-                self.no(
-                    tag,
-                    "[UNAVAILABLE] Authentication is temporarily unavailable",
-                );
-            }
+        let credentials = Credentials::Password {
+            user,
+            password: pass,
+            protocol: auth::Protocol::Imap,
+        };
+        let refused = RefusalText {
+            reply: format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n")
+                .into_bytes(),
+            last_words: b"* BYE Too many failed logins\r\n",
+        };
+        // Accepted: the driver opens the store here or hands the session off (`enter`).
+        if self
+            .logins
+            .check(credentials, method, tag, &self.peer, refused)
+            == Verdict::Unavailable
+        {
+            self.no(
+                tag,
+                "[UNAVAILABLE] Authentication is temporarily unavailable",
+            );
         }
     }
 
