@@ -362,6 +362,33 @@ pub fn chown(path: &std::path::Path, uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Give an open file another name, `to` (a hard link): linkat(2) of /proc/self/fd/N
+/// with AT_SYMLINK_FOLLOW, as its manual page shows, links the very file that was
+/// opened, whatever its name has become since, with no privilege needed. EXDEV when
+/// `to` is on another filesystem; ENOENT without /proc.
+pub fn link_open_file(file: &std::fs::File, to: &std::path::Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|_| io::Error::other("NUL in path"))?;
+    let to =
+        CString::new(to.as_os_str().as_bytes()).map_err(|_| io::Error::other("NUL in path"))?;
+    // SAFETY: two NUL-terminated paths that live across the call.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Take an exclusive flock(2) on `file` without waiting: Ok(false) if another open file
 /// description holds it (another process, or another session of this daemon). The lock
 /// goes with the descriptor, so a killed process never leaves it behind.

@@ -465,9 +465,9 @@ def message(subject="Hello", body="Body text\r\n", sender="alice@example.com", e
 
 
 def copy_fails_halfway(c, fill, limit):
-    """A COPY of the 400 messages `fill` puts in INBOX, the 300th with a keyword the
-    destination has no room for (it holds `limit` already): the store refuses it in the
-    second batch, and the destination must be as it was."""
+    """A COPY, then a MOVE, of the 400 messages `fill` puts in INBOX, the 300th with a
+    keyword the destination has no room for (it holds `limit` already): the store
+    refuses it in a later batch, and the destination must be as it was."""
     assert c.create("Full")[0] == "OK"
     flags = " ".join(f"$k{i}" for i in range(limit))
     assert c.append("Full", f"({flags})", None, message("kept").encode())[0] == "OK"
@@ -479,4 +479,9 @@ def copy_fails_halfway(c, fill, limit):
     assert c.select("Full") == ("OK", [b"1"])
     typ, data = c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     assert b"Subject: kept" in data[0][1]
+    assert c.select("INBOX") == ("OK", [b"400"])
+    # MOVE fails the same way (RFC 6851 3.3): every message stays in exactly one mailbox.
+    typ, data = c.uid("MOVE", "1:*", "Full")
+    assert typ == "NO" and b"LIMIT" in data[0], (typ, data)
+    assert c.select("Full") == ("OK", [b"1"])
     assert c.select("INBOX") == ("OK", [b"400"])

@@ -267,6 +267,50 @@ def test_copy_move_expunge(server):
     c.logout()
 
 
+def test_maildir_move_keeps_the_file_and_copy_links_it(server):
+    """Between Maildir folders a message file is not rewritten: MOVE gives the same
+    inode a name in the destination (flags kept), COPY a second name; the two names
+    then carry their own flags."""
+    acc = server.account
+    for i in range(3):
+        acc.deliver(message(f"m{i}"))
+
+    def files(folder):
+        d = acc.folder(folder)
+        return {
+            os.stat(os.path.join(d, sub, n)).st_ino: os.path.join(d, sub, n)
+            for sub in ("new", "cur")
+            for n in os.listdir(os.path.join(d, sub))
+        }
+
+    before = files("INBOX")
+    c = server.connect()
+    ok(c.create("Archive"))
+    ok(c.select())
+    bodies = [c.fetch(str(i), "(BODY.PEEK[])")[1][0][1] for i in (1, 2, 3)]
+    ok(c.store("1", "+FLAGS", "(\\Flagged $Work)"))
+    typ, data = c.uid("MOVE", "1:2", "Archive")
+    assert typ == "OK", data
+    moved, left = files("Archive"), files("INBOX")
+    assert len(moved) == 2 and len(left) == 1
+    assert set(moved) | set(left) == set(before) and not set(moved) & set(left)
+    ok(c.copy("1", "Archive"))
+    copied = files("Archive")
+    assert set(copied) == set(before)
+    (ino,) = left
+    assert os.stat(left[ino]).st_nlink == 2
+    ok(c.select("Archive"))
+    typ, data = c.fetch("1:3", "(FLAGS BODY.PEEK[])")
+    got = [d for d in data if isinstance(d, tuple)]
+    assert [d[1] for d in got] == bodies
+    assert b"\\Flagged" in got[0][0] and b"$Work" in got[0][0]
+    ok(c.store("3", "+FLAGS", "(\\Seen)"))
+    ok(c.select("INBOX"))
+    typ, data = c.fetch("1", "(FLAGS)")
+    assert b"\\Seen" not in data[0], data
+    c.logout()
+
+
 def test_mailbox_management(server):
     c = server.connect()
     ok(c.create("Work.Projects"))
@@ -378,9 +422,10 @@ def test_uid_fetch_and_sequence_edge_cases(server):
 
 
 def test_a_copy_that_fails_halfway_leaves_the_destination_as_it_was(server):
-    """RFC 3501 6.4.7: a COPY that fails restores the destination. The first batch (256
-    messages) was already stored when the second failed: it is taken back, and nothing is
-    left in tmp/ or beside the folder."""
+    """RFC 3501 6.4.7: a COPY that fails restores the destination. The first batches
+    (128 messages each) were already stored when the third failed: they are taken back,
+    and nothing is left in tmp/ or beside the folder. A MOVE that fails the same way
+    leaves every message where it was."""
     acc = server.account
     c = server.connect()
     copy_fails_halfway(c, lambda: [acc.deliver(message(f"n{i}")) for i in range(400)], 26)

@@ -199,13 +199,38 @@ pub trait CopyInto: Send {
     fn commit(self: Box<Self>) -> Result<()>;
 }
 
-/// A message for `CopyInto::add`: its bytes, flags (system flags; keywords by name) and
-/// internal date.
+/// A message for `CopyInto::add`: its content, flags (system flags; keywords by name)
+/// and internal date.
 pub struct NewMessage {
-    pub data: Vec<u8>,
+    pub content: Content,
     pub flags: Flags,
     pub keywords: Vec<String>,
     pub date: Option<i64>,
+}
+
+/// What a copied message is made of.
+pub enum Content {
+    /// Its bytes as stored (a message of an mbox).
+    Bytes(Vec<u8>),
+    /// Its own file, the whole file (a Maildir message): a Maildir on the same
+    /// filesystem links it (MOVE and COPY keep the inode, and nothing is read); other
+    /// destinations read it in pieces. `size` is the file's length, `vsize` its
+    /// RFC822.SIZE (CRLF line ends).
+    File {
+        file: std::fs::File,
+        size: u64,
+        vsize: u64,
+    },
+}
+
+impl Content {
+    /// Octets held in memory (a batch is bounded by them).
+    pub fn in_memory(&self) -> usize {
+        match self {
+            Content::Bytes(b) => b.len(),
+            Content::File { .. } => 0,
+        }
+    }
 }
 
 /// A message being appended: written through to disk as it arrives.
@@ -243,6 +268,11 @@ pub trait Mailbox: Send {
     /// held in memory whole).
     fn open_message(&mut self, index: usize) -> Result<Box<dyn std::io::Read + Send>> {
         Ok(Box::new(std::io::Cursor::new(self.read(index)?)))
+    }
+    /// The message to copy elsewhere: its own file where the store keeps one per
+    /// message (Maildir), else its bytes.
+    fn copy_content(&mut self, index: usize) -> Result<Content> {
+        Ok(Content::Bytes(self.read(index)?))
     }
     /// RFC822.SIZE: octets with CRLF line ends.
     fn size(&mut self, index: usize) -> Result<u64>;

@@ -1,6 +1,7 @@
 //! COPY, UID COPY (RFC 3501 6.4.7) with COPYUID (RFC 4315), and MOVE (RFC 6851).
-//! Messages go through the store interface (read, then add to a `CopyInto`), so a copy
-//! between any two store formats works the same way, all or nothing.
+//! Messages go through the store interface (each message's content, then added to a
+//! `CopyInto`), so a copy between any two store formats works the same way, all or
+//! nothing; between Maildir folders the files are linked, not read.
 
 use super::super::parser::SeqSet;
 use super::super::state::Job;
@@ -8,8 +9,9 @@ use super::super::state::Session;
 use crate::store::names::MailboxName;
 use crate::store::{CopyInto, Flags, NewMessage, StoreError};
 
-/// Messages, and octets, read into memory and stored as one batch at most.
-const BATCH_MESSAGES: usize = 256;
+/// Messages (each maybe an open file), and octets read into memory, stored as one
+/// batch at most.
+const BATCH_MESSAGES: usize = 128;
 const BATCH_BYTES: usize = 8 << 20;
 
 /// `1:3,7` for a sorted list of UIDs (as COPYUID wants them).
@@ -108,7 +110,7 @@ impl Session {
             job.pos += 1;
             let entry = m.view().entries[i].clone();
             let read = (|| -> Result<NewMessage, StoreError> {
-                let data = m.read(i)?;
+                let content = m.copy_content(i)?;
                 let date = m.internal_date(i)?;
                 let keywords: Vec<String> = m
                     .keywords()
@@ -122,7 +124,7 @@ impl Session {
                     keywords: 0,
                 };
                 Ok(NewMessage {
-                    data,
+                    content,
                     flags,
                     keywords,
                     date: Some(date),
@@ -130,7 +132,7 @@ impl Session {
             })();
             match read {
                 Ok(msg) => {
-                    bytes += msg.data.len();
+                    bytes += msg.content.in_memory();
                     batch.push(msg);
                     batch_src.push((i, entry.uid));
                 }

@@ -1,13 +1,17 @@
 //! COPY and MOVE into a Maildir folder (see `store::undo`): each batch is made durable
-//! in tmp/, named in the undo record, then moved into new/ or cur/ and numbered with one
-//! dovecot-uidlist update. Undoing removes the named files from new/ and cur/.
+//! in tmp/ (a message of another Maildir folder on this filesystem by a hard link: the
+//! same inode, nothing copied), named in the undo record, then moved into new/ or cur/
+//! and numbered with one dovecot-uidlist update. Undoing removes the named files from
+//! new/ and cur/.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{MaildirAppend, number};
 use crate::store::undo::{self, UndoRecord};
-use crate::store::{AppendSink, CopyInto, MailboxName, NewMessage, Result, StoreError, Uid};
+use crate::store::{
+    AppendSink, Content, CopyInto, MailboxName, NewMessage, Result, StoreError, Uid,
+};
 
 pub(super) struct MaildirCopy {
     name: MailboxName,
@@ -38,8 +42,31 @@ impl CopyInto for MaildirCopy {
         let mailbox = self.name.as_str();
         let mut staged = Vec::with_capacity(messages.len());
         for m in messages {
-            let mut sink = MaildirAppend::start(self.dir.clone(), &self.hostname, mailbox)?;
-            sink.write(&m.data)?;
+            let mut sink = match m.content {
+                Content::Bytes(data) => {
+                    let mut sink = MaildirAppend::start(self.dir.clone(), &self.hostname, mailbox)?;
+                    sink.write(&data)?;
+                    sink
+                }
+                Content::File { file, size, vsize } => {
+                    match MaildirAppend::link(
+                        self.dir.clone(),
+                        &self.hostname,
+                        mailbox,
+                        &file,
+                        size,
+                        vsize,
+                    ) {
+                        Some(linked) => linked,
+                        None => {
+                            let mut sink =
+                                MaildirAppend::start(self.dir.clone(), &self.hostname, mailbox)?;
+                            copy_file(&file, sink.as_mut(), mailbox)?;
+                            sink
+                        }
+                    }
+                }
+            };
             staged.push(sink.stage(m.flags, &m.keywords, m.date)?);
         }
         if self.record.is_none() {
@@ -89,6 +116,20 @@ impl Drop for MaildirCopy {
                 "copy into {}: undo record unreadable, left for the next open: {e}",
                 self.name.as_str()
             )),
+        }
+    }
+}
+
+/// Write a message file that could not be linked into `sink`, in pieces.
+fn copy_file(mut file: &fs::File, sink: &mut dyn AppendSink, mailbox: &str) -> Result<()> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => sink.write(&buf[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(StoreError::io("read message", mailbox, e)),
         }
     }
 }

@@ -686,6 +686,16 @@ impl Mailbox for MaildirFolder {
         Ok(Box::new(self.open_file(index)?))
     }
 
+    fn copy_content(&mut self, index: usize) -> Result<crate::store::Content> {
+        let vsize = self.size(index)?;
+        let file = self.open_file(index)?;
+        let size = file
+            .metadata()
+            .map_err(|e| self.err("read message", e))?
+            .len();
+        Ok(crate::store::Content::File { file, size, vsize })
+    }
+
     fn size(&mut self, index: usize) -> Result<u64> {
         if let Some(v) = self.view.entries[index].vsize {
             return Ok(v);

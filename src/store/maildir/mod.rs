@@ -452,6 +452,32 @@ impl MaildirAppend {
         }))
     }
 
+    /// A message that is already a file elsewhere in this filesystem: linked into tmp/
+    /// (the same inode; nothing copied). None if it cannot be (another filesystem, no
+    /// /proc): then it is written as any other.
+    fn link(
+        dir: PathBuf,
+        hostname: &str,
+        mailbox: &str,
+        file: &File,
+        size: u64,
+        vsize: u64,
+    ) -> Option<Box<MaildirAppend>> {
+        let base = filename::unique(hostname);
+        let tmp_path = dir.join("tmp").join(&base);
+        crate::sys::link_open_file(file, &tmp_path).ok()?;
+        Some(Box::new(MaildirAppend {
+            mailbox: mailbox.to_string(),
+            dir,
+            base,
+            tmp_path,
+            file: None,
+            size,
+            vsize,
+            last: 0,
+        }))
+    }
+
     /// Make the message durable in tmp/ and choose its name in new/ or cur/.
     fn stage(
         &mut self,
@@ -464,18 +490,17 @@ impl MaildirAppend {
             let mb = mb.clone();
             move |e: io::Error| StoreError::io(op, &mb, e)
         };
-        let file = self
-            .file
-            .take()
-            .expect("open until commit")
-            .into_inner()
-            .map_err(|e| err("write new message")(e.into_error()))?;
-        file.sync_all().map_err(err("write new message"))?;
-        if let Some(t) = internal_date {
-            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
-            let _ = file.set_modified(when);
+        // A linked file (`link`) is durable and dated already: the source's.
+        if let Some(writer) = self.file.take() {
+            let file = writer
+                .into_inner()
+                .map_err(|e| err("write new message")(e.into_error()))?;
+            file.sync_all().map_err(err("write new message"))?;
+            if let Some(t) = internal_date {
+                let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
+                let _ = file.set_modified(when);
+            }
         }
-        drop(file);
         let mut flags = flags;
         for k in keywords {
             let (_, i) = define_keyword(&self.dir, &self.mailbox, k)?;

@@ -16,8 +16,8 @@ pub mod write;
 use super::names::MailboxName;
 use super::undo::UndoRecord;
 use super::{
-    AppendSink, CopyInto, Flags, ListEntry, Mailbox, NewMessage, Result, StatusInfo, Store,
-    StoreError, Uid,
+    AppendSink, Content, CopyInto, Flags, ListEntry, Mailbox, NewMessage, Result, StatusInfo,
+    Store, StoreError, Uid,
 };
 use crate::store::maildrop::MaildropLock;
 use folder::MboxFolder;
@@ -404,8 +404,12 @@ impl CopyInto for MboxCopy {
         let mut uids = Vec::with_capacity(messages.len());
         for m in messages {
             let date = m.date.unwrap_or_else(crate::util::date::now);
+            let mut reader: Box<dyn std::io::Read> = match m.content {
+                Content::Bytes(data) => Box::new(std::io::Cursor::new(data)),
+                Content::File { file, .. } => Box::new(file),
+            };
             let (v, uid) = self.folder.append_noting(
-                &mut &m.data[..],
+                &mut reader,
                 m.flags,
                 &m.keywords,
                 date,
