@@ -4,9 +4,9 @@
 //! not shown and not touched; what an IMAP session expunges meanwhile is answered as
 //! gone when asked for.
 
+use super::lock::MaildropLock;
 use super::uidl;
 use crate::config;
-use crate::store::maildrop::MaildropLock;
 use crate::store::{FlagChange, Flags, Mailbox, MailboxName, Store, StoreError};
 use std::io::Read;
 
@@ -44,13 +44,18 @@ impl Refused {
 impl Maildrop {
     /// Lock the maildrop, then take the snapshot (RFC 1939 8: lock, then number).
     pub fn open(store: &mut dyn Store) -> Result<Maildrop, StoreError> {
-        let lock = store.lock_maildrop()?;
+        let path = store.state_dir()?.join("ipop3d.lock");
+        let lock = match MaildropLock::acquire(&path) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return Err(StoreError::InUse),
+            Err(e) => return Err(StoreError::io("lock the maildrop", "INBOX", e)),
+        };
         let inbox = MailboxName::parse(b"INBOX").expect("INBOX is a valid name");
         let mut mailbox = store.open(&inbox, false)?;
         let mut messages = Vec::with_capacity(mailbox.view().len());
         for index in 0..mailbox.view().len() {
             let uid = mailbox.view().entries[index].uid;
-            match mailbox.pop3_size(index) {
+            match pop3_size(mailbox.as_mut(), index) {
                 Ok(size) => messages.push(Message {
                     index,
                     uid,
@@ -192,4 +197,15 @@ impl Maildrop {
     pub fn abandon(mut self) {
         self.mailbox.flush();
     }
+}
+
+/// The octets a RETR sends before dot-stuffing: RFC822.SIZE, plus the CRLF that ends a
+/// last line the message leaves unterminated (RFC 1939 3 needs it before the final ".").
+fn pop3_size(mailbox: &mut dyn Mailbox, index: usize) -> Result<u64, StoreError> {
+    let size = mailbox.size(index)?;
+    Ok(if size == 0 || mailbox.ends_with_newline(index)? {
+        size
+    } else {
+        size + 2
+    })
 }

@@ -12,6 +12,7 @@
 
 mod auth;
 mod commands;
+pub mod lock;
 pub mod maildrop;
 pub mod parser;
 pub mod session;

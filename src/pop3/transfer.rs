@@ -3,7 +3,7 @@
 //! one more, and ".\r\n" at the end. Streamed from the store in pieces as the client
 //! reads, so a 50 MB message never sits in memory whole.
 //!
-//! The octets sent before dot-stuffing are `Mailbox::pop3_size` (the CRLF size, plus
+//! The octets sent before dot-stuffing are `maildrop::pop3_size` (the CRLF size, plus
 //! the CRLF that ends a last line left unterminated, as the multi-line response needs),
 //! which is what STAT and LIST report.
 
@@ -120,7 +120,7 @@ impl Transfer {
     /// Close the response: end an unterminated last line, then the "." line.
     fn end(&mut self, out: &mut Vec<u8>) -> bool {
         if !self.at_line_start {
-            // Always a whole CRLF (a trailing bare CR stays data), as pop3_size counts.
+            // Always a whole CRLF (a trailing bare CR stays data), as `maildrop::pop3_size` counts.
             out.extend_from_slice(b"\r\n");
             self.octets += 2;
             self.at_line_start = true;

@@ -6,7 +6,6 @@ pub mod dotlock;
 pub mod filelock;
 pub mod location;
 pub mod maildir;
-pub mod maildrop;
 pub mod mbox;
 pub mod names;
 pub mod sealed;
@@ -181,8 +180,9 @@ pub trait Store: Send {
     /// each numbered together, and all of them taken back unless committed.
     fn copy_into(&mut self, name: &MailboxName) -> Result<Box<dyn CopyInto>>;
     fn exists(&mut self, name: &MailboxName) -> bool;
-    /// Take the POP3 maildrop lock (`StoreError::InUse` if another session has it).
-    fn lock_maildrop(&mut self) -> Result<maildrop::MaildropLock>;
+    /// A directory of the user's own (private, made if missing) where a front end keeps
+    /// small files of its own: the POP3 maildrop lock.
+    fn state_dir(&mut self) -> Result<std::path::PathBuf>;
 }
 
 /// A COPY or MOVE into one mailbox under way, all or nothing (RFC 3501 6.4.7; see
@@ -276,17 +276,10 @@ pub trait Mailbox: Send {
     }
     /// RFC822.SIZE: octets with CRLF line ends.
     fn size(&mut self, index: usize) -> Result<u64>;
-    /// The octets a POP3 RETR sends before dot-stuffing: `size`, plus the CRLF that
-    /// ends a last line the message leaves unterminated (RFC 1939 3 needs it before
-    /// the final ".").
-    fn pop3_size(&mut self, index: usize) -> Result<u64> {
+    /// Does the message's last line end with a line end? (True for an empty message.)
+    fn ends_with_newline(&mut self, index: usize) -> Result<bool> {
         let data = self.read(index)?;
-        let end = if data.is_empty() || data.ends_with(b"\n") {
-            0
-        } else {
-            2
-        };
-        Ok(self.size(index)? + end)
+        Ok(data.is_empty() || data.ends_with(b"\n"))
     }
     fn internal_date(&mut self, index: usize) -> Result<i64>;
     /// Change the flags of one message as they are in the store now (another session's

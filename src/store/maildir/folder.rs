@@ -721,12 +721,11 @@ impl Mailbox for MaildirFolder {
         Ok(v)
     }
 
-    fn pop3_size(&mut self, index: usize) -> Result<u64> {
-        let size = self.size(index)?;
-        if size == 0 {
-            return Ok(0);
+    fn ends_with_newline(&mut self, index: usize) -> Result<bool> {
+        if self.size(index)? == 0 {
+            return Ok(true);
         }
-        let terminated = match self.view.entries[index].terminated {
+        Ok(match self.view.entries[index].terminated {
             Some(t) => t,
             None => {
                 // The size came from the file name: look at the last octet only.
@@ -743,8 +742,7 @@ impl Mailbox for MaildirFolder {
                 self.cache_dirty = true;
                 t
             }
-        };
-        Ok(if terminated { size } else { size + 2 })
+        })
     }
 
     fn internal_date(&mut self, index: usize) -> Result<i64> {

@@ -15,7 +15,6 @@ pub mod uidlist;
 use super::names::{MailboxName, list_match};
 use super::{AppendSink, Flags, ListEntry, Mailbox, Result, StatusInfo, Store, StoreError, Uid};
 use crate::store::dotlock::DotLock;
-use crate::store::maildrop::MaildropLock;
 use crate::store::uidvalidity;
 use folder::{MaildirFolder, folder_dir_ok};
 use std::collections::{BTreeMap, BTreeSet};
@@ -355,13 +354,8 @@ impl Store for MaildirStore {
         Ok(st)
     }
 
-    fn lock_maildrop(&mut self) -> Result<MaildropLock> {
-        let path = self.root.join("ipop3d.lock");
-        match MaildropLock::acquire(&path) {
-            Ok(Some(lock)) => Ok(lock),
-            Ok(None) => Err(StoreError::InUse),
-            Err(e) => Err(StoreError::io("lock the maildrop", "INBOX", e)),
-        }
+    fn state_dir(&mut self) -> Result<PathBuf> {
+        Ok(self.root.clone())
     }
 
     fn append(&mut self, name: &MailboxName) -> Result<Box<dyn AppendSink>> {

@@ -1372,14 +1372,9 @@ impl Mailbox for MboxFolder {
         Ok(self.view.entries[index].vsize.unwrap_or(0))
     }
 
-    fn pop3_size(&mut self, index: usize) -> Result<u64> {
-        let e = &self.view.entries[index];
-        let v = e.vsize.unwrap_or(0);
-        Ok(if v == 0 || e.terminated != Some(false) {
-            v
-        } else {
-            v + 2
-        })
+    fn ends_with_newline(&mut self, index: usize) -> Result<bool> {
+        // The parse notes each message's last line end (unknown only when empty).
+        Ok(self.view.entries[index].terminated != Some(false))
     }
 
     fn internal_date(&mut self, index: usize) -> Result<i64> {

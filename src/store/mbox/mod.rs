@@ -19,7 +19,6 @@ use super::{
     AppendSink, Content, CopyInto, Flags, ListEntry, Mailbox, NewMessage, Result, StatusInfo,
     Store, StoreError, Uid,
 };
-use crate::store::maildrop::MaildropLock;
 use folder::MboxFolder;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -341,14 +340,11 @@ impl Store for MboxStore {
         })
     }
 
-    fn lock_maildrop(&mut self) -> Result<MaildropLock> {
+    fn state_dir(&mut self) -> Result<PathBuf> {
+        // INBOX's index directory: beside /var/mail's spool, the user's own.
         let dir = self.index_dir(&MailboxName::inbox());
-        mkdir_private(&dir).map_err(|e| StoreError::io("lock the maildrop", "INBOX", e))?;
-        match MaildropLock::acquire(&dir.join("ipop3d.lock")) {
-            Ok(Some(lock)) => Ok(lock),
-            Ok(None) => Err(StoreError::InUse),
-            Err(e) => Err(StoreError::io("lock the maildrop", "INBOX", e)),
-        }
+        mkdir_private(&dir).map_err(|e| StoreError::io("make a private directory", "INBOX", e))?;
+        Ok(dir)
     }
 
     fn copy_into(&mut self, name: &MailboxName) -> Result<Box<dyn CopyInto>> {
