@@ -7,8 +7,7 @@
 use super::lock::MaildropLock;
 use super::uidl;
 use crate::config;
-use crate::store::{FlagChange, Flags, Mailbox, MailboxName, Store, StoreError};
-use std::io::Read;
+use crate::store::{FlagChange, Flags, Mailbox, MailboxName, MessageReader, Store, StoreError};
 
 pub struct Message {
     /// Position in the mailbox's view.
@@ -145,7 +144,7 @@ impl Maildrop {
         &mut self,
         n: u32,
         retrieved: bool,
-    ) -> Result<Result<Box<dyn Read + Send>, StoreError>, Refused> {
+    ) -> Result<Result<Box<dyn MessageReader>, StoreError>, Refused> {
         self.get(n)?;
         let m = &mut self.messages[n as usize - 1];
         if retrieved {

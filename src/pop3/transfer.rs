@@ -7,13 +7,14 @@
 //! the CRLF that ends a last line left unterminated, as the multi-line response needs),
 //! which is what STAT and LIST report.
 
+use crate::store::MessageReader;
 use std::io::{self, Read};
 
 /// Bytes read from the store at a time.
 pub const CHUNK: usize = 65536;
 
 pub struct Transfer {
-    reader: Box<dyn Read + Send>,
+    reader: Box<dyn MessageReader>,
     /// TOP: body lines still to send (None: the whole message).
     body_lines: Option<u64>,
     in_header: bool,
@@ -28,16 +29,16 @@ pub struct Transfer {
 
 impl Transfer {
     /// RETR: the whole message.
-    pub fn whole(reader: Box<dyn Read + Send>) -> Transfer {
+    pub fn whole(reader: Box<dyn MessageReader>) -> Transfer {
         Transfer::new(reader, None)
     }
 
     /// TOP: the header, the blank line, and `lines` lines of the body.
-    pub fn top(reader: Box<dyn Read + Send>, lines: u64) -> Transfer {
+    pub fn top(reader: Box<dyn MessageReader>, lines: u64) -> Transfer {
         Transfer::new(reader, Some(lines))
     }
 
-    fn new(reader: Box<dyn Read + Send>, body_lines: Option<u64>) -> Transfer {
+    fn new(reader: Box<dyn MessageReader>, body_lines: Option<u64>) -> Transfer {
         Transfer {
             reader,
             body_lines,

@@ -208,6 +208,11 @@ pub struct NewMessage {
     pub date: Option<i64>,
 }
 
+/// A message opened to be read in pieces, and from its start again if need be (FETCH
+/// of `BODY[] BODY[]`).
+pub trait MessageReader: std::io::Read + std::io::Seek + Send {}
+impl<T: std::io::Read + std::io::Seek + Send> MessageReader for T {}
+
 /// What a copied message is made of.
 pub enum Content {
     /// Its bytes as stored (a message of an mbox).
@@ -266,7 +271,7 @@ pub trait Mailbox: Send {
     fn read(&mut self, index: usize) -> Result<Vec<u8>>;
     /// The message's bytes as stored, to be read in pieces (a 50 MB RETR must not be
     /// held in memory whole).
-    fn open_message(&mut self, index: usize) -> Result<Box<dyn std::io::Read + Send>> {
+    fn open_message(&mut self, index: usize) -> Result<Box<dyn MessageReader>> {
         Ok(Box::new(std::io::Cursor::new(self.read(index)?)))
     }
     /// The message to copy elsewhere: its own file where the store keeps one per

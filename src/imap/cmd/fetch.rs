@@ -8,7 +8,8 @@ use super::super::response;
 use super::super::state::Job;
 use super::super::state::Session;
 use crate::config;
-use crate::store::{FlagChange, Flags, StoreError};
+use crate::store::{FlagChange, Flags, MessageReader, StoreError};
+use std::io::{Seek, SeekFrom};
 
 pub struct FetchJob {
     tag: String,
@@ -26,9 +27,15 @@ pub struct FetchJob {
 /// first byte goes out (a failing store call then drops the message whole); the
 /// sections and RFC822 texts, each up to the message's size, go out one at a time, only
 /// as fast as the client reads them (1,000 `BODY[]` of a 10 MB message must not become
-/// 10 GB of memory).
+/// 10 GB of memory). The whole message (BODY[], RFC822) is sent from the message file
+/// in pieces, never loaded, unless another item needed it parsed.
 struct Current {
     loaded: Option<(Vec<u8>, mime::Part)>,
+    /// The message file, opened before the first byte went out, for whole-message
+    /// items when the message is not loaded; and its size with CRLF line ends.
+    file: Option<(Box<dyn MessageReader>, u64)>,
+    /// A whole-message item on its way from the file.
+    sending: Option<Sending>,
     /// Per item: its rendered text, or None for a literal item rendered when its turn comes.
     small: Vec<Option<Vec<u8>>>,
     next: usize,
@@ -44,11 +51,90 @@ fn marks_seen(a: &FetchAtt) -> bool {
     )
 }
 
+/// The whole message, or a partial of it (BODY[]<0.100>): sent as stored, no parse.
+fn whole_message(a: &FetchAtt) -> bool {
+    match a {
+        FetchAtt::Rfc822 => true,
+        FetchAtt::Section { section, .. } => section.part.is_empty() && section.text.is_none(),
+        _ => false,
+    }
+}
+
+/// Does this item need the message read and parsed?
 fn needs_message(a: &FetchAtt) -> bool {
-    !matches!(
-        a,
-        FetchAtt::Uid | FetchAtt::Flags | FetchAtt::InternalDate | FetchAtt::Rfc822Size
-    )
+    !whole_message(a)
+        && !matches!(
+            a,
+            FetchAtt::Uid | FetchAtt::Flags | FetchAtt::InternalDate | FetchAtt::Rfc822Size
+        )
+}
+
+/// A literal being filled from the message file: the file's bytes with each bare LF
+/// sent as CRLF (as RFC822.SIZE counts them), the first `skip` of those passed over
+/// (a partial's start), `left` still to send.
+struct Sending {
+    skip: u64,
+    left: u64,
+    /// The byte read last (a LF after CR is not bare).
+    prev: u8,
+    /// The file failed us: the rest is spaces.
+    failed: bool,
+}
+
+/// Octets of a whole-message literal added to the output per read.
+const SEND_CHUNK: usize = 64 * 1024;
+
+impl Sending {
+    /// Take `seg` into `out` past what is to be skipped, up to what is left.
+    fn take(&mut self, out: &mut Vec<u8>, seg: &[u8]) {
+        let skip = self.skip.min(seg.len() as u64) as usize;
+        self.skip -= skip as u64;
+        let seg = &seg[skip..];
+        let n = self.left.min(seg.len() as u64) as usize;
+        out.extend_from_slice(&seg[..n]);
+        self.left -= n as u64;
+    }
+
+    /// One read's worth into `out`; true when the literal is complete. A file shorter
+    /// than its size (changed under us, a read error) is padded with spaces: the
+    /// literal's length was promised, and the client stays in step.
+    fn pump(&mut self, file: &mut dyn MessageReader, out: &mut Vec<u8>) -> Result<bool, String> {
+        if self.failed {
+            let n = self.left.min(SEND_CHUNK as u64);
+            out.resize(out.len() + n as usize, b' ');
+            self.left -= n;
+            return Ok(self.left == 0);
+        }
+        let mut buf = [0u8; SEND_CHUNK];
+        let n = loop {
+            match file.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e.to_string()),
+                Ok(0) => break Err("the message is shorter than its size".to_string()),
+                Ok(n) => break Ok(n),
+            }
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(why) => {
+                self.failed = true;
+                return Err(why);
+            }
+        };
+        let data = &buf[..n];
+        let mut start = 0;
+        for lf in memchr::memchr_iter(b'\n', data) {
+            let before = if lf == 0 { self.prev } else { data[lf - 1] };
+            if before != b'\r' {
+                self.take(out, &data[start..lf]);
+                self.take(out, b"\r");
+                start = lf;
+            }
+        }
+        self.take(out, &data[start..]);
+        self.prev = data[n - 1];
+        Ok(self.left == 0)
+    }
 }
 
 impl Session {
@@ -102,11 +188,12 @@ impl Session {
                 }
                 continue;
             }
-            if self.continue_one(&mut job) {
-                job.current = None;
-                job.pos += 1;
-                done_here += 1;
+            if !self.continue_one(&mut job) {
+                break;
             }
+            job.current = None;
+            job.pos += 1;
+            done_here += 1;
         }
         if job.pos < job.indexes.len() {
             self.job = Some(Box::new(job));
@@ -136,6 +223,13 @@ impl Session {
             let crlf = mime::to_crlf(&raw).into_owned();
             let root = mime::parse(&crlf);
             Some((crlf, root))
+        } else {
+            None
+        };
+        // Opened now, so that a message gone meanwhile is dropped before its first byte.
+        let file = if loaded.is_none() && job.atts.iter().any(whole_message) {
+            let size = m.size(index)?;
+            Some((m.open_message(index)?, size))
         } else {
             None
         };
@@ -199,6 +293,8 @@ impl Session {
         self.out_bytes(format!("* {} FETCH (", index + 1).as_bytes());
         Ok(Current {
             loaded,
+            file,
+            sending: None,
             small,
             next: 0,
             trailer,
@@ -209,9 +305,29 @@ impl Session {
     /// response is complete.
     fn continue_one(&mut self, job: &mut FetchJob) -> bool {
         let c = job.current.as_mut().expect("a message under way");
-        while c.next < job.atts.len() {
+        // Reads of the file per call: a partial far into a big message reads what it
+        // skips, and a step stays short.
+        let mut reads = 0;
+        while c.next < job.atts.len() || c.sending.is_some() {
             if self.output_len() >= config::OUTPUT_HIGH_WATER {
                 return false;
+            }
+            if let Some(s) = c.sending.as_mut() {
+                if reads == 16 {
+                    return false;
+                }
+                reads += 1;
+                let (file, _) = c.file.as_mut().expect("opened for sending");
+                match s.pump(file.as_mut(), self.output_buf()) {
+                    Ok(false) => {}
+                    Ok(true) => c.sending = None,
+                    // Logged once; the rest of the literal is padding.
+                    Err(why) => {
+                        let e = StoreError::io("read message", "", std::io::Error::other(why));
+                        self.log_failure("fetch", &e);
+                    }
+                }
+                continue;
             }
             let i = c.next;
             c.next += 1;
@@ -221,6 +337,40 @@ impl Session {
             if let Some(text) = c.small[i].take() {
                 self.output_buf().extend_from_slice(&text);
                 continue;
+            }
+            if let Some((file, size)) = c.file.as_mut() {
+                if whole_message(&job.atts[i]) {
+                    let out = self.output_buf();
+                    let (skip, len) = match &job.atts[i] {
+                        FetchAtt::Section { partial, .. } => {
+                            out.extend_from_slice(b"BODY[]");
+                            match partial {
+                                Some((start, len)) => {
+                                    out.extend_from_slice(format!("<{start}>").as_bytes());
+                                    let start = u64::from(*start).min(*size);
+                                    (start, u64::from(*len).min(*size - start))
+                                }
+                                None => (0, *size),
+                            }
+                        }
+                        _ => {
+                            out.extend_from_slice(b"RFC822");
+                            (0, *size)
+                        }
+                    };
+                    out.extend_from_slice(format!(" {{{len}}}\r\n").as_bytes());
+                    // From the start again for a second whole-message item.
+                    let rewound = file.seek(SeekFrom::Start(0)).is_ok();
+                    if len > 0 {
+                        c.sending = Some(Sending {
+                            skip,
+                            left: len,
+                            prev: 0,
+                            failed: !rewound,
+                        });
+                    }
+                    continue;
+                }
             }
             let (msg, root) = c.loaded.as_ref().expect("loaded");
             let out = self.output_buf();

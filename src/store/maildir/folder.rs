@@ -682,7 +682,7 @@ impl Mailbox for MaildirFolder {
         Ok(data)
     }
 
-    fn open_message(&mut self, index: usize) -> Result<Box<dyn std::io::Read + Send>> {
+    fn open_message(&mut self, index: usize) -> Result<Box<dyn crate::store::MessageReader>> {
         Ok(Box::new(self.open_file(index)?))
     }
 

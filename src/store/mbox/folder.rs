@@ -1351,7 +1351,7 @@ impl Mailbox for MboxFolder {
         })
     }
 
-    fn open_message(&mut self, index: usize) -> Result<Box<dyn Read + Send>> {
+    fn open_message(&mut self, index: usize) -> Result<Box<dyn crate::store::MessageReader>> {
         if self.view.entries[index].vsize.unwrap_or(0) <= IN_MEMORY {
             return Ok(Box::new(io::Cursor::new(self.read(index)?)));
         }
@@ -1364,7 +1364,7 @@ impl Mailbox for MboxFolder {
                 w.flush()?;
             }
             tmp.rewind()?;
-            Ok(Box::new(tmp) as Box<dyn Read + Send>)
+            Ok(Box::new(tmp) as Box<dyn crate::store::MessageReader>)
         })
     }
 
