@@ -480,6 +480,8 @@ impl Protocol for Session {
         if self.closed {
             return Step::default();
         }
+        crate::util::release_spare(&mut self.input);
+        crate::util::release_spare(&mut self.command);
         match self.logins.release(now, &mut self.output) {
             Err(until) => {
                 return Step {

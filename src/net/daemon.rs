@@ -661,6 +661,7 @@ impl Daemon {
             let out = session.output();
             if c.written >= out.len() {
                 out.clear();
+                crate::util::release_spare(out);
                 c.written = 0;
             }
         }
@@ -671,6 +672,7 @@ impl Daemon {
             let out = session.output();
             if c.written >= out.len() {
                 out.clear();
+                crate::util::release_spare(out);
                 c.written = 0;
                 break;
             }

@@ -454,6 +454,7 @@ impl Protocol for Session {
         if self.closed {
             return Step::default();
         }
+        crate::util::release_spare(&mut self.input);
         match self.logins.release(now, &mut self.output) {
             Err(until) => {
                 return Step {
