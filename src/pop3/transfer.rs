@@ -146,6 +146,15 @@ mod tests {
                 Ok(n)
             }
         }
+        impl std::io::Seek for Slow {
+            fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+                let std::io::SeekFrom::Start(p) = to else {
+                    unimplemented!("transfers read from the start")
+                };
+                self.1 = (p as usize).min(self.0.len());
+                Ok(self.1 as u64)
+            }
+        }
         let r = Box::new(Slow(msg.to_vec(), 0, piece));
         let mut t = match top {
             Some(n) => Transfer::top(r, n),
