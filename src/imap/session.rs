@@ -5,11 +5,12 @@
 //! literal, which is written through to the store as it arrives.
 
 use super::parser::{self, AppendArgs, Parser};
-use super::state::Frame;
 pub use super::state::Session;
+use super::state::{Frame, State};
 use crate::auth::User;
 use crate::config;
 use crate::session::login::LoginGate;
+use crate::session::steps::{self, Steps};
 use crate::session::{Handoff, LoggedIn, Peer, Protocol, Refusal, Service};
 pub use crate::session::{Mode, Step};
 use crate::store::Store;
@@ -75,9 +76,7 @@ impl Session {
             frame: Frame::Line,
             command: Vec::new(),
             append: None,
-            user: None,
-            store: None,
-            mailbox: None,
+            state: State::NotAuthenticated,
             announced_keywords: 0,
             job: None,
             bad_commands: 0,
@@ -112,10 +111,10 @@ impl Session {
             "IMAP4rev1 LITERAL+ SASL-IR ID IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN",
         );
         c.push_str(&format!(" APPENDLIMIT={}", config::APPEND_LIMIT));
-        if self.user.is_none() && self.starttls_offered && !self.secure {
+        if self.user().is_none() && self.starttls_offered && !self.secure {
             c.push_str(" STARTTLS");
         }
-        if self.user.is_none() {
+        if self.user().is_none() {
             c.push_str(if self.plaintext_allowed {
                 " AUTH=PLAIN"
             } else {
@@ -161,6 +160,7 @@ impl Session {
 
     /// Take one unit from the input (a line or part of a literal); false if none.
     fn process_input(&mut self) -> bool {
+        crate::util::release_spare(&mut self.command);
         match self.frame {
             Frame::Literal { remaining } => {
                 if self.input.is_empty() {
@@ -309,7 +309,7 @@ impl Session {
     }
 
     pub(super) fn user_name(&self) -> &str {
-        self.user.as_ref().map(|u| u.name.as_str()).unwrap_or("-")
+        self.user().map(|u| u.name.as_str()).unwrap_or("-")
     }
 
     /// Log a server-side failure during a session: `<what> failed user= peer= error=`.
@@ -417,7 +417,7 @@ impl Protocol for Session {
     }
 
     fn before_login(&self) -> bool {
-        self.user.is_none()
+        self.user().is_none()
     }
 
     /// The connection ended (EOF, error, BYE): release the mailbox and log the logout.
@@ -428,10 +428,15 @@ impl Protocol for Session {
                 sink.abort();
             }
         }
-        if let Some(mut m) = self.mailbox.take() {
+        let (user, mailbox) = match self.leave() {
+            State::NotAuthenticated => (None, None),
+            State::Authenticated(a) => (Some(a.user), None),
+            State::Selected(a, m) => (Some(a.user), Some(m)),
+        };
+        if let Some(mut m) = mailbox {
             m.flush();
         }
-        if let Some(user) = self.user.take() {
+        if let Some(user) = user {
             crate::log::info(&format!(
                 "logout user={} peer={} reason={}",
                 user.name,
@@ -477,86 +482,7 @@ impl Protocol for Session {
 
     /// Do what can be done now; bounded, so a daemon can serve others in between.
     fn step(&mut self, now: Instant) -> Step {
-        if self.closed {
-            return Step::default();
-        }
-        crate::util::release_spare(&mut self.input);
-        crate::util::release_spare(&mut self.command);
-        match self.logins.release(now, &mut self.output) {
-            Err(until) => {
-                return Step {
-                    busy: false,
-                    deadline: Some(until),
-                };
-            }
-            Ok(true) => {
-                self.close("too many failed logins");
-                return Step::default();
-            }
-            Ok(false) => {}
-        }
-        // Work through jobs and input until output is plentiful or nothing is left.
-        let mut rounds = 0;
-        while !self.closed
-            && !self.logins.busy()
-            && !self.starttls_pending
-            && self.output.len() < config::OUTPUT_HIGH_WATER
-        {
-            rounds += 1;
-            if let Some(job) = self.job.take() {
-                // A client reading a long FETCH is active; one that stopped reading
-                // makes no progress here and is logged out in time.
-                self.last_activity = now;
-                job.run(self);
-                if rounds >= 64 {
-                    break;
-                }
-                continue;
-            }
-            if !self.process_input() {
-                break;
-            }
-            if rounds >= 256 {
-                break;
-            }
-        }
-        if self.closed {
-            return Step::default();
-        }
-        // IDLE: look at the mailbox on schedule.
-        if let Frame::Idle { .. } = self.frame {
-            if let Some(t) = self.next_idle_poll {
-                if now >= t {
-                    self.idle_poll();
-                    self.next_idle_poll = Some(now + Duration::from_millis(config::IDLE_POLL_MS));
-                }
-            }
-        }
-        // Autologout (RFC 3501 5.4).
-        let logout_at = if self.user.is_some() {
-            self.last_activity + Duration::from_secs(config::AUTOLOGOUT_SECS)
-        } else {
-            self.connected_at + Duration::from_secs(config::LOGIN_TIMEOUT_SECS)
-        };
-        if now >= logout_at {
-            self.out("* BYE Autologout; idle for too long\r\n");
-            self.close("autologout");
-            return Step::default();
-        }
-        let mut deadline = logout_at;
-        if let Some(t) = self.next_idle_poll {
-            deadline = deadline.min(t);
-        }
-        if let Some(until) = self.logins.held_until() {
-            deadline = deadline.min(until);
-        }
-        // Busy means work is ready; whether there is room to write it is the driver's
-        // business (it waits for the socket to drain when it could not flush).
-        let busy = self.job.is_some() || (self.has_complete_input() && !self.logins.busy());
-        Step {
-            busy,
-            deadline: Some(deadline),
-        }
+        steps::step(self, now)
     }
 
     /// The client went away without LOGOUT.
@@ -565,11 +491,85 @@ impl Protocol for Session {
     }
 
     fn idle_limit(&self) -> Duration {
-        Duration::from_secs(if self.user.is_some() {
+        Duration::from_secs(if self.user().is_some() {
             config::AUTOLOGOUT_SECS
         } else {
             config::LOGIN_TIMEOUT_SECS
         })
+    }
+}
+
+impl Steps for Session {
+    fn closed(&self) -> bool {
+        self.closed
+    }
+
+    fn logins(&mut self) -> &mut LoginGate {
+        &mut self.logins
+    }
+
+    fn input_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.input
+    }
+
+    fn output_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.output
+    }
+
+    fn switching_to_tls(&self) -> bool {
+        self.starttls_pending
+    }
+
+    fn continue_job(&mut self, now: Instant) -> bool {
+        let Some(job) = self.job.take() else {
+            return false;
+        };
+        // A client reading a long FETCH is active; one that stopped reading makes no
+        // progress here and is logged out in time.
+        self.last_activity = now;
+        job.run(self);
+        true
+    }
+
+    fn has_job(&self) -> bool {
+        self.job.is_some()
+    }
+
+    fn take_input(&mut self) -> bool {
+        self.process_input()
+    }
+
+    fn has_complete_input(&self) -> bool {
+        Session::has_complete_input(self)
+    }
+
+    /// IDLE: look at the mailbox on schedule.
+    fn timers(&mut self, now: Instant) -> Option<Instant> {
+        if let (Frame::Idle { .. }, Some(t)) = (&self.frame, self.next_idle_poll) {
+            if now >= t {
+                self.idle_poll();
+                self.next_idle_poll = Some(now + Duration::from_millis(config::IDLE_POLL_MS));
+            }
+        }
+        self.next_idle_poll
+    }
+
+    /// RFC 3501 5.4; before login, the login deadline (bytes do not extend it).
+    fn logout_at(&self) -> Instant {
+        if self.user().is_some() {
+            self.last_activity + Duration::from_secs(config::AUTOLOGOUT_SECS)
+        } else {
+            self.connected_at + Duration::from_secs(config::LOGIN_TIMEOUT_SECS)
+        }
+    }
+
+    fn autologout(&mut self) {
+        self.out("* BYE Autologout; idle for too long\r\n");
+        self.close("autologout");
+    }
+
+    fn close(&mut self, reason: &'static str) {
+        Session::close(self, reason)
     }
 }
 
@@ -624,19 +624,19 @@ mod fuzz {
             }
             let store = MaildirStore::open(dir.clone()).expect("temp maildir");
             let mut s = Session::new("fuzz".into(), "/nonexistent".into(), None);
-            s.user = Some(User {
+            let user = User {
                 name: "fuzz".into(),
                 uid: None,
                 gid: None,
                 mail: crate::store::MailLocation::Maildir(dir.clone()),
-            });
-            s.store = Some(Box::new(store));
+            };
+            s.authenticated(user, Box::new(store));
             for _ in 0..12 {
                 let mut cmd = CORPUS[rng.below(CORPUS.len())].as_bytes().to_vec();
                 mutate(&mut cmd, &mut rng, b"(){}[]<>\"\\*%:. 0123456789\r\n+");
                 // Fed in random slices, stepping in between, as a network would.
                 feed_in_slices(&mut s, &cmd, &mut rng, |s| {
-                    if s.mailbox.is_some() {
+                    if s.mailbox().is_some() {
                         selected_rounds += 1;
                     }
                 });

@@ -27,6 +27,101 @@ pub(super) enum Frame {
     Idle { tag: String },
 }
 
+/// RFC 3501 3: where the connection is (logout is `Session::closed`).
+pub(super) enum State {
+    NotAuthenticated,
+    Authenticated(Account),
+    Selected(Account, Box<dyn Mailbox>),
+}
+
+/// A logged-in user and their mail store.
+pub(super) struct Account {
+    pub user: User,
+    pub store: Box<dyn Store>,
+}
+
+/// Commands reach these only in the state `cmd::needs` names for them, which the
+/// dispatcher checks: a command of the selected state finds a mailbox selected.
+impl Session {
+    pub(super) fn user(&self) -> Option<&User> {
+        match &self.state {
+            State::NotAuthenticated => None,
+            State::Authenticated(a) | State::Selected(a, _) => Some(&a.user),
+        }
+    }
+
+    /// The user's store (authenticated or selected state).
+    pub(super) fn store(&mut self) -> &mut dyn Store {
+        match &mut self.state {
+            State::Authenticated(a) | State::Selected(a, _) => a.store.as_mut(),
+            State::NotAuthenticated => unreachable!("dispatch checks the state"),
+        }
+    }
+
+    pub(super) fn store_ref(&self) -> Option<&dyn Store> {
+        match &self.state {
+            State::Authenticated(a) | State::Selected(a, _) => Some(a.store.as_ref()),
+            State::NotAuthenticated => None,
+        }
+    }
+
+    /// The selected mailbox, if any.
+    pub(super) fn mailbox(&self) -> Option<&dyn Mailbox> {
+        match &self.state {
+            State::Selected(_, m) => Some(m.as_ref()),
+            _ => None,
+        }
+    }
+
+    pub(super) fn mailbox_mut(&mut self) -> Option<&mut (dyn Mailbox + 'static)> {
+        match &mut self.state {
+            State::Selected(_, m) => Some(m.as_mut()),
+            _ => None,
+        }
+    }
+
+    /// The selected mailbox (selected state).
+    pub(super) fn selected_ref(&self) -> &dyn Mailbox {
+        self.mailbox().expect("dispatch checks the state")
+    }
+
+    pub(super) fn selected(&mut self) -> &mut (dyn Mailbox + 'static) {
+        self.mailbox_mut().expect("dispatch checks the state")
+    }
+
+    /// Log in: the authenticated state.
+    pub(super) fn authenticated(&mut self, user: User, store: Box<dyn Store>) {
+        self.state = State::Authenticated(Account { user, store });
+    }
+
+    /// Enter the selected state with `mailbox` (from authenticated or selected).
+    pub(super) fn select(&mut self, mailbox: Box<dyn Mailbox>) {
+        self.state = match std::mem::replace(&mut self.state, State::NotAuthenticated) {
+            State::Authenticated(a) | State::Selected(a, _) => State::Selected(a, mailbox),
+            State::NotAuthenticated => unreachable!("dispatch checks the state"),
+        };
+    }
+
+    /// Back to the authenticated state; the mailbox that was selected.
+    pub(super) fn unselect(&mut self) -> Option<Box<dyn Mailbox>> {
+        match std::mem::replace(&mut self.state, State::NotAuthenticated) {
+            State::Selected(a, m) => {
+                self.state = State::Authenticated(a);
+                Some(m)
+            }
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    /// The session ends: what it held, to be released.
+    pub(super) fn leave(&mut self) -> State {
+        std::mem::replace(&mut self.state, State::NotAuthenticated)
+    }
+}
+
 /// An APPEND whose message is arriving.
 pub(super) struct PendingAppend {
     pub tag: String,
@@ -46,9 +141,7 @@ pub struct Session {
     /// The command being assembled (lines and small literals).
     pub(super) command: Vec<u8>,
     pub(super) append: Option<PendingAppend>,
-    pub(super) user: Option<User>,
-    pub(super) store: Option<Box<dyn Store>>,
-    pub(super) mailbox: Option<Box<dyn Mailbox>>,
+    pub(super) state: State,
     /// Keywords of the selected mailbox announced in `* FLAGS` so far (RFC 3501 7.2.6:
     /// a new one is announced before a FETCH shows it).
     pub(super) announced_keywords: usize,

@@ -11,6 +11,7 @@ use super::parser::{self, Command};
 use super::transfer::Transfer;
 use crate::config;
 use crate::session::login::LoginGate;
+use crate::session::steps::{self, Steps};
 use crate::session::{Handoff, LoggedIn, Peer, Protocol, Refusal, Service, Step};
 use crate::store::Store;
 use std::path::PathBuf;
@@ -451,65 +452,71 @@ impl Protocol for Session {
     }
 
     fn step(&mut self, now: Instant) -> Step {
-        if self.closed {
-            return Step::default();
-        }
-        crate::util::release_spare(&mut self.input);
-        match self.logins.release(now, &mut self.output) {
-            Err(until) => {
-                return Step {
-                    busy: false,
-                    deadline: Some(until),
-                };
-            }
-            Ok(true) => {
-                self.close("too many failed logins");
-                return Step::default();
-            }
-            Ok(false) => {}
-        }
-        // Work through jobs and input until output is plentiful or nothing is left.
-        let mut rounds = 0;
-        while !self.closed
-            && !self.logins.busy()
-            && !self.starttls_pending
-            && self.output.len() < config::OUTPUT_HIGH_WATER
-            && rounds < 256
-        {
-            rounds += 1;
-            if let Some(job) = self.job.take() {
-                // A client reading a long RETR is active; one that stopped reading
-                // makes no progress here, and the autologout frees its maildrop.
-                self.last_activity = now;
-                self.run_job(job);
-                continue;
-            }
-            if !self.process_input() {
-                break;
-            }
-        }
-        if self.closed {
-            return Step::default();
-        }
-        // RFC 1939 3: the autologout timer ends the session without UPDATE, silently.
-        let mut logout_at = self.last_activity + Duration::from_secs(config::POP3_AUTOLOGOUT_SECS);
+        steps::step(self, now)
+    }
+}
+
+impl Steps for Session {
+    fn closed(&self) -> bool {
+        self.closed
+    }
+
+    fn logins(&mut self) -> &mut LoginGate {
+        &mut self.logins
+    }
+
+    fn input_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.input
+    }
+
+    fn output_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.output
+    }
+
+    fn switching_to_tls(&self) -> bool {
+        self.starttls_pending
+    }
+
+    fn continue_job(&mut self, now: Instant) -> bool {
+        let Some(job) = self.job.take() else {
+            return false;
+        };
+        // A client reading a long RETR is active; one that stopped reading makes no
+        // progress here, and the autologout frees its maildrop.
+        self.last_activity = now;
+        self.run_job(job);
+        true
+    }
+
+    fn has_job(&self) -> bool {
+        self.job.is_some()
+    }
+
+    fn take_input(&mut self) -> bool {
+        self.process_input()
+    }
+
+    fn has_complete_input(&self) -> bool {
+        self.input.contains(&b'\n')
+    }
+
+    /// RFC 1939 3's autologout timer; before login, the login deadline.
+    fn logout_at(&self) -> Instant {
+        let idle = self.last_activity + Duration::from_secs(config::POP3_AUTOLOGOUT_SECS);
         if matches!(self.state, State::Authorization { .. }) {
-            let login_by = self.connected_at + Duration::from_secs(config::LOGIN_TIMEOUT_SECS);
-            logout_at = logout_at.min(login_by);
+            idle.min(self.connected_at + Duration::from_secs(config::LOGIN_TIMEOUT_SECS))
+        } else {
+            idle
         }
-        if now >= logout_at {
-            self.close("autologout");
-            return Step::default();
-        }
-        let mut deadline = logout_at;
-        if let Some(until) = self.logins.held_until() {
-            deadline = deadline.min(until);
-        }
-        let busy = self.job.is_some() || (!self.logins.busy() && self.input.contains(&b'\n'));
-        Step {
-            busy,
-            deadline: Some(deadline),
-        }
+    }
+
+    /// RFC 1939 3: silently, without UPDATE.
+    fn autologout(&mut self) {
+        self.close("autologout");
+    }
+
+    fn close(&mut self, reason: &'static str) {
+        Session::close(self, reason)
     }
 }
 

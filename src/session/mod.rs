@@ -4,6 +4,7 @@
 //! details: engines import this, never `net`.
 
 pub mod login;
+pub mod steps;
 
 use crate::auth::User;
 use crate::store::Store;

@@ -54,7 +54,7 @@ impl Session {
                 s.set_frame(Frame::Message { remaining: size });
             }
         };
-        if self.user.is_none() {
+        if self.user().is_none() {
             return refuse(self, "BAD APPEND not allowed now: Log in first".into());
         }
         if size > config::APPEND_LIMIT {
@@ -70,7 +70,7 @@ impl Session {
             Ok(n) => n,
             Err(why) => return refuse(self, format!("NO [CANNOT] Invalid mailbox name: {why}")),
         };
-        let store = self.store.as_mut().expect("authenticated");
+        let store = self.store();
         if !store.exists(&name) {
             return refuse(self, "NO [TRYCREATE] Mailbox does not exist".into());
         }

@@ -121,8 +121,7 @@ impl Session {
             user.name, self.peer
         ));
         let name = user.name.clone();
-        self.store = Some(store);
-        self.user = Some(user);
+        self.authenticated(user, store);
         let caps = self.capabilities();
         if tag == "*" {
             self.out(&format!(

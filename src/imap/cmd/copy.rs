@@ -70,10 +70,10 @@ impl Session {
         let Some(dest) = self.mailbox_name(tag, raw) else {
             return;
         };
-        if is_move && self.mailbox.as_ref().expect("selected").readonly() {
+        if is_move && self.selected_ref().readonly() {
             return self.no(tag, "[READ-ONLY] Mailbox is read-only");
         }
-        let store = self.store.as_mut().expect("authenticated");
+        let store = self.store();
         if !store.exists(&dest) {
             return self.no(tag, "[TRYCREATE] Mailbox does not exist");
         }
@@ -94,14 +94,14 @@ impl Session {
     /// One batch (BATCH_MESSAGES or BATCH_BYTES), numbered in the destination at once;
     /// the answer after the last.
     fn run_copy(&mut self, mut job: CopyJob) {
-        let store = self.store.as_mut().expect("authenticated");
+        let store = self.store();
         if job.into.is_none() {
             match store.copy_into(&job.dest) {
                 Ok(into) => job.into = Some(into),
                 Err(e) => return self.store_error(&job.tag, &e),
             }
         }
-        let m = self.mailbox.as_mut().expect("selected");
+        let m = self.selected();
         let mut batch = Vec::new();
         let mut batch_src = Vec::new();
         let mut bytes = 0;
@@ -175,7 +175,7 @@ impl Session {
             return self.store_error(&job.tag, &e);
         }
         if job.is_move {
-            let m = self.mailbox.as_mut().expect("selected");
+            let m = self.selected();
             if let Err(e) = m.expunge(&job.moved) {
                 return self.store_error(&job.tag, &e);
             }

@@ -7,7 +7,7 @@ impl Session {
     /// The messages an EXPUNGE looks at (within `only`, if given): all of them, since
     /// the store decides by the \Deleted flags it has now, not those the view saw.
     fn expunge_candidates(&self, only: Option<&[usize]>) -> Vec<usize> {
-        let view = self.mailbox.as_ref().expect("selected").view();
+        let view = self.selected_ref().view();
         let all: Vec<usize> = match only {
             Some(v) => v.to_vec(),
             None => (0..view.len()).collect(),
@@ -18,7 +18,7 @@ impl Session {
     }
 
     pub(super) fn cmd_expunge(&mut self, tag: &str, set: Option<SeqSet>) {
-        if self.mailbox.as_ref().expect("selected").readonly() {
+        if self.selected_ref().readonly() {
             return self.no(tag, "[READ-ONLY] Mailbox is read-only");
         }
         let only = match &set {
@@ -29,23 +29,20 @@ impl Session {
             None => None,
         };
         let candidates = self.expunge_candidates(only.as_deref());
-        if let Err(e) = self
-            .mailbox
-            .as_mut()
-            .expect("selected")
-            .expunge_deleted(&candidates)
-        {
+        if let Err(e) = self.selected().expunge_deleted(&candidates) {
             return self.store_error(tag, &e);
         }
         self.complete(tag, true, "EXPUNGE completed");
     }
 
     pub(super) fn cmd_close(&mut self, tag: &str, expunge: bool) {
-        let mut mailbox = self.mailbox.take().expect("selected");
+        let candidates = if expunge {
+            self.expunge_candidates(None)
+        } else {
+            Vec::new()
+        };
+        let mut mailbox = self.unselect().expect("dispatch checks the state");
         if expunge && !mailbox.readonly() {
-            self.mailbox = Some(mailbox);
-            let candidates = self.expunge_candidates(None);
-            mailbox = self.mailbox.take().expect("selected");
             // CLOSE expunges silently (RFC 3501 6.4.2).
             if let Err(e) = mailbox.expunge_deleted(&candidates) {
                 mailbox.flush();

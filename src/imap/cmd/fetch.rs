@@ -152,7 +152,7 @@ impl Session {
         if uid && !atts.contains(&FetchAtt::Uid) {
             atts.insert(0, FetchAtt::Uid);
         }
-        let readonly = self.mailbox.as_ref().expect("selected").readonly();
+        let readonly = self.selected_ref().readonly();
         let sets_seen = !readonly && atts.iter().any(marks_seen);
         self.job = Some(Box::new(FetchJob {
             tag: tag.to_string(),
@@ -208,7 +208,7 @@ impl Session {
         } else {
             self.ok(&job.tag, "FETCH completed");
         }
-        if let Some(m) = self.mailbox.as_mut() {
+        if let Some(m) = self.mailbox_mut() {
             m.flush();
         }
     }
@@ -216,7 +216,7 @@ impl Session {
     /// Load message `index`, set \Seen if asked, render its bounded items and write
     /// `* n FETCH (`.
     fn begin_one(&mut self, index: usize, job: &FetchJob) -> Result<Current, StoreError> {
-        let m = self.mailbox.as_mut().expect("selected");
+        let m = self.selected();
         let entry = m.view().entries[index].clone();
         let loaded = if job.atts.iter().any(needs_message) {
             let raw = m.read(index)?;

@@ -13,7 +13,7 @@ impl Session {
         self.set_frame(Frame::Idle {
             tag: tag.to_string(),
         });
-        if self.mailbox.is_some() {
+        if self.mailbox().is_some() {
             self.next_idle_poll =
                 Some(Instant::now() + Duration::from_millis(config::IDLE_POLL_MS));
         }

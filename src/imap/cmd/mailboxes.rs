@@ -11,8 +11,7 @@ use crate::store::{Flags, Mailbox, MailboxName, StoreError};
 impl Session {
     /// The hierarchy delimiter of the user's store.
     pub(super) fn delimiter(&self) -> char {
-        self.store
-            .as_ref()
+        self.store_ref()
             .map_or(crate::store::DELIMITER, |s| s.delimiter())
     }
 
@@ -35,14 +34,14 @@ impl Session {
 
     pub(super) fn cmd_select(&mut self, tag: &str, raw: &[u8], readonly: bool) {
         // Selecting, even a failed SELECT, leaves the previous mailbox (RFC 3501 6.3.1).
-        if let Some(mut old) = self.mailbox.take() {
+        if let Some(mut old) = self.unselect() {
             old.flush();
             self.out("* OK [CLOSED] Previous mailbox closed\r\n");
         }
         let Some(name) = self.mailbox_name(tag, raw) else {
             return;
         };
-        let store = self.store.as_mut().expect("authenticated");
+        let store = self.store();
         let mailbox = match store.open(&name, readonly) {
             Ok(m) => m,
             Err(e) => return self.store_error(tag, &e),
@@ -70,7 +69,7 @@ impl Session {
             .as_bytes(),
         );
         self.out_bytes(&text);
-        self.mailbox = Some(mailbox);
+        self.select(mailbox);
         let mode = if readonly { "READ-ONLY" } else { "READ-WRITE" };
         self.ok(
             tag,
@@ -84,12 +83,13 @@ impl Session {
     /// `* FLAGS` and PERMANENTFLAGS again if the selected mailbox has keywords the client
     /// was not told of (STORE made one, or another session did).
     pub(super) fn announce_new_keywords(&mut self) {
-        let Some(m) = self.mailbox.as_ref() else {
+        let Some(m) = self.mailbox() else {
             return;
         };
-        if m.keywords().len() != self.announced_keywords {
-            self.announced_keywords = m.keywords().len();
-            let text = flags_announcement(m.as_ref(), m.readonly());
+        let known = m.keywords().len();
+        if known != self.announced_keywords {
+            let text = flags_announcement(m, m.readonly());
+            self.announced_keywords = known;
             self.out_bytes(&text);
         }
     }
@@ -102,7 +102,7 @@ impl Session {
         let Some(name) = self.mailbox_name(tag, raw) else {
             return;
         };
-        let r = self.store.as_mut().expect("authenticated").create(&name);
+        let r = self.store().create(&name);
         match r {
             Ok(()) => self.ok(tag, "CREATE completed"),
             Err(e) => self.store_error(tag, &e),
@@ -113,17 +113,13 @@ impl Session {
         let Some(name) = self.mailbox_name(tag, raw) else {
             return;
         };
-        if self
-            .mailbox
-            .as_ref()
-            .is_some_and(|m| m.name() == name.as_str())
-        {
+        if self.mailbox().is_some_and(|m| m.name() == name.as_str()) {
             return self.no(
                 tag,
                 "[INUSE] The mailbox is selected; select another or CLOSE first",
             );
         }
-        let r = self.store.as_mut().expect("authenticated").delete(&name);
+        let r = self.store().delete(&name);
         match r {
             Ok(()) => self.ok(tag, "DELETE completed"),
             Err(e) => self.store_error(tag, &e),
@@ -137,22 +133,13 @@ impl Session {
         let Some(to) = self.mailbox_name(tag, to) else {
             return;
         };
-        if !from.is_inbox()
-            && self
-                .mailbox
-                .as_ref()
-                .is_some_and(|m| m.name() == from.as_str())
-        {
+        if !from.is_inbox() && self.mailbox().is_some_and(|m| m.name() == from.as_str()) {
             return self.no(
                 tag,
                 "[INUSE] The mailbox is selected; select another or CLOSE first",
             );
         }
-        let r = self
-            .store
-            .as_mut()
-            .expect("authenticated")
-            .rename(&from, &to);
+        let r = self.store().rename(&from, &to);
         match r {
             Ok(()) => self.complete(tag, true, "RENAME completed"),
             Err(e) => self.store_error(tag, &e),
@@ -163,7 +150,7 @@ impl Session {
         let Some(name) = self.mailbox_name(tag, raw) else {
             return;
         };
-        let store = self.store.as_mut().expect("authenticated");
+        let store = self.store();
         if subscribe && !store.exists(&name) {
             return self.no(tag, "[NONEXISTENT] Mailbox does not exist");
         }
@@ -201,7 +188,7 @@ impl Session {
         {
             full[..5].copy_from_slice(b"INBOX");
         }
-        let store = self.store.as_mut().expect("authenticated");
+        let store = self.store();
         let all = match store.list() {
             Ok(l) => l,
             Err(e) => return self.store_error(tag, &e),
@@ -248,12 +235,7 @@ impl Session {
             return;
         };
         let with_size = atts.iter().any(|a| matches!(a, StatusAtt::Size));
-        let st = match self
-            .store
-            .as_mut()
-            .expect("authenticated")
-            .status(&name, with_size)
-        {
+        let st = match self.store().status(&name, with_size) {
             Ok(s) => s,
             Err(StoreError::NoSuchMailbox) => {
                 return self.no(tag, "[NONEXISTENT] Mailbox does not exist");

@@ -52,15 +52,15 @@ impl Session {
     pub(super) fn execute(&mut self, tag: &str, cmd: Command) {
         let ok_state = match needs(&cmd) {
             Needs::Any => true,
-            Needs::NotAuthenticated => self.user.is_none(),
-            Needs::Authenticated => self.user.is_some(),
-            Needs::Selected => self.mailbox.is_some(),
+            Needs::NotAuthenticated => self.user().is_none(),
+            Needs::Authenticated => self.user().is_some(),
+            Needs::Selected => self.mailbox().is_some(),
         };
         if !ok_state {
             let why = match needs(&cmd) {
                 Needs::NotAuthenticated => "Already logged in",
                 Needs::Authenticated => "Log in first",
-                _ if self.user.is_none() => "Log in first",
+                _ if self.user().is_none() => "Log in first",
                 _ => "Select a mailbox first",
             };
             return self.bad(tag, &format!("{} not allowed now: {why}", cmd.name()));
@@ -131,7 +131,7 @@ impl Session {
             Command::Copy { uid, set, mailbox } => self.cmd_copy(tag, uid, &set, &mailbox, false),
             Command::Move { uid, set, mailbox } => self.cmd_copy(tag, uid, &set, &mailbox, true),
         }
-        if let Some(m) = self.mailbox.as_mut() {
+        if let Some(m) = self.mailbox_mut() {
             m.flush();
         }
     }
@@ -158,7 +158,7 @@ impl Session {
 
     /// Sync the selected mailbox and send what changed (EXISTS, RECENT, EXPUNGE, FETCH).
     pub(super) fn report_updates(&mut self, report_expunges: bool) {
-        let Some(m) = self.mailbox.as_mut() else {
+        let Some(m) = self.mailbox_mut() else {
             return;
         };
         let updates = match m.sync(report_expunges) {
@@ -167,14 +167,14 @@ impl Session {
                 // The folder was deleted or became unreadable under us: the session's
                 // view can't be kept consistent, so it ends (as Dovecot does), logged once.
                 self.log_failure("sync", &e);
-                self.mailbox = None;
+                self.unselect();
                 self.out("* BYE The selected mailbox was deleted or cannot be read\r\n");
                 self.close("mailbox gone");
                 return;
             }
         };
         self.announce_new_keywords();
-        let Some(m) = self.mailbox.as_ref() else {
+        let Some(m) = self.mailbox() else {
             return;
         };
         let mut text = Vec::new();
@@ -203,7 +203,7 @@ impl Session {
     /// Message indexes named by a sequence set (or UID set), ascending, each once.
     /// Numbers beyond the mailbox are clamped for ranges (`1:4294967295`) and refused alone.
     pub(super) fn resolve_set(&self, set: &SeqSet, uid: bool) -> Result<Vec<usize>, String> {
-        let view = self.mailbox.as_ref().expect("selected").view();
+        let view = self.selected_ref().view();
         let n = view.len();
         let mut out = Vec::new();
         if uid {
@@ -244,7 +244,7 @@ impl Session {
         if !self.starttls_offered {
             return self.bad(tag, "STARTTLS is not available on this connection");
         }
-        if self.user.is_some() {
+        if self.user().is_some() {
             return self.bad(tag, "STARTTLS is allowed only before login");
         }
         self.ok(tag, "Begin TLS negotiation now");

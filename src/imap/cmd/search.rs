@@ -58,14 +58,14 @@ impl Session {
     }
 
     fn run_search(&mut self, mut job: SearchJob) {
-        let m = self.mailbox.as_mut().expect("selected");
+        let m = self.selected();
         let n = m.view().len();
         let end = (job.pos + SLICE).min(n);
         let mut cost = 0usize;
         let mut index = job.pos;
         while index < end && cost < STEP_COST {
             let uid = m.view().entries[index].uid;
-            let mut c = Candidate::new(m.as_mut(), index);
+            let mut c = Candidate::new(m, index);
             match matches_or_skip(&job.key, &mut c) {
                 Ok(true) => job.found.push(if job.uid { uid } else { index as u32 + 1 }),
                 Ok(false) => {}
@@ -87,7 +87,7 @@ impl Session {
         line.push_str("\r\n");
         self.out(&line);
         self.complete(&job.tag, job.uid, "SEARCH completed");
-        if let Some(m) = self.mailbox.as_mut() {
+        if let Some(m) = self.mailbox_mut() {
             m.flush();
         }
     }

@@ -22,7 +22,7 @@ impl Session {
             Ok(v) => v,
             Err(e) => return self.bad(tag, &e),
         };
-        let m = self.mailbox.as_mut().expect("selected");
+        let m = self.selected();
         if m.readonly() {
             return self.no(tag, "[READ-ONLY] Mailbox is read-only");
         }
@@ -58,7 +58,7 @@ impl Session {
             return self.store_error(tag, &e);
         }
         self.announce_new_keywords();
-        let m = self.mailbox.as_ref().expect("selected");
+        let m = self.selected_ref();
         let mut text = Vec::new();
         for (i, expected) in expected {
             let e = &m.view().entries[i];
