@@ -21,6 +21,30 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+/// `* n FETCH (`: the opening of every message-data FETCH response (RFC 3501 7.4.2).
+pub fn fetch_open(out: &mut Vec<u8>, seq: usize) {
+    out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+}
+
+/// `* n FETCH (UID u FLAGS (...))`: a message's flags, as STORE answers and as other
+/// sessions' changes are announced (`uid` None: the UID left out).
+pub fn fetch_flags(
+    out: &mut Vec<u8>,
+    seq: usize,
+    uid: Option<u32>,
+    flags: Flags,
+    recent: bool,
+    keywords: &[String],
+) {
+    fetch_open(out, seq);
+    if let Some(uid) = uid {
+        out.extend_from_slice(format!("UID {uid} ").as_bytes());
+    }
+    out.extend_from_slice(b"FLAGS ");
+    flag_list(out, flags, recent, keywords);
+    out.extend_from_slice(b")\r\n");
+}
+
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
     out.extend_from_slice(s);
@@ -82,6 +106,22 @@ pub fn flag_list(out: &mut Vec<u8>, flags: Flags, recent: bool, keywords: &[Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetch_flags_lines() {
+        let mut o = Vec::new();
+        let flags = Flags {
+            system: Flags::SEEN | Flags::FLAGGED,
+            keywords: 0b10,
+        };
+        let keywords = ["$a".to_string(), "$Later".to_string()];
+        fetch_flags(&mut o, 3, Some(17), flags, true, &keywords);
+        fetch_flags(&mut o, 4, None, Flags::default(), false, &keywords);
+        assert_eq!(
+            String::from_utf8(o).unwrap(),
+            "* 3 FETCH (UID 17 FLAGS (\\Seen \\Flagged \\Recent $Later))\r\n* 4 FETCH (FLAGS ())\r\n"
+        );
+    }
 
     #[test]
     fn strings_never_break_framing() {

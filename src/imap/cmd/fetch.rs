@@ -290,7 +290,7 @@ impl Session {
             response::flag_list(&mut out, flags, entry.recent, m.keywords());
             out
         });
-        self.out_bytes(format!("* {} FETCH (", index + 1).as_bytes());
+        response::fetch_open(self.output_buf(), index + 1);
         Ok(Current {
             loaded,
             file,

@@ -190,11 +190,14 @@ impl Session {
                     uid,
                     flags,
                     recent,
-                } => {
-                    text.extend_from_slice(format!("* {seq} FETCH (UID {uid} FLAGS ").as_bytes());
-                    response::flag_list(&mut text, flags, recent, m.keywords());
-                    text.extend_from_slice(b")\r\n");
-                }
+                } => response::fetch_flags(
+                    &mut text,
+                    seq as usize,
+                    Some(uid),
+                    flags,
+                    recent,
+                    m.keywords(),
+                ),
             }
         }
         self.out_bytes(&text);

@@ -71,13 +71,8 @@ impl Session {
             if silent && imap_flags(e.flags) == imap_flags(expected) {
                 continue;
             }
-            text.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
-            if uid || silent {
-                text.extend_from_slice(format!("UID {} ", e.uid).as_bytes());
-            }
-            text.extend_from_slice(b"FLAGS ");
-            response::flag_list(&mut text, e.flags, e.recent, m.keywords());
-            text.extend_from_slice(b")\r\n");
+            let shown_uid = (uid || silent).then_some(e.uid);
+            response::fetch_flags(&mut text, i + 1, shown_uid, e.flags, e.recent, m.keywords());
         }
         self.out_bytes(&text);
         self.complete(tag, report_expunges, "STORE completed");
