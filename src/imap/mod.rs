@@ -4,6 +4,7 @@
 pub mod cmd;
 pub mod fetch;
 pub mod parser;
+pub mod registry;
 pub mod response;
 pub mod search;
 pub mod session;

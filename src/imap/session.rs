@@ -107,9 +107,7 @@ impl Session {
     }
 
     pub fn capabilities(&self) -> String {
-        let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN",
-        );
+        let mut c = super::registry::capabilities().join(" ");
         c.push_str(&format!(" APPENDLIMIT={}", config::APPEND_LIMIT));
         if self.user().is_none() && self.starttls_offered && !self.secure {
             c.push_str(" STARTTLS");

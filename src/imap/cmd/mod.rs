@@ -14,50 +14,22 @@ mod search;
 mod store;
 
 use super::parser::{Command, SeqSet};
+use super::registry::{self, Expunges, Needs};
 use super::response;
 use super::state::Session;
 use crate::store::{StoreError, Update};
 
-#[derive(PartialEq, Eq, Clone, Copy)]
-enum Needs {
-    Any,
-    NotAuthenticated,
-    Authenticated,
-    Selected,
-}
-
-fn needs(cmd: &Command) -> Needs {
-    use Command::*;
-    match cmd {
-        Capability | Noop | Logout | Id => Needs::Any,
-        Login(..) | Authenticate(..) | StartTls => Needs::NotAuthenticated,
-        Select(_) | Examine(_) | Create(_) | Delete(_) | Rename(..) | Subscribe(_)
-        | Unsubscribe(_) | List(..) | Lsub(..) | Status(..) | Append(_) | Namespace | Idle => {
-            Needs::Authenticated
-        }
-        Check
-        | Close
-        | Unselect
-        | Expunge
-        | UidExpunge(_)
-        | Search { .. }
-        | Fetch { .. }
-        | Store { .. }
-        | Copy { .. }
-        | Move { .. } => Needs::Selected,
-    }
-}
-
 impl Session {
     pub(super) fn execute(&mut self, tag: &str, cmd: Command) {
-        let ok_state = match needs(&cmd) {
+        let spec = registry::spec(cmd.name());
+        let ok_state = match spec.needs {
             Needs::Any => true,
             Needs::NotAuthenticated => self.user().is_none(),
             Needs::Authenticated => self.user().is_some(),
             Needs::Selected => self.mailbox().is_some(),
         };
         if !ok_state {
-            let why = match needs(&cmd) {
+            let why = match spec.needs {
                 Needs::NotAuthenticated => "Already logged in",
                 Needs::Authenticated => "Log in first",
                 _ if self.user().is_none() => "Log in first",
@@ -65,14 +37,15 @@ impl Session {
             };
             return self.bad(tag, &format!("{} not allowed now: {why}", cmd.name()));
         }
-        // Expunges may not be announced during FETCH, STORE and SEARCH by sequence
-        // number (RFC 3501 7.4.1); the UID forms may.
-        let report_expunges = !matches!(
-            cmd,
-            Command::Fetch { uid: false, .. }
-                | Command::Store { uid: false, .. }
-                | Command::Search { uid: false, .. }
-        );
+        let report_expunges = match spec.expunges {
+            Expunges::Reported => true,
+            Expunges::OnlyUidForm => matches!(
+                cmd,
+                Command::Fetch { uid: true, .. }
+                    | Command::Store { uid: true, .. }
+                    | Command::Search { uid: true, .. }
+            ),
+        };
         match cmd {
             Command::Capability => {
                 let caps = self.capabilities();
