@@ -9,5 +9,6 @@ pub mod response;
 pub mod search;
 pub mod session;
 pub mod state;
+pub mod wire;
 
 pub use session::{Mode, SERVICE, Session, Step};

@@ -7,6 +7,7 @@
 use super::parser::{self, AppendArgs, Parser};
 pub use super::state::Session;
 use super::state::{Frame, State};
+use super::wire::{Event, Framer};
 use crate::auth::User;
 use crate::config;
 use crate::session::login::LoginGate;
@@ -71,10 +72,9 @@ impl Session {
         let mut s = Session {
             peer,
             logins: LoginGate::new(users_file),
-            input: Vec::new(),
+            wire: Framer::new(config::MAX_LINE, config::MAX_LINE + config::MAX_LITERAL),
             output: Vec::new(),
             frame: Frame::Line,
-            command: Vec::new(),
             append: None,
             state: State::NotAuthenticated,
             announced_keywords: 0,
@@ -148,162 +148,127 @@ impl Session {
     }
 
     fn has_complete_input(&self) -> bool {
-        match self.frame {
-            Frame::Line | Frame::SaslResponse { .. } | Frame::Idle { .. } => {
-                self.input.contains(&b'\n')
-            }
-            Frame::Literal { .. } | Frame::Message { .. } => !self.input.is_empty(),
-        }
+        self.wire.ready()
     }
 
-    /// Take one unit from the input (a line or part of a literal); false if none.
+    /// Act on one unit of input (a command, a literal's announcement, a piece of
+    /// APPEND's message, a line of SASL or IDLE); false if none is complete.
     fn process_input(&mut self) -> bool {
-        crate::util::release_spare(&mut self.command);
-        match self.frame {
-            Frame::Literal { remaining } => {
-                if self.input.is_empty() {
-                    return false;
-                }
-                let n = remaining.min(self.input.len());
-                self.command.extend_from_slice(&self.input[..n]);
-                self.input.drain(..n);
-                self.frame = if n == remaining {
-                    Frame::Line
-                } else {
-                    Frame::Literal {
-                        remaining: remaining - n,
-                    }
-                };
-                true
-            }
-            Frame::Message { remaining } => {
-                if self.input.is_empty() {
-                    return false;
-                }
-                let n = (remaining.min(self.input.len() as u64)) as usize;
-                let who = format!("user={} peer={}", self.user_name(), self.peer);
-                if let Some(a) = self.append.as_mut() {
-                    if let Some(sink) = a.sink.as_mut() {
-                        if let Err(e) = sink.write(&self.input[..n]) {
-                            crate::log::error(&format!("append failed {who} error={e}"));
-                            a.error = Some(format!(
-                                "NO [{}] {}",
-                                e.code().unwrap_or("SERVERBUG"),
-                                e.client_text()
-                            ));
-                            if let Some(s) = a.sink.take() {
-                                s.abort();
-                            }
+        if self.wire.streaming() {
+            return self.take_message_data();
+        }
+        if !matches!(self.frame, Frame::Line) {
+            return match self.wire.line() {
+                Ok(Some(line)) => {
+                    match std::mem::replace(&mut self.frame, Frame::Line) {
+                        Frame::SaslResponse { tag, mechanism } => {
+                            self.sasl_response(&tag, &mechanism, &line)
                         }
+                        Frame::Idle { tag } => self.idle_done(&tag, &line),
+                        Frame::Line => unreachable!("matched above"),
                     }
+                    true
                 }
-                self.input.drain(..n);
-                let left = remaining - n as u64;
-                self.frame = if left == 0 {
-                    Frame::Line
-                } else {
-                    Frame::Message { remaining: left }
-                };
-                true
-            }
-            Frame::Line | Frame::SaslResponse { .. } | Frame::Idle { .. } => {
-                let Some(lf) = self.input.iter().position(|&b| b == b'\n') else {
-                    if self.input.len() > config::MAX_LINE {
-                        self.protocol_error("line too long");
-                        self.out("* BYE Command line too long\r\n");
-                        self.close("line too long");
-                    }
-                    return false;
-                };
-                if lf > config::MAX_LINE {
-                    self.protocol_error("line too long");
-                    self.out("* BYE Command line too long\r\n");
-                    self.close("line too long");
-                    return false;
+                Ok(None) => false,
+                Err(e) => {
+                    self.framing_error(e);
+                    false
                 }
-                let line = crate::util::take_line(&mut self.input, lf);
-                self.on_line(line);
-                true
-            }
-        }
-    }
-
-    fn on_line(&mut self, line: Vec<u8>) {
-        match std::mem::replace(&mut self.frame, Frame::Line) {
-            Frame::SaslResponse { tag, mechanism } => {
-                return self.sasl_response(&tag, &mechanism, &line);
-            }
-            Frame::Idle { tag } => return self.idle_done(&tag, &line),
-            _ => {}
-        }
-        if self.append.is_some() {
-            return self.finish_append(line);
-        }
-        if self.command.len() + line.len() > config::MAX_LINE + config::MAX_LITERAL {
-            self.command.clear();
-            self.protocol_error("command too long");
-            self.out("* BYE Command too long\r\n");
-            self.close("command too long");
-            return;
-        }
-        // A line ending in {n} or {n+} announces a literal (RFC 3501 4.3, RFC 7888).
-        if let Some((size, sync, prefix_len)) = literal_marker(&line) {
-            self.command.extend_from_slice(&line[..prefix_len]);
-            if let Some(args) = self.append_message_follows() {
-                let tag = self.pending_tag();
-                self.command.clear();
-                return self.begin_append(tag, args, size, sync);
-            }
-            if size > config::MAX_LITERAL as u64 {
-                let tag = self.pending_tag();
-                self.command.clear();
-                self.protocol_error("literal too large");
-                if sync {
-                    self.out(&format!(
-                        "{tag} BAD Literal too large (limit {} octets)\r\n",
-                        config::MAX_LITERAL
-                    ));
-                } else {
-                    // RFC 7888 4: the client sends a non-synchronizing literal at once;
-                    // the stream can't be resynchronised, so the connection ends.
-                    self.out("* BYE Non-synchronizing literal too large\r\n");
-                    self.close("literal too large");
-                }
-                return;
-            }
-            self.command.extend_from_slice(&line[prefix_len..]);
-            self.command.extend_from_slice(b"\r\n");
-            if sync {
-                self.out("+ Ready for literal data\r\n");
-            }
-            self.frame = Frame::Literal {
-                remaining: size as usize,
             };
+        }
+        match self.wire.next() {
+            None => false,
+            Some(Event::Command(command)) => {
+                if self.append.is_some() {
+                    // The line that ends APPEND's message.
+                    self.finish_append(command);
+                } else {
+                    self.dispatch(&command);
+                }
+                true
+            }
+            Some(Event::Literal { size, sync }) => {
+                self.on_literal(size, sync);
+                true
+            }
+            Some(e) => {
+                self.framing_error(e);
+                false
+            }
+        }
+    }
+
+    /// A line too long to resynchronise after: BYE.
+    fn framing_error(&mut self, e: Event) {
+        let (what, bye) = match e {
+            Event::CommandTooLong => ("command too long", "* BYE Command too long\r\n"),
+            _ => ("line too long", "* BYE Command line too long\r\n"),
+        };
+        self.protocol_error(what);
+        self.out(bye);
+        self.close(what);
+    }
+
+    /// A line announced a literal (RFC 3501 4.3, RFC 7888): APPEND's message is
+    /// streamed to the store; other literals are read into the command if not too large.
+    fn on_literal(&mut self, size: u64, sync: bool) {
+        if self.append.is_some() {
+            // More after APPEND's message than its closing line (MULTIAPPEND).
+            self.wire.refuse_literal();
+            return self.finish_append(b"{".to_vec());
+        }
+        let so_far = self.wire.command_so_far();
+        let tag = Parser::new(so_far).tag().unwrap_or_else(|_| "*".into());
+        if let Some(args) = append_args(so_far) {
+            return self.begin_append(tag, args, size, sync);
+        }
+        if size > config::MAX_LITERAL as u64 {
+            self.wire.refuse_literal();
+            self.protocol_error("literal too large");
+            if sync {
+                self.out(&format!(
+                    "{tag} BAD Literal too large (limit {} octets)\r\n",
+                    config::MAX_LITERAL
+                ));
+            } else {
+                // RFC 7888 4: the client sends a non-synchronizing literal at once;
+                // the stream can't be resynchronised, so the connection ends.
+                self.out("* BYE Non-synchronizing literal too large\r\n");
+                self.close("literal too large");
+            }
             return;
         }
-        self.command.extend_from_slice(&line);
-        let command = std::mem::take(&mut self.command);
-        self.dispatch(&command);
-    }
-
-    fn pending_tag(&self) -> String {
-        Parser::new(&self.command)
-            .tag()
-            .unwrap_or_else(|_| "*".into())
-    }
-
-    /// Is the command so far `tag APPEND mailbox [flags] [date-time] ` so that the
-    /// literal just announced is the message?
-    fn append_message_follows(&self) -> Option<AppendArgs> {
-        let mut p = Parser::new(&self.command);
-        p.tag().ok()?;
-        let rest = &self.command[p.i..];
-        if rest.len() < 8 || !rest[..8].eq_ignore_ascii_case(b" APPEND ") {
-            return None;
+        self.wire.read_literal();
+        if sync {
+            self.out("+ Ready for literal data\r\n");
         }
-        let mut p = Parser::new(&rest[8..]);
-        let args = p.append_args().ok()?;
-        (p.i == rest.len() - 8).then_some(args)
+    }
+
+    /// APPEND's message as it arrives: written through to the store (or discarded
+    /// after an error, answered once the literal is in).
+    fn take_message_data(&mut self) -> bool {
+        let n = self.wire.streamed().len();
+        if n == 0 {
+            return false;
+        }
+        let who = format!("user={} peer={}", self.user_name(), self.peer);
+        if let Some(a) = self.append.as_mut() {
+            if let Some(sink) = a.sink.as_mut() {
+                if let Err(e) = sink.write(self.wire.streamed()) {
+                    crate::log::error(&format!("append failed {who} error={e}"));
+                    a.error = Some(format!(
+                        "NO [{}] {}",
+                        e.code().unwrap_or("SERVERBUG"),
+                        e.client_text()
+                    ));
+                    if let Some(s) = a.sink.take() {
+                        s.abort();
+                    }
+                }
+            }
+        }
+        self.wire.consume_streamed(n);
+        true
     }
 
     pub(super) fn user_name(&self) -> &str {
@@ -354,38 +319,22 @@ impl Session {
     }
 
     pub(super) fn take_command_buffer(&mut self) {
-        self.command.clear();
+        self.wire.clear_command();
     }
 }
 
-/// `{123}` or `{123+}` at the end of a line: (size, synchronizing, index of `{`).
-fn literal_marker(line: &[u8]) -> Option<(u64, bool, usize)> {
-    if line.last() != Some(&b'}') {
+/// Is the command so far `tag APPEND mailbox [flags] [date-time] `, so that the literal
+/// just announced is the message? Its arguments then.
+fn append_args(so_far: &[u8]) -> Option<AppendArgs> {
+    let mut p = Parser::new(so_far);
+    p.tag().ok()?;
+    let rest = &so_far[p.i..];
+    if rest.len() < 8 || !rest[..8].eq_ignore_ascii_case(b" APPEND ") {
         return None;
     }
-    let open = line.iter().rposition(|&c| c == b'{')?;
-    let inner = &line[open + 1..line.len() - 1];
-    let (digits, sync) = match inner.strip_suffix(b"+") {
-        Some(d) => (d, false),
-        None => (inner, true),
-    };
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let n = std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?;
-    Some((n, sync, open))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn literal_markers() {
-        assert_eq!(super::literal_marker(b"a LOGIN {5}"), Some((5, true, 8)));
-        assert_eq!(super::literal_marker(b"a LOGIN {5+}"), Some((5, false, 8)));
-        assert_eq!(super::literal_marker(b"a LOGIN {x}"), None);
-        assert_eq!(super::literal_marker(b"a LOGIN {}"), None);
-        assert_eq!(super::literal_marker(b"a {99999999999999999999}"), None);
-    }
+    let mut p = Parser::new(&rest[8..]);
+    let args = p.append_args().ok()?;
+    (p.i == rest.len() - 8).then_some(args)
 }
 
 impl Protocol for Session {
@@ -393,7 +342,7 @@ impl Protocol for Session {
     fn feed(&mut self, data: &[u8]) {
         if !data.is_empty() {
             self.last_activity = Instant::now();
-            self.input.extend_from_slice(data);
+            self.wire.feed(data);
         }
     }
 
@@ -403,7 +352,7 @@ impl Protocol for Session {
         if self.starttls_pending {
             return false; // the next bytes are the TLS handshake, for the driver
         }
-        !self.closed && self.input.len() < config::MAX_LINE + 65536
+        !self.closed && self.wire.buffered() < config::MAX_LINE + 65536
     }
 
     fn output(&mut self) -> &mut Vec<u8> {
@@ -458,8 +407,7 @@ impl Protocol for Session {
 
     fn tls_started(&mut self) {
         // Anything pipelined after STARTTLS came in the clear: it is not trusted.
-        self.input.clear();
-        self.command.clear();
+        self.wire = Framer::new(config::MAX_LINE, config::MAX_LINE + config::MAX_LITERAL);
         self.secure = true;
         self.starttls_offered = false;
         self.plaintext_allowed = true;
@@ -475,7 +423,7 @@ impl Protocol for Session {
 
     fn hand_off(&mut self, login: LoggedIn) -> Handoff {
         self.closed = true;
-        login.into_handoff(std::mem::take(&mut self.input))
+        login.into_handoff(std::mem::take(self.wire.input_mut()))
     }
 
     /// Do what can be done now; bounded, so a daemon can serve others in between.
@@ -507,7 +455,7 @@ impl Steps for Session {
     }
 
     fn input_buffer(&mut self) -> &mut Vec<u8> {
-        &mut self.input
+        self.wire.input_mut()
     }
 
     fn output_buffer(&mut self) -> &mut Vec<u8> {

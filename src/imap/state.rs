@@ -3,6 +3,7 @@
 //! and step loop (`session.rs`) drive, and the `Job` a long command leaves behind.
 
 use super::parser::AppendArgs;
+use super::wire::Framer;
 use crate::auth::User;
 use crate::session::login::LoginGate;
 use crate::store::{AppendSink, Mailbox, Store};
@@ -14,13 +15,11 @@ pub trait Job: Send {
     fn run(self: Box<Self>, session: &mut Session);
 }
 
+/// What the next line from the client is (the framer, `wire::Framer`, knows lines and
+/// literals; this is what the engine expects of them).
 pub(super) enum Frame {
-    /// Reading a command line.
+    /// A command.
     Line,
-    /// Reading `remaining` octets of a literal into the command being assembled.
-    Literal { remaining: usize },
-    /// Reading APPEND's message: into the store, or discarded after an error.
-    Message { remaining: u64 },
     /// After AUTHENTICATE's `+`: the client's response line.
     SaslResponse { tag: String, mechanism: String },
     /// In IDLE, waiting for DONE.
@@ -135,11 +134,10 @@ pub struct Session {
     pub(super) peer: String,
     /// Credentials checked, refusals held back, the login waiting for the driver.
     pub(super) logins: LoginGate,
-    pub(super) input: Vec<u8>,
+    /// Lines and literals of the client's input (RFC 3501 4.3, RFC 7888).
+    pub(super) wire: Framer,
     pub(super) output: Vec<u8>,
     pub(super) frame: Frame,
-    /// The command being assembled (lines and small literals).
-    pub(super) command: Vec<u8>,
     pub(super) append: Option<PendingAppend>,
     pub(super) state: State,
     /// Keywords of the selected mailbox announced in `* FLAGS` so far (RFC 3501 7.2.6:

@@ -3,7 +3,7 @@
 //! so a 100 MB upload costs no memory and never stalls other clients.
 
 use super::super::parser::{AppendArgs, Flag};
-use super::super::state::{Frame, PendingAppend, Session};
+use super::super::state::{PendingAppend, Session};
 use crate::config;
 use crate::store::{Flags, MailboxName};
 
@@ -37,9 +37,11 @@ impl Session {
         let refuse = |s: &mut Session, error: String| {
             if sync {
                 // The client waits for "+" and will not send the message.
+                s.wire.refuse_literal();
                 s.out(&format!("{tag} {error}\r\n"));
             } else if size > config::APPEND_LIMIT {
                 // RFC 7888 4: too large a non-synchronizing literal ends the connection.
+                s.wire.refuse_literal();
                 s.protocol_error("non-synchronizing APPEND over the limit");
                 s.out("* BYE [TOOBIG] Message too large\r\n");
                 s.close("literal too large");
@@ -51,7 +53,7 @@ impl Session {
                     sink: None,
                     error: Some(error),
                 });
-                s.set_frame(Frame::Message { remaining: size });
+                s.wire.stream_literal();
             }
         };
         if self.user().is_none() {
@@ -85,7 +87,7 @@ impl Session {
                 if sync {
                     self.out("+ Ready for literal data\r\n");
                 }
-                self.set_frame(Frame::Message { remaining: size });
+                self.wire.stream_literal();
             }
             Err(e) => {
                 let text = format!(
