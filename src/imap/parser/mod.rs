@@ -6,6 +6,14 @@
 
 use crate::store::Flags;
 
+mod fetch;
+mod mailbox;
+mod search;
+
+pub use fetch::{FetchAtt, Section, SectionText};
+pub use mailbox::StatusAtt;
+pub use search::SearchKey;
+
 #[derive(Debug)]
 pub struct ParseError(pub String);
 
@@ -48,99 +56,6 @@ pub enum Flag {
     System(u8),
     Recent,
     Keyword(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusAtt {
-    Messages,
-    Recent,
-    UidNext,
-    UidValidity,
-    Unseen,
-    Size,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SectionText {
-    Header,
-    HeaderFields(Vec<String>),
-    HeaderFieldsNot(Vec<String>),
-    Text,
-    Mime,
-}
-
-/// BODY[<section>]: part numbers, then what of that part.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Section {
-    pub part: Vec<u32>,
-    pub text: Option<SectionText>,
-}
-
-impl Section {
-    /// The section spec as echoed in the response (`1.2.HEADER.FIELDS (FROM TO)`).
-    pub fn spec(&self) -> String {
-        let mut s: Vec<String> = self.part.iter().map(|p| p.to_string()).collect();
-        match &self.text {
-            None => {}
-            Some(SectionText::Header) => s.push("HEADER".into()),
-            Some(SectionText::Text) => s.push("TEXT".into()),
-            Some(SectionText::Mime) => s.push("MIME".into()),
-            Some(SectionText::HeaderFields(f)) => {
-                s.push(format!("HEADER.FIELDS ({})", f.join(" ")))
-            }
-            Some(SectionText::HeaderFieldsNot(f)) => {
-                s.push(format!("HEADER.FIELDS.NOT ({})", f.join(" ")))
-            }
-        }
-        s.join(".")
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchAtt {
-    Envelope,
-    Flags,
-    InternalDate,
-    Rfc822,
-    Rfc822Header,
-    Rfc822Size,
-    Rfc822Text,
-    /// BODY without a section: the non-extensible BODYSTRUCTURE.
-    Body,
-    BodyStructure,
-    Uid,
-    Section {
-        peek: bool,
-        section: Section,
-        partial: Option<(u32, u32)>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SearchKey {
-    All,
-    And(Vec<SearchKey>),
-    Or(Box<SearchKey>, Box<SearchKey>),
-    Not(Box<SearchKey>),
-    Flag(u8, bool),
-    Keyword(String, bool),
-    Recent(bool),
-    New,
-    Old,
-    /// Header field contains value (From, To, Cc, Bcc, Subject and HEADER).
-    Header(String, Vec<u8>),
-    Body(Vec<u8>),
-    Text(Vec<u8>),
-    Before(i64),
-    On(i64),
-    Since(i64),
-    SentBefore(i64),
-    SentOn(i64),
-    SentSince(i64),
-    Larger(u64),
-    Smaller(u64),
-    Uid(SeqSet),
-    Seq(SeqSet),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,21 +352,6 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// list-mailbox: astring or list-chars including `%` and `*`.
-    fn list_mailbox(&mut self) -> R<Vec<u8>> {
-        match self.peek() {
-            Some(b'"') | Some(b'{') => self.string(),
-            _ => {
-                let a = self.take_while(|c| is_atom_char(c) || matches!(c, b'%' | b'*' | b']'));
-                if a.is_empty() {
-                    err("expected a mailbox pattern")
-                } else {
-                    Ok(a.to_vec())
-                }
-            }
-        }
-    }
-
     pub fn seq_set(&mut self) -> R<SeqSet> {
         let mut ranges = Vec::new();
         loop {
@@ -550,260 +450,6 @@ impl<'a> Parser<'a> {
             self.expect(b'"')?;
         }
         Ok(days)
-    }
-
-    fn header_list(&mut self) -> R<Vec<String>> {
-        self.paren_list("header list", false, |p| {
-            let h = p.astring()?;
-            if h.is_empty() || h.iter().any(|&c| c <= b' ' || c == b':' || c >= 0x7f) {
-                return err("invalid header field name");
-            }
-            Ok(String::from_utf8_lossy(&h).into_owned())
-        })
-    }
-
-    fn section(&mut self) -> R<Section> {
-        self.expect(b'[')?;
-        let mut s = Section::default();
-        if self.peek() == Some(b']') {
-            self.i += 1;
-            return Ok(s);
-        }
-        loop {
-            if self.peek().is_some_and(|c| c.is_ascii_digit()) {
-                let n = self.nz_number()?;
-                s.part.push(n);
-                if s.part.len() > 64 {
-                    return err("section nesting too deep");
-                }
-                if self.peek() == Some(b'.') {
-                    self.i += 1;
-                    continue;
-                }
-                break;
-            }
-            if self.keyword("HEADER.FIELDS.NOT") {
-                self.sp()?;
-                s.text = Some(SectionText::HeaderFieldsNot(self.header_list()?));
-            } else if self.keyword("HEADER.FIELDS") {
-                self.sp()?;
-                s.text = Some(SectionText::HeaderFields(self.header_list()?));
-            } else if self.keyword("HEADER") {
-                s.text = Some(SectionText::Header);
-            } else if self.keyword("TEXT") {
-                s.text = Some(SectionText::Text);
-            } else if self.keyword("MIME") && !s.part.is_empty() {
-                s.text = Some(SectionText::Mime);
-            } else {
-                return err("invalid section");
-            }
-            break;
-        }
-        self.expect(b']')?;
-        Ok(s)
-    }
-
-    fn fetch_att(&mut self, out: &mut Vec<FetchAtt>) -> R<()> {
-        use FetchAtt::*;
-        let att = if self.keyword("ENVELOPE") {
-            Envelope
-        } else if self.keyword("FLAGS") {
-            Flags
-        } else if self.keyword("INTERNALDATE") {
-            InternalDate
-        } else if self.keyword("RFC822.HEADER") {
-            Rfc822Header
-        } else if self.keyword("RFC822.SIZE") {
-            Rfc822Size
-        } else if self.keyword("RFC822.TEXT") {
-            Rfc822Text
-        } else if self.keyword("RFC822") {
-            Rfc822
-        } else if self.keyword("BODYSTRUCTURE") {
-            BodyStructure
-        } else if self.keyword("UID") {
-            Uid
-        } else if self.keyword("BODY.PEEK") || self.keyword("BINARY.PEEK") {
-            let section = self.section()?;
-            Section {
-                peek: true,
-                section,
-                partial: self.partial()?,
-            }
-        } else if self.keyword("BODY") {
-            if self.peek() == Some(b'[') {
-                let section = self.section()?;
-                Section {
-                    peek: false,
-                    section,
-                    partial: self.partial()?,
-                }
-            } else {
-                Body
-            }
-        } else if self.keyword("ALL") {
-            out.extend([Flags, InternalDate, Rfc822Size, Envelope]);
-            return Ok(());
-        } else if self.keyword("FAST") {
-            out.extend([Flags, InternalDate, Rfc822Size]);
-            return Ok(());
-        } else if self.keyword("FULL") {
-            out.extend([Flags, InternalDate, Rfc822Size, Envelope, Body]);
-            return Ok(());
-        } else {
-            return err("unknown FETCH attribute");
-        };
-        out.push(att);
-        Ok(())
-    }
-
-    fn partial(&mut self) -> R<Option<(u32, u32)>> {
-        if self.peek() != Some(b'<') {
-            return Ok(None);
-        }
-        self.i += 1;
-        let start = self.number32()?;
-        self.expect(b'.')?;
-        let len = self.nz_number()?;
-        self.expect(b'>')?;
-        Ok(Some((start, len)))
-    }
-
-    fn search_key(&mut self) -> R<SearchKey> {
-        use SearchKey as K;
-        self.depth += 1;
-        if self.depth > crate::config::MAX_SEARCH_DEPTH {
-            return err("search criteria nested too deeply");
-        }
-        let k = if self.peek() == Some(b'(') {
-            self.i += 1;
-            let mut v = vec![self.search_key()?];
-            while self.peek() == Some(b' ') {
-                self.i += 1;
-                v.push(self.search_key()?);
-            }
-            self.expect(b')')?;
-            K::And(v)
-        } else if self.peek().is_some_and(|c| c.is_ascii_digit() || c == b'*') {
-            K::Seq(self.seq_set()?)
-        } else {
-            let word = String::from_utf8_lossy(self.atom()?).to_ascii_uppercase();
-            let arg = |p: &mut Self| -> R<Vec<u8>> {
-                p.sp()?;
-                p.astring()
-            };
-            match word.as_str() {
-                "ALL" => K::All,
-                "ANSWERED" => K::Flag(Flags::ANSWERED, true),
-                "DELETED" => K::Flag(Flags::DELETED, true),
-                "DRAFT" => K::Flag(Flags::DRAFT, true),
-                "FLAGGED" => K::Flag(Flags::FLAGGED, true),
-                "SEEN" => K::Flag(Flags::SEEN, true),
-                "UNANSWERED" => K::Flag(Flags::ANSWERED, false),
-                "UNDELETED" => K::Flag(Flags::DELETED, false),
-                "UNDRAFT" => K::Flag(Flags::DRAFT, false),
-                "UNFLAGGED" => K::Flag(Flags::FLAGGED, false),
-                "UNSEEN" => K::Flag(Flags::SEEN, false),
-                "RECENT" => K::Recent(true),
-                "NEW" => K::New,
-                "OLD" => K::Old,
-                "KEYWORD" | "UNKEYWORD" => {
-                    self.sp()?;
-                    let kw = String::from_utf8_lossy(self.atom()?).into_owned();
-                    K::Keyword(kw, word == "KEYWORD")
-                }
-                "BCC" | "CC" | "FROM" | "SUBJECT" | "TO" => {
-                    let v = arg(self)?;
-                    K::Header(word.clone(), v)
-                }
-                "HEADER" => {
-                    let name = arg(self)?;
-                    let v = arg(self)?;
-                    K::Header(String::from_utf8_lossy(&name).to_ascii_uppercase(), v)
-                }
-                "BODY" => K::Body(arg(self)?),
-                "TEXT" => K::Text(arg(self)?),
-                "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
-                    self.sp()?;
-                    let d = self.date()?;
-                    match word.as_str() {
-                        "BEFORE" => K::Before(d),
-                        "ON" => K::On(d),
-                        "SINCE" => K::Since(d),
-                        "SENTBEFORE" => K::SentBefore(d),
-                        "SENTON" => K::SentOn(d),
-                        _ => K::SentSince(d),
-                    }
-                }
-                "LARGER" | "SMALLER" => {
-                    self.sp()?;
-                    let n = self.number()?;
-                    if word == "LARGER" {
-                        K::Larger(n)
-                    } else {
-                        K::Smaller(n)
-                    }
-                }
-                "UID" => {
-                    self.sp()?;
-                    K::Uid(self.seq_set()?)
-                }
-                "NOT" => {
-                    self.sp()?;
-                    K::Not(Box::new(self.search_key()?))
-                }
-                "OR" => {
-                    self.sp()?;
-                    let a = self.search_key()?;
-                    self.sp()?;
-                    let b = self.search_key()?;
-                    K::Or(Box::new(a), Box::new(b))
-                }
-                _ => return err(format!("unknown search key {word}")),
-            }
-        };
-        self.depth -= 1;
-        Ok(k)
-    }
-
-    fn status_atts(&mut self) -> R<Vec<StatusAtt>> {
-        self.paren_list("STATUS item list", false, |p| {
-            let a = String::from_utf8_lossy(p.atom()?).to_ascii_uppercase();
-            Ok(match a.as_str() {
-                "MESSAGES" => StatusAtt::Messages,
-                "RECENT" => StatusAtt::Recent,
-                "UIDNEXT" => StatusAtt::UidNext,
-                "UIDVALIDITY" => StatusAtt::UidValidity,
-                "UNSEEN" => StatusAtt::Unseen,
-                "SIZE" => StatusAtt::Size,
-                _ => return err(format!("unknown STATUS item {a}")),
-            })
-        })
-    }
-
-    /// APPEND arguments up to the message literal: `mailbox [SP flags] [SP date-time] SP`.
-    pub fn append_args(&mut self) -> R<AppendArgs> {
-        let mailbox = self.astring()?;
-        self.sp()?;
-        let mut flags = Vec::new();
-        let mut date = None;
-        if self.peek() == Some(b'(') {
-            flags = self.flag_list()?;
-            self.sp()?;
-        }
-        if self.peek() == Some(b'"') {
-            let d = self.quoted()?;
-            date = Some(
-                crate::util::date::parse_imap_datetime(&d)
-                    .ok_or_else(|| ParseError("invalid date-time".into()))?,
-            );
-            self.sp()?;
-        }
-        Ok(AppendArgs {
-            mailbox,
-            flags,
-            date,
-        })
     }
 
     /// Everything after the tag.
@@ -1021,13 +667,13 @@ pub fn parse(line: &[u8]) -> (Option<String>, R<Command>) {
 mod tests {
     use super::*;
 
-    fn cmd(s: &str) -> Command {
+    pub(super) fn cmd(s: &str) -> Command {
         let (tag, c) = parse(s.as_bytes());
         assert!(tag.is_some());
         c.unwrap_or_else(|e| panic!("{s}: {}", e.0))
     }
 
-    fn bad(s: &[u8]) {
+    pub(super) fn bad(s: &[u8]) {
         let (_, c) = parse(s);
         assert!(c.is_err(), "{:?} parsed", String::from_utf8_lossy(s));
     }
@@ -1065,61 +711,6 @@ mod tests {
             ),
             _ => panic!(),
         }
-    }
-
-    #[test]
-    fn fetch_attributes() {
-        match cmd(
-            "a FETCH 2:4,7 (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From Subject)]<10.20> BODY[] RFC822.SIZE)",
-        ) {
-            Command::Fetch { set, atts, .. } => {
-                assert_eq!(set.ranges(9).collect::<Vec<_>>(), vec![(2, 4), (7, 7)]);
-                assert_eq!(atts.len(), 4);
-                match &atts[1] {
-                    FetchAtt::Section {
-                        peek: true,
-                        section,
-                        partial: Some((10, 20)),
-                    } => {
-                        assert_eq!(section.part, vec![1, 2]);
-                        assert_eq!(section.spec(), "1.2.HEADER.FIELDS (From Subject)");
-                    }
-                    other => panic!("{other:?}"),
-                }
-            }
-            _ => panic!(),
-        }
-        match cmd("a FETCH 1 FULL") {
-            Command::Fetch { atts, .. } => assert_eq!(atts.len(), 5),
-            _ => panic!(),
-        }
-        bad(b"a FETCH 1 (BODY[HEADER.FIELDS ()])");
-        bad(b"a FETCH 1 (BODY[MIME])");
-        bad(b"a FETCH 0 FLAGS");
-        bad(b"a FETCH 1 (FLAGS");
-    }
-
-    #[test]
-    fn search_keys() {
-        match cmd("a SEARCH CHARSET UTF-8 OR (FROM \"smith\" UNSEEN) NOT SINCE 1-Feb-1994 1:3,*") {
-            Command::Search {
-                key: SearchKey::And(v),
-                ..
-            } => {
-                assert_eq!(v.len(), 2);
-                assert!(matches!(v[0], SearchKey::Or(..)));
-            }
-            other => panic!("{other:?}"),
-        }
-        let deep = format!("a SEARCH {}ALL{}", "(".repeat(500), ")".repeat(500));
-        bad(deep.as_bytes());
-        let nots = format!("a SEARCH {}ALL", "NOT ".repeat(500));
-        bad(nots.as_bytes());
-        match cmd("a SEARCH CHARSET koi8-r ALL") {
-            Command::Search { charset, .. } => assert_eq!(charset.as_deref(), Some("KOI8-R")),
-            other => panic!("{other:?}"),
-        }
-        bad(b"a SEARCH FOO");
     }
 
     #[test]
