@@ -307,6 +307,21 @@ def peak_rss_mb(pid):
         return int(next(l for l in f if l.startswith("VmHWM:")).split()[1]) // 1024
 
 
+def read_fetch_f(r, chunk_size, pause_every=0):
+    """Read the response to FETCH tagged `f` off the socket up to its OK, `chunk_size`
+    octets at a time (pausing 20 ms each `pause_every` octets, if given): the octets read."""
+    got, tail = 0, b""
+    r.sock.settimeout(60)
+    while not tail.endswith(b"f OK FETCH completed\r\n"):
+        chunk = r.sock.recv(chunk_size)
+        assert chunk, "connection closed"
+        got += len(chunk)
+        tail = (tail + chunk)[-64:]
+        if pause_every and got % pause_every < len(chunk):
+            time.sleep(0.02)
+    return got
+
+
 def test_one_fetch_of_many_sections_is_written_as_the_client_reads(daemon):
     """FETCH 1 (BODY.PEEK[] x 300) of a 1 MB message is 300 MB of response: written
     item by item as the client reads, never built whole (it took 1.96 GB for 1,000 items;
@@ -320,13 +335,7 @@ def test_one_fetch_of_many_sections_is_written_as_the_client_reads(daemon):
     greet_login(r, daemon.account)
     r.command("s", "SELECT INBOX")
     r.send("f FETCH 1 (" + " ".join(["BODY.PEEK[]"] * 300) + ")\r\n")
-    got, tail = 0, b""
-    r.sock.settimeout(60)
-    while not tail.endswith(b"f OK FETCH completed\r\n"):
-        chunk = r.sock.recv(1 << 20)
-        assert chunk, "connection closed"
-        got += len(chunk)
-        tail = (tail + chunk)[-64:]
+    got = read_fetch_f(r, 1 << 20)
     assert got > 300 * len(body)
     grew = peak_rss_mb(daemon.proc.pid) - before
     assert grew < 64, f"the daemon grew by {grew} MB for one FETCH"
@@ -346,15 +355,7 @@ def test_a_100mb_message_is_sent_from_its_file_as_the_client_reads(daemon):
     greet_login(r, daemon.account)
     r.command("s", "SELECT INBOX")
     r.send("f FETCH 1 (BODY.PEEK[])\r\n")
-    got, tail = 0, b""
-    r.sock.settimeout(60)
-    while not tail.endswith(b"f OK FETCH completed\r\n"):
-        chunk = r.sock.recv(256 << 10)
-        assert chunk, "connection closed"
-        got += len(chunk)
-        tail = (tail + chunk)[-64:]
-        if got % (4 << 20) < len(chunk):
-            time.sleep(0.02)  # a reader slower than the disk
+    got = read_fetch_f(r, 256 << 10, pause_every=4 << 20)  # a reader slower than the disk
     assert got > len(body)
     grew = peak_rss_mb(daemon.proc.pid) - before
     assert grew < 24, f"the daemon grew by {grew} MB for one FETCH of a 100 MB message"
