@@ -250,6 +250,15 @@ class DebianRoot:
             raise out["error"]
         return out["value"]
 
+    def wait_serving(self, *ports):
+        """The superserver writes its pid file before it binds (openbsd-inetd does), and
+        a reload rebinds after the signal: wait until each port takes connections."""
+        for port in ports:
+            deadline = time.time() + 10
+            while self.refused(port) and time.time() < deadline:
+                time.sleep(0.05)
+            assert not self.refused(port), f"nothing listens on {port} after 10 s"
+
     def refused(self, port):
         import socket
         try:
@@ -364,6 +373,7 @@ def test_deb_installs_serves_upgrades_and_purges_in_a_fresh_debian(debian_root):
     assert [l.split()[:2] for l in added] == [["imaps", "993/tcp"], ["pop3", "110/tcp"]], added
     assert r.read("/etc/xinetd.d/imap") == open(os.path.join(ROOT, "xinetd.d", "imap")).read()
     # The package told the running xinetd (reload, through invoke-rc.d): it serves now.
+    r.wait_serving(143, 993, 110, 995)
     imap_session(r, "alice")
     pop3_session(r, "alice")
     r.syslog.wait_for(r"imapd\[\d+\]: login user=alice peer=127\.0\.0\.1 method=LOGIN")
@@ -426,6 +436,7 @@ def test_deb_under_openbsd_inetd_adds_and_removes_its_inetd_conf_lines(inetd_roo
         assert re.search(rf"^{re.escape(line)}$", conf, re.M), (name, conf)
     # Debian's inetd will not start with nothing enabled: start it now, on the lines.
     r.start_superserver()
+    r.wait_serving(143, 110)
     c = r.connect(lambda: imaplib.IMAP4("127.0.0.1", 143, timeout=30))
     c.login("carol", PASSWORD)
     assert c.select("INBOX") == ("OK", [b"1"])
@@ -466,6 +477,7 @@ def test_rpm_installs_upgrades_and_erases_with_its_scriptlets(debian_root):
     cert, key = "/etc/pki/tls/certs/imapd.pem", "/etc/pki/tls/private/imapd.key"
     assert "BEGIN CERTIFICATE" in r.read(cert)
     assert os.stat(r.path + key).st_mode & 0o077 == 0
+    r.wait_serving(143, 993, 110, 995)
     imap_session(r, "bob")
     pop3_session(r, "bob")
     assert "imap" in run("rpm", "--root", r.path, "-q", "imap")
