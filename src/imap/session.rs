@@ -176,7 +176,7 @@ impl Session {
                 }
             };
         }
-        match self.wire.next() {
+        match self.wire.next_event() {
             None => false,
             Some(Event::Command(command)) => {
                 if self.append.is_some() {

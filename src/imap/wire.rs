@@ -83,7 +83,7 @@ impl Framer {
         crate::util::release_spare(&mut self.command);
     }
 
-    /// Is there something `next` (or `streamed`) can act on without more input?
+    /// Is there something `next_event` (or `streamed`) can act on without more input?
     pub fn ready(&self) -> bool {
         match self.reading {
             Reading::Lines => self.input.contains(&b'\n'),
@@ -98,7 +98,7 @@ impl Framer {
 
     /// The next event; None when more input is needed (or a decision, or streamed
     /// data is waiting to be taken).
-    pub fn next(&mut self) -> Option<Event> {
+    pub fn next_event(&mut self) -> Option<Event> {
         loop {
             match self.reading {
                 Reading::Deciding { .. } | Reading::Streamed { .. } => return None,
@@ -265,7 +265,7 @@ mod tests {
         let mut out = Vec::new();
         for b in data {
             f.feed(&[*b]);
-            while let Some(e) = f.next() {
+            while let Some(e) = f.next_event() {
                 if let Event::Literal { .. } = e {
                     f.read_literal();
                 }
@@ -307,7 +307,7 @@ mod tests {
         let mut f = Framer::new(100, 1000);
         f.feed(b"t APPEND INBOX {10}\r\n0123");
         assert_eq!(
-            f.next(),
+            f.next_event(),
             Some(Event::Literal {
                 size: 10,
                 sync: true
@@ -327,37 +327,37 @@ mod tests {
         f.consume_streamed(n);
         assert_eq!(got, b"0123456789");
         assert!(!f.streaming());
-        assert_eq!(f.next(), Some(Event::Command(Vec::new())));
-        assert_eq!(f.next(), Some(Event::Command(b"u NOOP".to_vec())));
+        assert_eq!(f.next_event(), Some(Event::Command(Vec::new())));
+        assert_eq!(f.next_event(), Some(Event::Command(b"u NOOP".to_vec())));
     }
 
     #[test]
     fn limits() {
         let mut f = Framer::new(10, 30);
         f.feed(b"a 0123456789");
-        assert_eq!(f.next(), Some(Event::LineTooLong));
+        assert_eq!(f.next_event(), Some(Event::LineTooLong));
         let mut f = Framer::new(10, 30);
         f.feed(b"a {20}\r\n01234567890123456789 {5}\r\n");
         assert_eq!(
-            f.next(),
+            f.next_event(),
             Some(Event::Literal {
                 size: 20,
                 sync: true
             })
         );
         f.read_literal();
-        assert_eq!(f.next(), Some(Event::CommandTooLong));
+        assert_eq!(f.next_event(), Some(Event::CommandTooLong));
         // Refused: the command is dropped and the next line starts afresh.
         let mut f = Framer::new(10, 30);
         f.feed(b"a X {99}\r\nb NOOP\r\n");
         assert_eq!(
-            f.next(),
+            f.next_event(),
             Some(Event::Literal {
                 size: 99,
                 sync: true
             })
         );
         f.refuse_literal();
-        assert_eq!(f.next(), Some(Event::Command(b"b NOOP".to_vec())));
+        assert_eq!(f.next_event(), Some(Event::Command(b"b NOOP".to_vec())));
     }
 }

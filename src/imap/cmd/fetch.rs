@@ -3,7 +3,7 @@
 //! huge mailbox neither grows memory nor holds up other clients.
 
 use super::super::fetch::{bodystructure, envelope, mime, section};
-use super::super::parser::{FetchAtt, SeqSet};
+use super::super::parser::{FetchAtt, FetchModifier, SeqSet};
 use super::super::response;
 use super::super::state::Job;
 use super::super::state::Session;
@@ -144,7 +144,12 @@ impl Session {
         uid: bool,
         set: &SeqSet,
         mut atts: Vec<FetchAtt>,
+        modifiers: Vec<FetchModifier>,
     ) {
+        // Each modifier (RFC 4466 2.4) narrows or extends what is fetched.
+        if let Some(modifier) = modifiers.first() {
+            match *modifier {}
+        }
         let indexes = match self.resolve_set(set, uid) {
             Ok(v) => v,
             Err(e) => return self.bad(tag, &e),

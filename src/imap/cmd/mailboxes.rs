@@ -2,7 +2,7 @@
 //! (6.3.3-5), SUBSCRIBE, UNSUBSCRIBE (6.3.6-7), LIST, LSUB (6.3.8-9), STATUS (6.3.10).
 //! Every name passes through `MailboxName::parse`, the store's single gate.
 
-use super::super::parser::StatusAtt;
+use super::super::parser::{SelectArgs, StatusAtt};
 use super::super::response;
 use super::super::state::Session;
 use crate::store::names::list_match_with;
@@ -32,7 +32,12 @@ impl Session {
         }
     }
 
-    pub(super) fn cmd_select(&mut self, tag: &str, raw: &[u8], readonly: bool) {
+    pub(super) fn cmd_select(&mut self, tag: &str, args: SelectArgs, readonly: bool) {
+        // Each parameter (RFC 4466 2.1) changes how the mailbox is opened and reported.
+        if let Some(param) = args.params.first() {
+            match *param {}
+        }
+        let raw = &args.mailbox[..];
         // Selecting, even a failed SELECT, leaves the previous mailbox (RFC 3501 6.3.1).
         if let Some(mut old) = self.unselect() {
             old.flush();

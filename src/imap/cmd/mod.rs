@@ -74,8 +74,8 @@ impl Session {
                 self.out(&format!("* NAMESPACE ((\"\" \"{delim}\")) NIL NIL\r\n"));
                 self.ok(tag, "NAMESPACE completed");
             }
-            Command::Select(m) => self.cmd_select(tag, &m, false),
-            Command::Examine(m) => self.cmd_select(tag, &m, true),
+            Command::Select(args) => self.cmd_select(tag, args, false),
+            Command::Examine(args) => self.cmd_select(tag, args, true),
             Command::Create(m) => self.cmd_create(tag, &m),
             Command::Delete(m) => self.cmd_delete(tag, &m),
             Command::Rename(a, b) => self.cmd_rename(tag, &a, &b),
@@ -93,14 +93,20 @@ impl Session {
             Command::Search { uid, charset, key } => {
                 self.cmd_search(tag, uid, charset.as_deref(), key)
             }
-            Command::Fetch { uid, set, atts } => self.cmd_fetch(tag, uid, &set, atts),
+            Command::Fetch {
+                uid,
+                set,
+                atts,
+                modifiers,
+            } => self.cmd_fetch(tag, uid, &set, atts, modifiers),
             Command::Store {
                 uid,
                 set,
+                modifiers,
                 mode,
                 silent,
                 flags,
-            } => self.cmd_store(tag, uid, &set, mode, silent, &flags, report_expunges),
+            } => self.cmd_store(tag, uid, &set, modifiers, mode, silent, &flags, report_expunges),
             Command::Copy { uid, set, mailbox } => self.cmd_copy(tag, uid, &set, &mailbox, false),
             Command::Move { uid, set, mailbox } => self.cmd_copy(tag, uid, &set, &mailbox, true),
         }

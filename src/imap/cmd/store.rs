@@ -1,6 +1,6 @@
 //! STORE and UID STORE (RFC 3501 6.4.6): FLAGS, +FLAGS, -FLAGS, with .SILENT.
 
-use super::super::parser::{Flag, SeqSet, StoreMode};
+use super::super::parser::{Flag, SeqSet, StoreMode, StoreModifier};
 use super::super::response;
 use super::super::state::Session;
 use super::append::split_flags;
@@ -13,11 +13,16 @@ impl Session {
         tag: &str,
         uid: bool,
         set: &SeqSet,
+        modifiers: Vec<StoreModifier>,
         mode: StoreMode,
         silent: bool,
         flags: &[Flag],
         report_expunges: bool,
     ) {
+        // Each modifier (RFC 4466 2.5) is a condition on the change.
+        if let Some(modifier) = modifiers.first() {
+            match *modifier {}
+        }
         let indexes = match self.resolve_set(set, uid) {
             Ok(v) => v,
             Err(e) => return self.bad(tag, &e),

@@ -8,10 +8,12 @@ use crate::store::Flags;
 
 mod fetch;
 mod mailbox;
+mod modifiers;
 mod search;
 
 pub use fetch::{FetchAtt, Section, SectionText};
 pub use mailbox::StatusAtt;
+pub use modifiers::{FetchModifier, SelectParam, StoreModifier};
 pub use search::SearchKey;
 
 #[derive(Debug)]
@@ -58,6 +60,13 @@ pub enum Flag {
     Keyword(String),
 }
 
+/// SELECT's and EXAMINE's arguments (RFC 3501 6.3.1; RFC 4466 2.1 parameters).
+#[derive(Debug)]
+pub struct SelectArgs {
+    pub mailbox: Vec<u8>,
+    pub params: Vec<SelectParam>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreMode {
     Replace,
@@ -75,8 +84,8 @@ pub enum Command {
     StartTls,
     Login(Vec<u8>, Vec<u8>),
     Authenticate(String, Option<Vec<u8>>),
-    Select(Vec<u8>),
-    Examine(Vec<u8>),
+    Select(SelectArgs),
+    Examine(SelectArgs),
     Create(Vec<u8>),
     Delete(Vec<u8>),
     Rename(Vec<u8>, Vec<u8>),
@@ -102,10 +111,12 @@ pub enum Command {
         uid: bool,
         set: SeqSet,
         atts: Vec<FetchAtt>,
+        modifiers: Vec<FetchModifier>,
     },
     Store {
         uid: bool,
         set: SeqSet,
+        modifiers: Vec<StoreModifier>,
         mode: StoreMode,
         silent: bool,
         flags: Vec<Flag>,
@@ -505,12 +516,22 @@ impl<'a> Parser<'a> {
                 };
                 Command::Authenticate(mech, initial)
             }
-            (false, "SELECT" | "EXAMINE" | "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE") => {
+            (false, "SELECT" | "EXAMINE") => {
+                self.sp()?;
+                let args = SelectArgs {
+                    mailbox: self.astring()?,
+                    params: self.select_params()?,
+                };
+                if word == "SELECT" {
+                    Command::Select(args)
+                } else {
+                    Command::Examine(args)
+                }
+            }
+            (false, "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE") => {
                 self.sp()?;
                 let m = self.astring()?;
                 match word.as_str() {
-                    "SELECT" => Command::Select(m),
-                    "EXAMINE" => Command::Examine(m),
                     "CREATE" => Command::Create(m),
                     "DELETE" => Command::Delete(m),
                     "SUBSCRIBE" => Command::Subscribe(m),
@@ -588,11 +609,18 @@ impl<'a> Parser<'a> {
                 } else {
                     self.fetch_att(&mut atts)?;
                 }
-                Command::Fetch { uid, set, atts }
+                let modifiers = self.fetch_modifiers()?;
+                Command::Fetch {
+                    uid,
+                    set,
+                    atts,
+                    modifiers,
+                }
             }
             (_, "STORE") => {
                 self.sp()?;
                 let set = self.seq_set()?;
+                let modifiers = self.store_modifiers()?;
                 self.sp()?;
                 let item =
                     String::from_utf8_lossy(self.take_while(is_atom_char)).to_ascii_uppercase();
@@ -620,6 +648,7 @@ impl<'a> Parser<'a> {
                 Command::Store {
                     uid,
                     set,
+                    modifiers,
                     mode,
                     silent,
                     flags,
@@ -722,6 +751,7 @@ mod tests {
                 mode: StoreMode::Add,
                 silent: true,
                 flags,
+                ..
             } => {
                 assert_eq!(set.ranges(7).collect::<Vec<_>>(), vec![(1, 4294967295)]);
                 assert_eq!(
