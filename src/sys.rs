@@ -215,14 +215,19 @@ pub fn raise_nofile_limit() -> u64 {
 /// glibc's malloc keeps what a burst freed: once a large buffer (a message being sent, a
 /// COPY batch) has been freed, its adaptive threshold serves the next ones from the heap
 /// instead of fresh mappings, and each worker thread's arena keeps its own free pages.
-/// A fixed threshold sends buffers over 256 KiB to mmap (unmapped when freed), and a
-/// thread returns the arenas' free pages every `interval`.
-pub fn return_freed_memory(interval: std::time::Duration) {
+/// A fixed threshold sends buffers over 256 KiB to mmap (unmapped when freed), at most
+/// `arenas` arenas are shared by all threads (each keeps the pages its frees leave
+/// partly used: a long-running daemon grows with their number), and a thread returns
+/// the arenas' free pages every `interval`. Call it before starting threads.
+pub fn return_freed_memory(interval: std::time::Duration, arenas: usize) {
     #[cfg(target_env = "gnu")]
     {
         // SAFETY: mallopt and malloc_trim only adjust and walk glibc's own heap.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+            if arenas > 0 {
+                libc::mallopt(libc::M_ARENA_MAX, arenas.min(i32::MAX as usize) as i32);
+            }
         }
         let _ = std::thread::Builder::new()
             .name("trim".into())
@@ -237,7 +242,7 @@ pub fn return_freed_memory(interval: std::time::Duration) {
             });
     }
     #[cfg(not(target_env = "gnu"))]
-    let _ = interval;
+    let _ = (interval, arenas);
 }
 
 /// Set the file creation mask (mail files are private to their owner).

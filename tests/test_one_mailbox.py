@@ -272,3 +272,66 @@ def test_names_that_are_lock_files_or_wildcards_are_refused(box):
         assert not os.path.exists(os.path.join(box.account.mail, "Work.lock"))
     else:  # Maildir: folder `lock` under `Work`, a directory `.Work.lock`: no clash
         ok(lines)
+
+
+def test_a_message_numbered_during_a_listing_is_shown_in_uid_order(syslog):
+    """Maildir APPEND and COPY publish a file, then number it. A session whose listing
+    missed such a file, and that numbered a file it did list after it, must still show
+    both, in UID order; before, it showed the higher UID alone and the lower one never
+    (logged as "got UIDs below ones already shown"; seen once in a 30-minute soak).
+    Made certain here: strace holds the listing session (its own inetd process) for
+    three seconds between its listing and the uidlist lock, and another session's
+    APPEND lands in that window."""
+    import socket
+    import subprocess
+    import threading
+    import time
+    from conftest import IMAPD, RawClient
+    base = make_base()
+    acc = Account(base)
+    acc.deliver(message("old"))
+    other = Server("inetd", acc, syslog)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    traced = []
+
+    def serve_one():
+        conn, _ = listener.accept()
+        lock = os.path.join(acc.maildir, "dovecot-uidlist.lock")
+        traced.append(subprocess.Popen(
+            ["strace", "-f", "-qq", "-o", "/dev/null", "-P", lock, "-e", "trace=openat",
+             "-e", "inject=openat:delay_enter=3000000",
+             IMAPD, "--users", acc.users_file, "--log-socket", syslog.path],
+            stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.DEVNULL))
+        conn.close()
+    threading.Thread(target=serve_one, daemon=True).start()
+    try:
+        slow = RawClient("127.0.0.1", listener.getsockname()[1])
+        slow.sock.settimeout(60)
+        slow.line()
+        ok(slow.command("l", f'LOGIN {acc.name} "{PASSWORD}"'))
+        ok(slow.command("s", "SELECT INBOX"))
+        acc.deliver(message("listed"))
+        slow.send("n NOOP\r\n")  # lists new/ and cur/, then waits for the lock
+        time.sleep(1)
+        writer = session(other)
+        appended = append(writer, message("numbered meanwhile"))
+        appended_uid = int(re.search(r"APPENDUID \d+ (\d+)", appended[-1]).group(1))
+        ok(slow.until_tagged("n"))
+        lines = ok(slow.command("f", "UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+        shown = [int(m.group(1)) for l in lines if (m := re.search(r"UID (\d+)", l))]
+        subjects = re.findall(r"Subject: ([\w ]+)", "\n".join(lines))
+        assert shown == sorted(shown) and len(shown) == 3, lines
+        assert appended_uid in shown and set(subjects) == {"old", "listed", "numbered meanwhile"}
+        ok(slow.command("z", "NOOP"))
+        assert not [l for l in syslog.lines if "below ones already shown" in l]
+        writer.close()
+    finally:
+        for p in traced:
+            p.kill()  # strace waits out its injected delay on SIGTERM; its tracee goes too
+            p.wait()
+        listener.close()
+        other.stop()
+        acc.remove()
+        shutil.rmtree(base, ignore_errors=True)

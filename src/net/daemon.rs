@@ -322,8 +322,12 @@ impl Daemon {
     }
 
     pub fn run(mut self) -> io::Result<()> {
+        // Before the workers start: their arenas are chosen at their first allocation.
+        crate::sys::return_freed_memory(
+            Duration::from_secs(config::MALLOC_TRIM_SECS),
+            config::MALLOC_ARENAS,
+        );
         self.start_workers()?;
-        crate::sys::return_freed_memory(Duration::from_secs(config::MALLOC_TRIM_SECS));
         let reaps = crate::sys::euid() == 0;
         if reaps {
             // Before anything (a package upgrade) can replace the executable.

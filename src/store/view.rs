@@ -166,7 +166,11 @@ impl View {
             }
             if it.peek().is_some_and(|s| s.uid == e.uid) {
                 let s = it.next().expect("peeked");
-                e.locator = s.locator;
+                // Keep the long-lived name when the scan found the same one (most do):
+                // the scan's copy goes with the scan instead of staying behind.
+                if e.locator != s.locator {
+                    e.locator = s.locator;
+                }
                 e.vsize = e.vsize.or(s.vsize);
                 e.internal_date = e.internal_date.or(s.internal_date);
                 e.terminated = e.terminated.or(s.terminated);

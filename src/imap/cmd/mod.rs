@@ -106,7 +106,16 @@ impl Session {
                 mode,
                 silent,
                 flags,
-            } => self.cmd_store(tag, uid, &set, modifiers, mode, silent, &flags, report_expunges),
+            } => self.cmd_store(
+                tag,
+                uid,
+                &set,
+                modifiers,
+                mode,
+                silent,
+                &flags,
+                report_expunges,
+            ),
             Command::Copy { uid, set, mailbox } => self.cmd_copy(tag, uid, &set, &mailbox, false),
             Command::Move { uid, set, mailbox } => self.cmd_copy(tag, uid, &set, &mailbox, true),
         }

@@ -119,7 +119,9 @@ mod tests {
             c => panic!("{c:?}"),
         }
         match cmd("a UID FETCH 1:* (FLAGS UID)") {
-            Command::Fetch { modifiers, atts, .. } => {
+            Command::Fetch {
+                modifiers, atts, ..
+            } => {
                 assert!(modifiers.is_empty());
                 assert_eq!(atts.len(), 2);
             }
@@ -139,7 +141,10 @@ mod tests {
     #[test]
     fn a_parameter_no_extension_defines_is_refused_by_name() {
         // RFC 7162's, before CONDSTORE is implemented: the client hears which one.
-        assert_eq!(refused("a SELECT INBOX (CONDSTORE)"), "unknown SELECT parameter CONDSTORE");
+        assert_eq!(
+            refused("a SELECT INBOX (CONDSTORE)"),
+            "unknown SELECT parameter CONDSTORE"
+        );
         assert_eq!(
             refused("a EXAMINE INBOX (qresync (67890007 20050715194045000 41,43:211))"),
             "unknown SELECT parameter QRESYNC"
@@ -152,16 +157,19 @@ mod tests {
             refused("a UID STORE 1:3 (UNCHANGEDSINCE 7) +FLAGS (\\Seen)"),
             "unknown STORE modifier UNCHANGEDSINCE"
         );
-        assert_eq!(refused("a FETCH 1 FLAGS (X-ONE.2:b)"), "unknown FETCH modifier X-ONE.2:B");
+        assert_eq!(
+            refused("a FETCH 1 FLAGS (X-ONE.2:b)"),
+            "unknown FETCH modifier X-ONE.2:B"
+        );
     }
 
     #[test]
     fn malformed_lists_are_refused() {
         for line in [
-            "a SELECT INBOX ()",      // at least one parameter
-            "a SELECT INBOX (",       // unterminated
+            "a SELECT INBOX ()",        // at least one parameter
+            "a SELECT INBOX (",         // unterminated
             "a SELECT INBOX CONDSTORE", // not in parentheses
-            "a SELECT INBOX (9X)",    // a label starts with a letter, -, _ or .
+            "a SELECT INBOX (9X)",      // a label starts with a letter, -, _ or .
             "a FETCH 1 FLAGS ()",
             "a FETCH 1 FLAGS (",
             "a STORE 1 () +FLAGS \\Seen",

@@ -182,11 +182,14 @@ impl MaildirFolder {
         Ok(())
     }
 
-    /// The uidlist as it is on disk now (parsed again only when it changed).
-    fn load_uidlist(&mut self, stamps: &Stamps) -> Result<Uidlist> {
-        if let Some((s, l)) = &self.uidlist {
+    /// The uidlist as it is on disk now: the one held since the last scan, taken (not
+    /// copied) while the file is unchanged, else parsed again. The scan puts it back.
+    /// (A copy per scan would make hundreds of long-lived strings each time, scattered
+    /// among the scan's short-lived ones: the daemon's heap fragments and grows.)
+    fn take_uidlist(&mut self, stamps: &Stamps) -> Result<Uidlist> {
+        if let Some((s, l)) = self.uidlist.take() {
             if s.uidlist_mtime == stamps.uidlist_mtime && s.uidlist_size == stamps.uidlist_size {
-                return Ok(l.clone());
+                return Ok(l);
             }
         }
         let l = read_uidlist(&self.dir, &self.name)?.unwrap_or_else(|| Uidlist::new(0));
@@ -234,7 +237,7 @@ impl MaildirFolder {
         // were taken: the next sync lists again.)
         self.list_dir("cur", &mut files)?;
 
-        let mut list = self.load_uidlist(&stamps)?;
+        let mut list = self.take_uidlist(&stamps)?;
         let mut by_base = list.by_base();
         let unknown: Vec<&String> = files
             .iter()
@@ -247,6 +250,39 @@ impl MaildirFolder {
         }
         let mut entries: Vec<Entry> = Vec::with_capacity(files.len());
         let mut seen: HashMap<Uid, usize> = HashMap::with_capacity(files.len());
+        // APPEND and COPY publish a file, then number it: one published after our
+        // listing may be numbered below a file we listed and another process numbered
+        // after it. Shown without it, the higher UID would come first and the lower one
+        // could never be shown (RFC 3501 2.3.1.1: UIDs ascend). A record new to this
+        // session, below the highest listed UID and not listed, is looked for in a
+        // second listing, made after the records were read, so after their publishing.
+        let known_top = self.view.entries.last().map_or(0, |e| e.uid);
+        let listed_top = files
+            .iter()
+            .filter_map(|f| by_base.get(base_name(&f[4..])))
+            .map(|&i| list.records[i].uid)
+            .max()
+            .unwrap_or(0);
+        let listed: HashSet<&str> = files.iter().map(|f| base_name(&f[4..])).collect();
+        let gap = list
+            .records
+            .iter()
+            .any(|r| r.uid > known_top && r.uid < listed_top && !listed.contains(r.base.as_str()));
+        drop(listed);
+        if gap {
+            let mut again = Vec::new();
+            self.list_dir("new", &mut again)?;
+            self.list_dir("cur", &mut again)?;
+            let have: HashSet<String> = files
+                .iter()
+                .map(|f| base_name(&f[4..]).to_string())
+                .collect();
+            files.extend(
+                again
+                    .into_iter()
+                    .filter(|f| !have.contains(base_name(&f[4..]))),
+            );
+        }
         // cur/ after new/ in `files`: a message caught mid-move is taken from cur/.
         for loc in files.iter().rev() {
             let base = base_name(&loc[4..]);
