@@ -2,7 +2,162 @@
 //! a server sends goes through `string`, which picks quoted or literal form so that no
 //! value can break the framing.
 
-use crate::store::Flags;
+use crate::store::{Flags, StoreError};
+use std::fmt;
+
+/// The condition of a status response (RFC 3501 7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    No,
+    Bad,
+    Bye,
+    Preauth,
+}
+
+/// A response code: the bracketed `resp-text-code` of a status response (RFC 3501 7.1),
+/// with those of RFC 4315 (UIDPLUS), 5530 (response codes), 7162 (CLOSED) and 7889
+/// (TOOBIG). An extension adds its codes here (CONDSTORE: HIGHESTMODSEQ, NOMODSEQ,
+/// MODIFIED).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    // RFC 3501 7.1
+    /// The flag list, without its parentheses.
+    PermanentFlags(String),
+    ReadOnly,
+    ReadWrite,
+    TryCreate,
+    UidNext(u32),
+    UidValidity(u32),
+    Unseen(u32),
+    Capability(String),
+    /// The charsets SEARCH takes.
+    BadCharset(&'static str),
+    // RFC 4315 UIDPLUS
+    AppendUid {
+        uidvalidity: u32,
+        uid: u32,
+    },
+    CopyUid {
+        uidvalidity: u32,
+        source: String,
+        dest: String,
+    },
+    // RFC 5530
+    Unavailable,
+    AuthenticationFailed,
+    AuthorizationFailed,
+    PrivacyRequired,
+    InUse,
+    ExpungeIssued,
+    Cannot,
+    Limit,
+    OverQuota,
+    AlreadyExists,
+    NonExistent,
+    ServerBug,
+    // RFC 7162 3.2.11
+    Closed,
+    // RFC 7889 APPENDLIMIT (the code itself is RFC 4469's)
+    TooBig,
+}
+
+impl Code {
+    /// The code for a store failure (RFC 5530 names each case).
+    pub fn of_store_error(e: &StoreError) -> Code {
+        match e {
+            StoreError::NoSuchMailbox => Code::NonExistent,
+            StoreError::AlreadyExists => Code::AlreadyExists,
+            StoreError::InvalidName(_) | StoreError::NotAllowed(_) => Code::Cannot,
+            StoreError::Expunged => Code::ExpungeIssued,
+            StoreError::ReadOnly => Code::ReadOnly,
+            StoreError::TooManyKeywords => Code::Limit,
+            StoreError::InUse => Code::InUse,
+            StoreError::Busy => Code::Unavailable,
+            StoreError::Io { err, .. } if err.raw_os_error() == Some(libc::ENOSPC) => {
+                Code::OverQuota
+            }
+            StoreError::Io { .. } | StoreError::Corrupt(_) => Code::ServerBug,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Code::PermanentFlags(flags) => write!(f, "PERMANENTFLAGS ({flags})"),
+            Code::ReadOnly => f.write_str("READ-ONLY"),
+            Code::ReadWrite => f.write_str("READ-WRITE"),
+            Code::TryCreate => f.write_str("TRYCREATE"),
+            Code::UidNext(n) => write!(f, "UIDNEXT {n}"),
+            Code::UidValidity(n) => write!(f, "UIDVALIDITY {n}"),
+            Code::Unseen(n) => write!(f, "UNSEEN {n}"),
+            Code::Capability(caps) => write!(f, "CAPABILITY {caps}"),
+            Code::BadCharset(charsets) => write!(f, "BADCHARSET ({charsets})"),
+            Code::AppendUid { uidvalidity, uid } => write!(f, "APPENDUID {uidvalidity} {uid}"),
+            Code::CopyUid {
+                uidvalidity,
+                source,
+                dest,
+            } => write!(f, "COPYUID {uidvalidity} {source} {dest}"),
+            Code::Unavailable => f.write_str("UNAVAILABLE"),
+            Code::AuthenticationFailed => f.write_str("AUTHENTICATIONFAILED"),
+            Code::AuthorizationFailed => f.write_str("AUTHORIZATIONFAILED"),
+            Code::PrivacyRequired => f.write_str("PRIVACYREQUIRED"),
+            Code::InUse => f.write_str("INUSE"),
+            Code::ExpungeIssued => f.write_str("EXPUNGEISSUED"),
+            Code::Cannot => f.write_str("CANNOT"),
+            Code::Limit => f.write_str("LIMIT"),
+            Code::OverQuota => f.write_str("OVERQUOTA"),
+            Code::AlreadyExists => f.write_str("ALREADYEXISTS"),
+            Code::NonExistent => f.write_str("NONEXISTENT"),
+            Code::ServerBug => f.write_str("SERVERBUG"),
+            Code::Closed => f.write_str("CLOSED"),
+            Code::TooBig => f.write_str("TOOBIG"),
+        }
+    }
+}
+
+/// A status response to be sent with a tag later (an APPEND refused before its message
+/// arrives is answered after it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: Status,
+    pub code: Option<Code>,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn new(status: Status, code: Option<Code>, text: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            code,
+            text: text.into(),
+        }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>, tag: &str) {
+        status(out, tag, self.status, self.code.as_ref(), &self.text);
+    }
+}
+
+/// A status response (RFC 3501 7.1):
+/// `(tag / "*") SP ("OK" / "NO" / "BAD" / "BYE" / "PREAUTH") SP ["[" resp-text-code "]" SP] text CRLF`.
+/// `tag` is `*` for an untagged one.
+pub fn status(out: &mut Vec<u8>, tag: &str, status: Status, code: Option<&Code>, text: &str) {
+    let word = match status {
+        Status::Ok => "OK",
+        Status::No => "NO",
+        Status::Bad => "BAD",
+        Status::Bye => "BYE",
+        Status::Preauth => "PREAUTH",
+    };
+    let line = match code {
+        Some(code) => format!("{tag} {word} [{code}] {text}\r\n"),
+        None => format!("{tag} {word} {text}\r\n"),
+    };
+    out.extend_from_slice(line.as_bytes());
+}
 
 /// Append `s` as an IMAP string: quoted when safe, a literal otherwise.
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
@@ -106,6 +261,59 @@ pub fn flag_list(out: &mut Vec<u8>, flags: Flags, recent: bool, keywords: &[Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_responses_with_and_without_a_code() {
+        let mut out = Vec::new();
+        status(&mut out, "a1", Status::Ok, None, "NOOP completed");
+        status(
+            &mut out,
+            "*",
+            Status::Ok,
+            Some(&Code::UidValidity(3857529045)),
+            "UIDs valid",
+        );
+        let copy = Code::CopyUid {
+            uidvalidity: 38505,
+            source: "304,319:320".into(),
+            dest: "3956:3958".into(),
+        };
+        status(&mut out, "A003", Status::Ok, Some(&copy), "Done");
+        status(
+            &mut out,
+            "b",
+            Status::No,
+            Some(&Code::BadCharset("UTF-8 US-ASCII")),
+            "No",
+        );
+        status(&mut out, "*", Status::Bye, None, "Logging out");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a1 OK NOOP completed\r\n\
+             * OK [UIDVALIDITY 3857529045] UIDs valid\r\n\
+             A003 OK [COPYUID 38505 304,319:320 3956:3958] Done\r\n\
+             b NO [BADCHARSET (UTF-8 US-ASCII)] No\r\n\
+             * BYE Logging out\r\n"
+        );
+    }
+
+    #[test]
+    fn store_failures_have_rfc_5530_codes() {
+        let full = StoreError::io(
+            "append",
+            "INBOX",
+            std::io::Error::from_raw_os_error(libc::ENOSPC),
+        );
+        assert_eq!(Code::of_store_error(&full).to_string(), "OVERQUOTA");
+        assert_eq!(
+            Code::of_store_error(&StoreError::NoSuchMailbox).to_string(),
+            "NONEXISTENT"
+        );
+        assert_eq!(
+            Code::of_store_error(&StoreError::Busy).to_string(),
+            "UNAVAILABLE"
+        );
+    }
 
     #[test]
     fn fetch_flags_lines() {

@@ -5,6 +5,7 @@
 //! literal, which is written through to the store as it arrives.
 
 use super::parser::{self, AppendArgs, Parser};
+use super::response::{self, Code, Reply, Status};
 pub use super::state::Session;
 use super::state::{Frame, State};
 use super::wire::{Event, Framer};
@@ -57,8 +58,7 @@ fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
         // The greeting's capabilities say what this connection offers (STARTTLS,
         // LOGINDISABLED: RFC 3501 6.2.1, 6.2.3).
         s.output.clear();
-        let line = format!("* OK [CAPABILITY {}] imapd ready\r\n", s.capabilities());
-        s.output.extend_from_slice(line.as_bytes());
+        s.greet();
     }
     Box::new(s)
 }
@@ -98,12 +98,16 @@ impl Session {
                 tag: "*".into(),
                 peer: s.peer.clone(),
             }),
-            None => {
-                let line = format!("* OK [CAPABILITY {}] imapd ready\r\n", s.capabilities());
-                s.output.extend_from_slice(line.as_bytes());
-            }
+            None => s.greet(),
         }
         s
+    }
+
+    /// The greeting (RFC 3501 7.1.1), with what this connection offers (STARTTLS,
+    /// LOGINDISABLED: RFC 3501 6.2.1, 6.2.3).
+    fn greet(&mut self) {
+        let caps = Code::Capability(self.capabilities());
+        self.untagged(Status::Ok, Some(caps), "imapd ready");
     }
 
     pub fn capabilities(&self) -> String {
@@ -124,6 +128,15 @@ impl Session {
 
     pub(super) fn out(&mut self, s: &str) {
         self.output.extend_from_slice(s.as_bytes());
+    }
+
+    /// A status response (RFC 3501 7.1); `tag` is `*` for an untagged one.
+    pub(super) fn status(&mut self, tag: &str, status: Status, code: Option<&Code>, text: &str) {
+        response::status(&mut self.output, tag, status, code, text);
+    }
+
+    pub(super) fn untagged(&mut self, status: Status, code: Option<Code>, text: &str) {
+        self.status("*", status, code.as_ref(), text);
     }
 
     pub(super) fn out_bytes(&mut self, b: &[u8]) {
@@ -226,14 +239,12 @@ impl Session {
             self.wire.refuse_literal();
             self.protocol_error("literal too large");
             if sync {
-                self.out(&format!(
-                    "{tag} BAD Literal too large (limit {} octets)\r\n",
-                    config::MAX_LITERAL
-                ));
+                let text = format!("Literal too large (limit {} octets)", config::MAX_LITERAL);
+                self.status(&tag, Status::Bad, None, &text);
             } else {
                 // RFC 7888 4: the client sends a non-synchronizing literal at once;
                 // the stream can't be resynchronised, so the connection ends.
-                self.out("* BYE Non-synchronizing literal too large\r\n");
+                self.untagged(Status::Bye, None, "Non-synchronizing literal too large");
                 self.close("literal too large");
             }
             return;
@@ -256,11 +267,8 @@ impl Session {
             if let Some(sink) = a.sink.as_mut() {
                 if let Err(e) = sink.write(self.wire.streamed()) {
                     crate::log::error(&format!("append failed {who} error={e}"));
-                    a.error = Some(format!(
-                        "NO [{}] {}",
-                        e.code().unwrap_or("SERVERBUG"),
-                        e.client_text()
-                    ));
+                    let code = Code::of_store_error(&e);
+                    a.error = Some(Reply::new(Status::No, Some(code), e.client_text()));
                     if let Some(s) = a.sink.take() {
                         s.abort();
                     }
@@ -296,9 +304,9 @@ impl Session {
     pub(super) fn bad(&mut self, tag: &str, text: &str) {
         self.bad_commands += 1;
         self.protocol_error(text);
-        self.out(&format!("{tag} BAD {text}\r\n"));
+        self.status(tag, Status::Bad, None, text);
         if self.bad_commands >= MAX_BAD_COMMANDS {
-            self.out("* BYE Too many invalid commands\r\n");
+            self.untagged(Status::Bye, None, "Too many invalid commands");
             self.close("too many invalid commands");
         }
     }
@@ -510,7 +518,7 @@ impl Steps for Session {
     }
 
     fn autologout(&mut self) {
-        self.out("* BYE Autologout; idle for too long\r\n");
+        self.untagged(Status::Bye, None, "Autologout; idle for too long");
         self.close("autologout");
     }
 

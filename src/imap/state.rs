@@ -3,6 +3,7 @@
 //! and step loop (`session.rs`) drive, and the `Job` a long command leaves behind.
 
 use super::parser::AppendArgs;
+use super::response::Reply;
 use super::wire::Framer;
 use crate::auth::User;
 use crate::session::login::LoginGate;
@@ -127,7 +128,7 @@ pub(super) struct PendingAppend {
     pub args: AppendArgs,
     pub sink: Option<Box<dyn AppendSink>>,
     /// A failure found before or during the transfer, answered once the literal is in.
-    pub error: Option<String>,
+    pub error: Option<Reply>,
 }
 
 pub struct Session {

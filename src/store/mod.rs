@@ -21,7 +21,8 @@ use std::fmt;
 
 pub type Uid = u32;
 
-/// Errors of the store layer; the session turns them into NO responses with a code.
+/// Errors of the store layer; each protocol says them its own way (IMAP: a NO with the
+/// RFC 5530 code `imap::response::Code::of_store_error` picks).
 #[derive(Debug)]
 pub enum StoreError {
     NoSuchMailbox,
@@ -52,24 +53,6 @@ impl StoreError {
             op,
             mailbox: mailbox.to_string(),
             err,
-        }
-    }
-
-    /// RFC 5530 response code for the NO.
-    pub fn code(&self) -> Option<&'static str> {
-        match self {
-            StoreError::NoSuchMailbox => Some("NONEXISTENT"),
-            StoreError::AlreadyExists => Some("ALREADYEXISTS"),
-            StoreError::InvalidName(_) | StoreError::NotAllowed(_) => Some("CANNOT"),
-            StoreError::Expunged => Some("EXPUNGEISSUED"),
-            StoreError::ReadOnly => Some("READ-ONLY"),
-            StoreError::TooManyKeywords => Some("LIMIT"),
-            StoreError::InUse => Some("INUSE"),
-            StoreError::Busy => Some("UNAVAILABLE"),
-            StoreError::Io { err, .. } if err.raw_os_error() == Some(libc::ENOSPC) => {
-                Some("OVERQUOTA")
-            }
-            StoreError::Io { .. } | StoreError::Corrupt(_) => Some("SERVERBUG"),
         }
     }
 

@@ -3,6 +3,7 @@
 //! so a 100 MB upload costs no memory and never stalls other clients.
 
 use super::super::parser::{AppendArgs, Flag};
+use super::super::response::{Code, Reply, Status};
 use super::super::state::{PendingAppend, Session};
 use crate::config;
 use crate::store::{Flags, MailboxName};
@@ -34,16 +35,16 @@ impl Session {
         size: u64,
         sync: bool,
     ) {
-        let refuse = |s: &mut Session, error: String| {
+        let refuse = |s: &mut Session, error: Reply| {
             if sync {
                 // The client waits for "+" and will not send the message.
                 s.wire.refuse_literal();
-                s.out(&format!("{tag} {error}\r\n"));
+                error.encode(&mut s.output, &tag);
             } else if size > config::APPEND_LIMIT {
                 // RFC 7888 4: too large a non-synchronizing literal ends the connection.
                 s.wire.refuse_literal();
                 s.protocol_error("non-synchronizing APPEND over the limit");
-                s.out("* BYE [TOOBIG] Message too large\r\n");
+                s.untagged(Status::Bye, Some(Code::TooBig), "Message too large");
                 s.close("literal too large");
             } else {
                 // The client sends the message anyway: swallow it, then answer.
@@ -57,24 +58,32 @@ impl Session {
             }
         };
         if self.user().is_none() {
-            return refuse(self, "BAD APPEND not allowed now: Log in first".into());
+            return refuse(
+                self,
+                Reply::new(Status::Bad, None, "APPEND not allowed now: Log in first"),
+            );
         }
         if size > config::APPEND_LIMIT {
             return refuse(
                 self,
-                format!(
-                    "NO [TOOBIG] Message larger than APPENDLIMIT {}",
-                    config::APPEND_LIMIT
+                Reply::new(
+                    Status::No,
+                    Some(Code::TooBig),
+                    format!("Message larger than APPENDLIMIT {}", config::APPEND_LIMIT),
                 ),
             );
         }
         let name = match MailboxName::parse_with(&args.mailbox, self.delimiter()) {
             Ok(n) => n,
-            Err(why) => return refuse(self, format!("NO [CANNOT] Invalid mailbox name: {why}")),
+            Err(why) => {
+                let text = format!("Invalid mailbox name: {why}");
+                return refuse(self, Reply::new(Status::No, Some(Code::Cannot), text));
+            }
         };
         let store = self.store();
         if !store.exists(&name) {
-            return refuse(self, "NO [TRYCREATE] Mailbox does not exist".into());
+            let text = "Mailbox does not exist";
+            return refuse(self, Reply::new(Status::No, Some(Code::TryCreate), text));
         }
         match store.append(&name) {
             Ok(sink) => {
@@ -90,13 +99,9 @@ impl Session {
                 self.wire.stream_literal();
             }
             Err(e) => {
-                let text = format!(
-                    "NO [{}] {}",
-                    e.code().unwrap_or("SERVERBUG"),
-                    e.client_text()
-                );
+                let reply = Reply::new(Status::No, Some(Code::of_store_error(&e)), e.client_text());
                 self.log_failure("append", &e);
-                refuse(self, text)
+                refuse(self, reply)
             }
         }
     }
@@ -116,7 +121,7 @@ impl Session {
             );
         }
         if let Some(error) = pending.error {
-            self.out(&format!("{tag} {error}\r\n"));
+            error.encode(&mut self.output, &tag);
             return;
         }
         let sink = pending.sink.expect("sink present without error");
@@ -128,10 +133,8 @@ impl Session {
         ) {
             Ok((uidvalidity, uid)) => {
                 self.report_updates(true);
-                self.ok(
-                    &tag,
-                    &format!("[APPENDUID {uidvalidity} {uid}] APPEND completed"),
-                );
+                let code = Code::AppendUid { uidvalidity, uid };
+                self.ok_code(&tag, code, "APPEND completed");
             }
             Err(e) => self.store_error(&tag, &e),
         }

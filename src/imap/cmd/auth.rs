@@ -2,6 +2,7 @@
 //! RFC 4959). A failure is answered after the same delay whatever went wrong, and
 //! logged in the fail2ban-friendly form of `log.rs`.
 
+use super::super::response::{self, Code, Status};
 use super::super::state::{Frame, Session};
 use crate::auth::{self, sasl::PlainError};
 use crate::session::login::{self, Credentials, RefusalText, Verdict};
@@ -26,9 +27,10 @@ impl Session {
             &self.peer,
             "plaintext password on an unencrypted connection",
         );
-        self.no(
+        self.no_code(
             tag,
-            "[PRIVACYREQUIRED] Plaintext passwords are not accepted on an unencrypted connection",
+            Code::PrivacyRequired,
+            "Plaintext passwords are not accepted on an unencrypted connection",
         );
         true
     }
@@ -40,7 +42,7 @@ impl Session {
         initial: Option<Vec<u8>>,
     ) {
         if mechanism != "PLAIN" {
-            return self.no(tag, "[CANNOT] Unsupported authentication mechanism");
+            return self.no_code(tag, Code::Cannot, "Unsupported authentication mechanism");
         }
         if self.refuse_plaintext(tag, b"") {
             return;
@@ -65,7 +67,7 @@ impl Session {
         let (user, pass) = match auth::sasl::decode_plain(line) {
             Ok(up) => up,
             Err(e @ PlainError::Authorization) => {
-                return self.no(tag, &format!("[AUTHORIZATIONFAILED] {}", e.text()));
+                return self.no_code(tag, Code::AuthorizationFailed, e.text());
             }
             Err(e) => return self.bad(tag, e.text()),
         };
@@ -79,8 +81,18 @@ impl Session {
             protocol: auth::Protocol::Imap,
         };
         let refused = RefusalText {
-            reply: format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n")
-                .into_bytes(),
+            reply: {
+                let mut reply = Vec::new();
+                let code = Code::AuthenticationFailed;
+                response::status(
+                    &mut reply,
+                    tag,
+                    Status::No,
+                    Some(&code),
+                    "Authentication failed",
+                );
+                reply
+            },
             last_words: b"* BYE Too many failed logins\r\n",
         };
         // Accepted: the driver opens the store here or hands the session off (`enter`).
@@ -89,9 +101,10 @@ impl Session {
             .check(credentials, method, tag, &self.peer, refused)
             == Verdict::Unavailable
         {
-            self.no(
+            self.no_code(
                 tag,
-                "[UNAVAILABLE] Authentication is temporarily unavailable",
+                Code::Unavailable,
+                "Authentication is temporarily unavailable",
             );
         }
     }
@@ -108,12 +121,17 @@ impl Session {
         } = login;
         let Ok(store) = store else {
             if tag == "*" {
-                self.out("* BYE Cannot open your mailbox; see the server log\r\n");
+                self.untagged(
+                    Status::Bye,
+                    None,
+                    "Cannot open your mailbox; see the server log",
+                );
                 return self.close("mailbox unavailable");
             }
-            return self.no(
+            return self.no_code(
                 &tag,
-                "[UNAVAILABLE] This account cannot be served now; see the server log",
+                Code::Unavailable,
+                "This account cannot be served now; see the server log",
             );
         };
         crate::log::info(&format!(
@@ -122,13 +140,11 @@ impl Session {
         ));
         let name = user.name.clone();
         self.authenticated(user, store);
-        let caps = self.capabilities();
+        let caps = Code::Capability(self.capabilities());
         if tag == "*" {
-            self.out(&format!(
-                "* PREAUTH [CAPABILITY {caps}] Logged in as {name}\r\n"
-            ));
+            self.untagged(Status::Preauth, Some(caps), &format!("Logged in as {name}"));
         } else {
-            self.ok(&tag, &format!("[CAPABILITY {caps}] Logged in"));
+            self.ok_code(&tag, caps, "Logged in");
         }
     }
 }

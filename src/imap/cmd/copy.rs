@@ -4,6 +4,7 @@
 //! nothing; between Maildir folders the files are linked, not read.
 
 use super::super::parser::SeqSet;
+use super::super::response::{Code, Status};
 use super::super::state::Job;
 use super::super::state::Session;
 use crate::store::names::MailboxName;
@@ -71,11 +72,11 @@ impl Session {
             return;
         };
         if is_move && self.selected_ref().readonly() {
-            return self.no(tag, "[READ-ONLY] Mailbox is read-only");
+            return self.no_code(tag, Code::ReadOnly, "Mailbox is read-only");
         }
         let store = self.store();
         if !store.exists(&dest) {
-            return self.no(tag, "[TRYCREATE] Mailbox does not exist");
+            return self.no_code(tag, Code::TryCreate, "Mailbox does not exist");
         }
         self.job = Some(Box::new(CopyJob {
             tag: tag.to_string(),
@@ -158,19 +159,19 @@ impl Session {
             return;
         }
         if job.missing && job.src.is_empty() {
-            return self.no(&job.tag, "[EXPUNGEISSUED] The messages no longer exist");
+            return self.no_code(
+                &job.tag,
+                Code::ExpungeIssued,
+                "The messages no longer exist",
+            );
         }
         let into = job.into.take().expect("opened above");
-        let code = if job.src.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "[COPYUID {} {} {}] ",
-                into.uidvalidity(),
-                compress(&job.src),
-                compress(&job.dst)
-            )
-        };
+        // RFC 4315 4.3: no COPYUID when nothing was copied (all expunged meanwhile).
+        let code = (!job.src.is_empty()).then(|| Code::CopyUid {
+            uidvalidity: into.uidvalidity(),
+            source: compress(&job.src),
+            dest: compress(&job.dst),
+        });
         if let Err(e) = into.commit() {
             return self.store_error(&job.tag, &e);
         }
@@ -179,10 +180,12 @@ impl Session {
             if let Err(e) = m.expunge(&job.moved) {
                 return self.store_error(&job.tag, &e);
             }
-            self.out(&format!("* OK {code}Moved\r\n"));
+            // RFC 6851 4.3: COPYUID in an untagged OK before the expunges.
+            self.untagged(Status::Ok, code, "Moved");
             self.complete(&job.tag, true, "MOVE completed");
         } else {
-            self.complete(&job.tag, true, &format!("{code}COPY completed"));
+            self.report_updates(true);
+            self.status(&job.tag, Status::Ok, code.as_ref(), "COPY completed");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! EXPUNGE (RFC 3501 6.4.3), UID EXPUNGE (RFC 4315), CLOSE (6.4.2), UNSELECT (RFC 3691).
 
 use super::super::parser::SeqSet;
+use super::super::response::Code;
 use super::super::state::Session;
 
 impl Session {
@@ -19,7 +20,7 @@ impl Session {
 
     pub(super) fn cmd_expunge(&mut self, tag: &str, set: Option<SeqSet>) {
         if self.selected_ref().readonly() {
-            return self.no(tag, "[READ-ONLY] Mailbox is read-only");
+            return self.no_code(tag, Code::ReadOnly, "Mailbox is read-only");
         }
         let only = match &set {
             Some(s) => match self.resolve_set(s, true) {

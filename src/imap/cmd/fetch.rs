@@ -4,7 +4,7 @@
 
 use super::super::fetch::{bodystructure, envelope, mime, section};
 use super::super::parser::{FetchAtt, FetchModifier, SeqSet};
-use super::super::response;
+use super::super::response::{self, Code};
 use super::super::state::Job;
 use super::super::state::Session;
 use crate::config;
@@ -206,9 +206,10 @@ impl Session {
         }
         self.report_updates(job.uid);
         if job.missing {
-            self.no(
+            self.no_code(
                 &job.tag,
-                "[EXPUNGEISSUED] Some of the requested messages no longer exist",
+                Code::ExpungeIssued,
+                "Some of the requested messages no longer exist",
             );
         } else {
             self.ok(&job.tag, "FETCH completed");

@@ -3,7 +3,7 @@
 //! Every name passes through `MailboxName::parse`, the store's single gate.
 
 use super::super::parser::{SelectArgs, StatusAtt};
-use super::super::response;
+use super::super::response::{self, Code, Status};
 use super::super::state::Session;
 use crate::store::names::list_match_with;
 use crate::store::{Flags, Mailbox, MailboxName, StoreError};
@@ -26,7 +26,7 @@ impl Session {
                     self.peer,
                     String::from_utf8_lossy(raw)
                 ));
-                self.no(tag, &format!("[CANNOT] Invalid mailbox name: {why}"));
+                self.no_code(tag, Code::Cannot, &format!("Invalid mailbox name: {why}"));
                 None
             }
         }
@@ -41,7 +41,7 @@ impl Session {
         // Selecting, even a failed SELECT, leaves the previous mailbox (RFC 3501 6.3.1).
         if let Some(mut old) = self.unselect() {
             old.flush();
-            self.out("* OK [CLOSED] Previous mailbox closed\r\n");
+            self.untagged(Status::Ok, Some(Code::Closed), "Previous mailbox closed");
         }
         let Some(name) = self.mailbox_name(tag, raw) else {
             return;
@@ -63,26 +63,26 @@ impl Session {
             .as_bytes(),
         );
         if let Some(i) = view.entries.iter().position(|e| !e.flags.has(Flags::SEEN)) {
-            text.extend_from_slice(format!("* OK [UNSEEN {}] First unseen\r\n", i + 1).as_bytes());
+            let code = Code::Unseen(i as u32 + 1);
+            response::status(&mut text, "*", Status::Ok, Some(&code), "First unseen");
         }
-        text.extend_from_slice(
-            format!(
-                "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] Predicted next UID\r\n",
-                mailbox.uidvalidity(),
-                mailbox.uidnext()
-            )
-            .as_bytes(),
+        let code = Code::UidValidity(mailbox.uidvalidity());
+        response::status(&mut text, "*", Status::Ok, Some(&code), "UIDs valid");
+        let code = Code::UidNext(mailbox.uidnext());
+        response::status(
+            &mut text,
+            "*",
+            Status::Ok,
+            Some(&code),
+            "Predicted next UID",
         );
         self.out_bytes(&text);
         self.select(mailbox);
-        let mode = if readonly { "READ-ONLY" } else { "READ-WRITE" };
-        self.ok(
-            tag,
-            &format!(
-                "[{mode}] {} completed",
-                if readonly { "EXAMINE" } else { "SELECT" }
-            ),
-        );
+        if readonly {
+            self.ok_code(tag, Code::ReadOnly, "EXAMINE completed");
+        } else {
+            self.ok_code(tag, Code::ReadWrite, "SELECT completed");
+        }
     }
 
     /// `* FLAGS` and PERMANENTFLAGS again if the selected mailbox has keywords the client
@@ -119,9 +119,10 @@ impl Session {
             return;
         };
         if self.mailbox().is_some_and(|m| m.name() == name.as_str()) {
-            return self.no(
+            return self.no_code(
                 tag,
-                "[INUSE] The mailbox is selected; select another or CLOSE first",
+                Code::InUse,
+                "The mailbox is selected; select another or CLOSE first",
             );
         }
         let r = self.store().delete(&name);
@@ -139,9 +140,10 @@ impl Session {
             return;
         };
         if !from.is_inbox() && self.mailbox().is_some_and(|m| m.name() == from.as_str()) {
-            return self.no(
+            return self.no_code(
                 tag,
-                "[INUSE] The mailbox is selected; select another or CLOSE first",
+                Code::InUse,
+                "The mailbox is selected; select another or CLOSE first",
             );
         }
         let r = self.store().rename(&from, &to);
@@ -157,7 +159,7 @@ impl Session {
         };
         let store = self.store();
         if subscribe && !store.exists(&name) {
-            return self.no(tag, "[NONEXISTENT] Mailbox does not exist");
+            return self.no_code(tag, Code::NonExistent, "Mailbox does not exist");
         }
         match store.set_subscribed(name.as_str(), subscribe) {
             Ok(()) => self.ok(
@@ -243,7 +245,7 @@ impl Session {
         let st = match self.store().status(&name, with_size) {
             Ok(s) => s,
             Err(StoreError::NoSuchMailbox) => {
-                return self.no(tag, "[NONEXISTENT] Mailbox does not exist");
+                return self.no_code(tag, Code::NonExistent, "Mailbox does not exist");
             }
             Err(e) => return self.store_error(tag, &e),
         };
@@ -278,15 +280,16 @@ fn flags_announcement(mailbox: &dyn Mailbox, readonly: bool) -> Vec<u8> {
     text.extend_from_slice(&flags);
     text.extend_from_slice(b")\r\n");
     if readonly {
-        text.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+        let code = Code::PermanentFlags(String::new());
+        response::status(&mut text, "*", Status::Ok, Some(&code), "Read-only mailbox");
     } else {
         let room = mailbox.keywords().iter().filter(|k| !k.is_empty()).count() < 26;
-        text.extend_from_slice(b"* OK [PERMANENTFLAGS (");
-        text.extend_from_slice(&flags);
+        let mut permanent = String::from_utf8_lossy(&flags).into_owned();
         if room {
-            text.extend_from_slice(b" \\*");
+            permanent.push_str(" \\*");
         }
-        text.extend_from_slice(b")] Flags permitted\r\n");
+        let code = Code::PermanentFlags(permanent);
+        response::status(&mut text, "*", Status::Ok, Some(&code), "Flags permitted");
     }
     text
 }

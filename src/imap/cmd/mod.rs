@@ -15,7 +15,7 @@ mod store;
 
 use super::parser::{Command, SeqSet};
 use super::registry::{self, Expunges, Needs};
-use super::response;
+use super::response::{self, Code, Status};
 use super::state::Session;
 use crate::store::{StoreError, Update};
 
@@ -61,7 +61,7 @@ impl Session {
                 self.ok(tag, "ID completed");
             }
             Command::Logout => {
-                self.out("* BYE Logging out\r\n");
+                self.untagged(Status::Bye, None, "Logging out");
                 self.ok(tag, "LOGOUT completed");
                 self.logout_reason = Some("LOGOUT");
                 self.close("LOGOUT");
@@ -125,11 +125,15 @@ impl Session {
     }
 
     pub(super) fn ok(&mut self, tag: &str, text: &str) {
-        self.out(&format!("{tag} OK {text}\r\n"));
+        self.status(tag, Status::Ok, None, text);
     }
 
-    pub(super) fn no(&mut self, tag: &str, text: &str) {
-        self.out(&format!("{tag} NO {text}\r\n"));
+    pub(super) fn ok_code(&mut self, tag: &str, code: Code, text: &str) {
+        self.status(tag, Status::Ok, Some(&code), text);
+    }
+
+    pub(super) fn no_code(&mut self, tag: &str, code: Code, text: &str) {
+        self.status(tag, Status::No, Some(&code), text);
     }
 
     /// A store failure as a tagged NO with its response code, logged if it is ours.
@@ -137,11 +141,7 @@ impl Session {
         if e.is_server_side() {
             self.log_failure("store operation", e);
         }
-        let text = match e.code() {
-            Some(code) => format!("[{code}] {}", e.client_text()),
-            None => e.client_text(),
-        };
-        self.no(tag, &text);
+        self.no_code(tag, Code::of_store_error(e), &e.client_text());
     }
 
     /// Sync the selected mailbox and send what changed (EXISTS, RECENT, EXPUNGE, FETCH).
@@ -156,7 +156,8 @@ impl Session {
                 // view can't be kept consistent, so it ends (as Dovecot does), logged once.
                 self.log_failure("sync", &e);
                 self.unselect();
-                self.out("* BYE The selected mailbox was deleted or cannot be read\r\n");
+                let text = "The selected mailbox was deleted or cannot be read";
+                self.untagged(Status::Bye, None, text);
                 self.close("mailbox gone");
                 return;
             }

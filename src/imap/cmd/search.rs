@@ -2,6 +2,7 @@
 //! over 100,000 messages never blocks other clients of the daemon.
 
 use super::super::parser::SearchKey;
+use super::super::response::Code;
 use super::super::search::{Candidate, matches_or_skip, optimize};
 use super::super::state::Job;
 use super::super::state::Session;
@@ -44,7 +45,11 @@ impl Session {
     ) {
         // RFC 3501 6.4.4: strings are matched as UTF-8; another charset is NO [BADCHARSET].
         if !matches!(charset, None | Some("UTF-8") | Some("US-ASCII")) {
-            return self.no(tag, "[BADCHARSET (UTF-8 US-ASCII)] Charset not supported");
+            return self.no_code(
+                tag,
+                Code::BadCharset("UTF-8 US-ASCII"),
+                "Charset not supported",
+            );
         }
         optimize(&mut key);
         self.job = Some(Box::new(SearchJob {

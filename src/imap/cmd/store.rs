@@ -1,7 +1,7 @@
 //! STORE and UID STORE (RFC 3501 6.4.6): FLAGS, +FLAGS, -FLAGS, with .SILENT.
 
 use super::super::parser::{Flag, SeqSet, StoreMode, StoreModifier};
-use super::super::response;
+use super::super::response::{self, Code};
 use super::super::state::Session;
 use super::append::split_flags;
 use crate::store::{FlagChange, Flags, StoreError};
@@ -29,7 +29,7 @@ impl Session {
         };
         let m = self.selected();
         if m.readonly() {
-            return self.no(tag, "[READ-ONLY] Mailbox is read-only");
+            return self.no_code(tag, Code::ReadOnly, "Mailbox is read-only");
         }
         let (mut requested, keywords) = split_flags(flags);
         for k in &keywords {
