@@ -346,6 +346,38 @@ def test_mailbox_management(server):
     c.logout()
 
 
+def test_expunged_messages_leave_the_maildir_uidlist(server):
+    """A folder whose mail is only copied in and expunged (a client's Trash, a
+    scratch folder) keeps no record of it: EXPUNGE drops the uidlist lines of the
+    files it removed, and UIDs go on from where they were, never reused. Before,
+    the soak's scratch folders held 1,000 lines of no file after five minutes."""
+    acc = server.account
+    for i in range(20):
+        acc.deliver(message(f"m{i}"))
+    c = server.connect()
+    ok(c.create("Scratch"))
+    ok(c.select())
+    uids = []
+    for _ in range(5):
+        typ, data = c.copy("1:*", "Scratch")
+        assert typ == "OK", data
+        uids += re.search(rb"COPYUID \d+ \S+ (\S+)\]", data[-1]).group(1).split(b",")
+        ok(c.select("Scratch"))
+        ok(c.store("1:*", "+FLAGS.SILENT", "(\\Deleted)"))
+        ok(c.expunge())
+        ok(c.select())
+    assert uids == [b"1:20", b"21:40", b"41:60", b"61:80", b"81:100"], uids
+    with open(os.path.join(acc.folder("Scratch"), "dovecot-uidlist")) as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 1 and " N101" in lines[0], lines
+    # INBOX too: expunging half of it leaves ten lines.
+    ok(c.store("1:10", "+FLAGS.SILENT", "(\\Deleted)"))
+    ok(c.expunge())
+    with open(os.path.join(acc.folder("INBOX"), "dovecot-uidlist")) as f:
+        assert len(f.read().splitlines()) == 11
+    c.logout()
+
+
 def test_rename_inbox_moves_messages(server):
     for i in range(2):
         server.account.deliver(message(f"m{i}"))

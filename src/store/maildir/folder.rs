@@ -245,7 +245,7 @@ impl MaildirFolder {
             .collect();
         if !unknown.is_empty() || list.uidvalidity == 0 {
             drop(by_base);
-            list = self.assign_uids(&files, &stamps)?;
+            list = self.assign_uids(&mut files, &stamps)?;
             by_base = list.by_base();
         }
         let mut entries: Vec<Entry> = Vec::with_capacity(files.len());
@@ -405,15 +405,22 @@ impl MaildirFolder {
         Ok(scan)
     }
 
-    /// Under the uidlist dot-lock: read it again, number the files it lacks (oldest
-    /// name first), drop records whose files are gone, and write it back.
-    fn assign_uids(&mut self, files: &[String], listed_at: &Stamps) -> Result<Uidlist> {
+    /// Under the uidlist dot-lock: read it again, list the folder again, number the
+    /// files it lacks (oldest name first), drop records whose files are gone, and write
+    /// it back. `files` becomes the listing made under the lock: a file expunged since
+    /// the scan's listing (its record dropped, `forget_records`) must not be numbered
+    /// anew, and a file published since is numbered in the same pass.
+    fn assign_uids(&mut self, files: &mut Vec<String>, listed_at: &Stamps) -> Result<Uidlist> {
         let path = self.dir.join("dovecot-uidlist");
         let lock = DotLock::acquire(&path).map_err(|e| self.err("lock dovecot-uidlist", e))?;
         let mut list = match read_uidlist(&self.dir, &self.name)? {
             Some(l) => l,
             None => super::import_or_new_uidlist(&self.dir),
         };
+        files.clear();
+        self.list_dir("new", files)?;
+        self.list_dir("cur", files)?;
+        let files = &files[..];
         let present: HashSet<&str> = files.iter().map(|f| base_name(&f[4..])).collect();
         let known: HashSet<String> = list.records.iter().map(|r| r.base.clone()).collect();
         let mut missing: Vec<&str> = present
@@ -549,6 +556,7 @@ impl MaildirFolder {
                 now_named.insert(base_name(&f[4..]).to_string(), f);
             }
         }
+        let mut removed: Vec<String> = Vec::new();
         'messages: for &i in indexes {
             for attempt in 0..RENAME_ATTEMPTS {
                 if self.view.entries[i].expunged {
@@ -583,6 +591,7 @@ impl MaildirFolder {
                 match std::fs::remove_file(self.dir.join(&current)) {
                     Ok(()) => {
                         self.view.entries[i].expunged = true;
+                        removed.push(base_name(&current[4..]).to_string());
                         continue 'messages;
                     }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => match self.relocate(i) {
@@ -597,7 +606,38 @@ impl MaildirFolder {
             return Err(StoreError::Busy);
         }
         self.stamps = None;
+        self.forget_records(&removed);
         Ok(())
+    }
+
+    /// Drop the uidlist records of files we unlinked, in one rewrite: nothing else
+    /// does for a folder whose mail is only copied in and expunged (a COPY numbers its
+    /// files itself), and a soak's Scratch folders kept 1,000 records of no file after
+    /// five minutes, parsed and held by every session. UIDs are not reused: N stays.
+    /// The mail is gone already: a failure here costs stale lines, logged, not a NO.
+    fn forget_records(&mut self, removed: &[String]) {
+        if removed.is_empty() {
+            return;
+        }
+        let path = self.dir.join("dovecot-uidlist");
+        let result = DotLock::acquire(&path).and_then(|lock| {
+            let Ok(Some(mut list)) = read_uidlist(&self.dir, &self.name) else {
+                return Ok(());
+            };
+            let gone: HashSet<&str> = removed.iter().map(String::as_str).collect();
+            let before = list.records.len();
+            list.records.retain(|r| !gone.contains(r.base.as_str()));
+            if list.records.len() == before {
+                return Ok(());
+            }
+            lock.replace(list.serialize().as_bytes())
+        });
+        if let Err(e) = result {
+            crate::log::warning(&format!(
+                "cannot drop expunged messages from dovecot-uidlist of {}: {e}",
+                self.name
+            ));
+        }
     }
 
     fn path_of(&self, index: usize) -> PathBuf {
