@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// How long a directory's mtime may still be the stamp of a later change: file systems
 /// stamp with a coarse clock (a kernel tick where they keep nanoseconds; a whole second,
@@ -36,7 +37,8 @@ pub struct MaildirFolder {
     keywords: Vec<String>,
     /// Stamps of the last full scan; equal settled stamps mean nothing changed.
     stamps: Option<Stamps>,
-    uidlist: Option<(Stamps, Uidlist)>,
+    /// The parsed uidlist, as of those stamps (shared: `shared_uidlist`).
+    uidlist: Option<(Stamps, Arc<Uidlist>)>,
     cache_dirty: bool,
     /// `stamps` were settled when read (see `settled`): equal stamps mean no change.
     stamps_settled: bool,
@@ -182,17 +184,28 @@ impl MaildirFolder {
         Ok(())
     }
 
-    /// The uidlist as it is on disk now: the one held since the last scan, taken (not
-    /// copied) while the file is unchanged, else parsed again. The scan puts it back.
-    /// (A copy per scan would make hundreds of long-lived strings each time, scattered
-    /// among the scan's short-lived ones: the daemon's heap fragments and grows.)
-    fn take_uidlist(&mut self, stamps: &Stamps) -> Result<Uidlist> {
+    /// The uidlist as it is on disk now: the one held since the last scan while the
+    /// file is unchanged, or the one another session of this process parsed from the
+    /// same version of the file, else parsed again. The scan puts it back. (A copy per
+    /// scan would make hundreds of long-lived strings each time, scattered among the
+    /// scan's short-lived ones: the daemon's heap fragments and grows.)
+    fn take_uidlist(&mut self, stamps: &Stamps) -> Result<Arc<Uidlist>> {
         if let Some((s, l)) = self.uidlist.take() {
             if s.uidlist_mtime == stamps.uidlist_mtime && s.uidlist_size == stamps.uidlist_size {
                 return Ok(l);
             }
         }
-        let l = read_uidlist(&self.dir, &self.name)?.unwrap_or_else(|| Uidlist::new(0));
+        let version = (stamps.uidlist_mtime, stamps.uidlist_size);
+        if let Some(l) = shared_uidlist::get(&self.dir, version) {
+            return Ok(l);
+        }
+        let Some(l) = read_uidlist(&self.dir, &self.name)? else {
+            return Ok(Arc::new(Uidlist::new(0)));
+        };
+        // Read after the stamps were taken: if the file changed in between, this copy
+        // is newer than its stamps say, and the next look reads it again.
+        let l = Arc::new(l);
+        shared_uidlist::put(&self.dir, version, &l);
         Ok(l)
     }
 
@@ -245,7 +258,7 @@ impl MaildirFolder {
             .collect();
         if !unknown.is_empty() || list.uidvalidity == 0 {
             drop(by_base);
-            list = self.assign_uids(&mut files, &stamps)?;
+            list = Arc::new(self.assign_uids(&mut files, &stamps)?);
             by_base = list.by_base();
         }
         let mut entries: Vec<Entry> = Vec::with_capacity(files.len());
@@ -642,6 +655,39 @@ impl MaildirFolder {
 
     fn path_of(&self, index: usize) -> PathBuf {
         self.dir.join(&*self.view.entries[index].locator)
+    }
+}
+
+/// Parsed dovecot-uidlist files, shared by the sessions of this process that have one
+/// folder open: one copy per version of the file (its mtime, size and inode), not one
+/// per session (30,000 messages: about 3 MB each). Kept while a session holds it.
+mod shared_uidlist {
+    use super::Uidlist;
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, LazyLock, Mutex, Weak};
+
+    type Version = (i64, u64);
+    type Table = HashMap<PathBuf, (Version, Weak<Uidlist>)>;
+
+    static LISTS: LazyLock<Mutex<Table>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+    pub fn get(dir: &Path, version: Version) -> Option<Arc<Uidlist>> {
+        let lists = LISTS.lock().unwrap_or_else(|e| e.into_inner());
+        match lists.get(dir) {
+            Some((v, list)) if *v == version => list.upgrade(),
+            _ => None,
+        }
+    }
+
+    pub fn put(dir: &Path, version: Version, list: &Arc<Uidlist>) {
+        let mut lists = LISTS.lock().unwrap_or_else(|e| e.into_inner());
+        // Folders nobody holds any more go when the table has doubled since the last
+        // sweep (amortised: a sweep per as many inserts as there are entries).
+        if lists.len() >= 64 && lists.len().is_power_of_two() {
+            lists.retain(|_, (_, l)| l.strong_count() > 0);
+        }
+        lists.insert(dir.to_path_buf(), (version, Arc::downgrade(list)));
     }
 }
 
