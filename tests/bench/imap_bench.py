@@ -167,9 +167,9 @@ def bench_latency(server, maildir):
     return {"worst NOOP during a cold SELECT": worst, "(that cold SELECT)": elapsed}
 
 
-def bench_idle(server, sessions):
-    """Idle sessions on a freshly started server: logged in, a small folder selected,
-    in IDLE, as a client watching its mailbox sits."""
+def bench_idle(server, sessions, folder="Idle"):
+    """Idle sessions on a freshly started server: logged in, a folder selected (a small
+    one, or the big INBOX), in IDLE, as a client watching its mailbox sits."""
     r = {}
     time.sleep(0.5)
     before = pss_kib(server.pids())
@@ -178,7 +178,7 @@ def bench_idle(server, sessions):
         s = socket.create_connection(("127.0.0.1", server.port))
         f = s.makefile("rb")
         f.readline()
-        s.sendall(b"a LOGIN bench bench\r\nb SELECT Idle\r\nc IDLE\r\n")
+        s.sendall(f"a LOGIN bench bench\r\nb SELECT {folder}\r\nc IDLE\r\n".encode())
         while True:
             line = f.readline()
             if not line:
@@ -188,6 +188,12 @@ def bench_idle(server, sessions):
         socks.append((s, f))
     time.sleep(1)
     after = pss_kib(server.pids())
+    if folder != "Idle":
+        r[f"PSS per IDLE session on {folder} ({sessions})"] = \
+            f"{(after - before) / sessions:.0f} KiB"
+        for s, f in socks:
+            s.close()
+        return r
     r[f"PSS per IDLE session ({sessions})"] = f"{(after - before) / sessions:.0f} KiB"
     t0 = cpu_seconds(server.pids())
     time.sleep(10)
@@ -250,6 +256,12 @@ def main():
         srv = cls(base, md, user)
         try:
             results[cls.name].update(bench_latency(srv, md))
+        finally:
+            srv.stop()
+        # The big folder open in a few sessions: what each holds per message.
+        srv = cls(base, md, user)
+        try:
+            results[cls.name].update(bench_idle(srv, 20, folder="INBOX"))
         finally:
             srv.stop()
         counts = [args.sessions] + ([args.imapd_sessions] if cls is Imapd and args.imapd_sessions else [])
