@@ -3,6 +3,13 @@
 //! updates at the points RFC 3501 7.4.1 allows. Shared by every store driver.
 
 use super::Uid;
+use std::sync::{Arc, LazyLock};
+
+/// The locator of a driver that needs none (mbox finds a message by its offsets).
+pub fn no_locator() -> Arc<str> {
+    static EMPTY: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
+    EMPTY.clone()
+}
 
 /// System flags as bits, keywords as bits indexing the mailbox's keyword table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -98,8 +105,8 @@ pub struct Entry {
     pub recent: bool,
     /// Gone from the store, but the session has not been told yet.
     pub expunged: bool,
-    /// Driver's handle (a Maildir file name).
-    pub locator: Box<str>,
+    /// Driver's handle (a Maildir file name, shared by the folder's sessions).
+    pub locator: Arc<str>,
     /// RFC822.SIZE and INTERNALDATE once known (from file names, caches or the file).
     pub vsize: Option<u64>,
     pub internal_date: Option<i64>,
@@ -246,7 +253,7 @@ mod tests {
             },
             recent: false,
             expunged: false,
-            locator: "".into(),
+            locator: no_locator(),
             vsize: None,
             internal_date: None,
             terminated: None,

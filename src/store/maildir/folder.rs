@@ -5,6 +5,7 @@ use super::super::view::{Entry, View};
 use super::super::{FlagChange, Flags, Mailbox, Result, StoreError, Uid, Update};
 use super::cache::{self, CachedMessage, Snapshot, Stamps};
 use super::filename::{flags_of, is_message_name, vsize_of, with_flags};
+use super::shared::{self, Names};
 use super::uidlist::{Uidlist, base_name};
 use super::{keywords, read_uidlist, recent};
 use crate::store::dotlock::DotLock;
@@ -37,8 +38,10 @@ pub struct MaildirFolder {
     keywords: Vec<String>,
     /// Stamps of the last full scan; equal settled stamps mean nothing changed.
     stamps: Option<Stamps>,
-    /// The parsed uidlist, as of those stamps (shared: `shared_uidlist`).
+    /// The parsed uidlist, as of those stamps (shared: `shared::uidlist`).
     uidlist: Option<(Stamps, Arc<Uidlist>)>,
+    /// The file names the view points at, shared with the folder's other sessions.
+    names: Arc<Names>,
     cache_dirty: bool,
     /// `stamps` were settled when read (see `settled`): equal stamps mean no change.
     stamps_settled: bool,
@@ -61,6 +64,7 @@ fn now_ns() -> i64 {
 impl MaildirFolder {
     pub fn open(name: &str, dir: PathBuf, readonly: bool) -> Result<MaildirFolder> {
         super::copy::undo_abandoned(&dir, name);
+        let names = shared::names(&dir);
         let mut f = MaildirFolder {
             name: name.to_string(),
             keywords: keywords::read(&dir),
@@ -71,6 +75,7 @@ impl MaildirFolder {
             next_uid: 1,
             stamps: None,
             uidlist: None,
+            names,
             cache_dirty: false,
             stamps_settled: false,
             recent_mark: None,
@@ -152,7 +157,7 @@ impl MaildirFolder {
                 flags: flags_of(&m.locator),
                 recent: false,
                 expunged: false,
-                locator: m.locator.as_str().into(),
+                locator: self.names.intern(&m.locator),
                 vsize: m.vsize,
                 internal_date: m.internal_date,
                 terminated: m.terminated,
@@ -196,7 +201,7 @@ impl MaildirFolder {
             }
         }
         let version = (stamps.uidlist_mtime, stamps.uidlist_size);
-        if let Some(l) = shared_uidlist::get(&self.dir, version) {
+        if let Some(l) = shared::uidlist(&self.dir, version) {
             return Ok(l);
         }
         let Some(l) = read_uidlist(&self.dir, &self.name)? else {
@@ -205,7 +210,7 @@ impl MaildirFolder {
         // Read after the stamps were taken: if the file changed in between, this copy
         // is newer than its stamps say, and the next look reads it again.
         let l = Arc::new(l);
-        shared_uidlist::put(&self.dir, version, &l);
+        shared::keep_uidlist(&self.dir, version, &l);
         Ok(l)
     }
 
@@ -309,7 +314,7 @@ impl MaildirFolder {
                 let e = &mut entries[at];
                 if !self.dir.join(&*e.locator).exists() && self.dir.join(loc).exists() {
                     e.flags = flags_of(loc);
-                    e.locator = loc.clone().into_boxed_str();
+                    e.locator = self.names.intern(loc);
                 }
                 continue;
             }
@@ -319,7 +324,7 @@ impl MaildirFolder {
                 flags: flags_of(loc),
                 recent: false,
                 expunged: false,
-                locator: loc.clone().into_boxed_str(),
+                locator: self.names.intern(loc),
                 vsize: rec.vsize().or_else(|| vsize_of(loc)),
                 internal_date: None,
                 terminated: None,
@@ -491,7 +496,7 @@ impl MaildirFolder {
             self.list_dir("cur", &mut files)?;
             self.list_dir("new", &mut files)?;
             if let Some(found) = files.into_iter().find(|f| base_name(&f[4..]) == base) {
-                self.view.entries[index].locator = found.clone().into_boxed_str();
+                self.view.entries[index].locator = self.names.intern(&found);
                 return Ok(found);
             }
         }
@@ -578,7 +583,7 @@ impl MaildirFolder {
                 if attempt == 0 {
                     let base = base_name(&self.view.entries[i].locator[4..]);
                     if let Some(now) = now_named.get(base) {
-                        self.view.entries[i].locator = now.clone().into_boxed_str();
+                        self.view.entries[i].locator = self.names.intern(now);
                     }
                 }
                 let current = self.view.entries[i].locator.to_string();
@@ -655,39 +660,6 @@ impl MaildirFolder {
 
     fn path_of(&self, index: usize) -> PathBuf {
         self.dir.join(&*self.view.entries[index].locator)
-    }
-}
-
-/// Parsed dovecot-uidlist files, shared by the sessions of this process that have one
-/// folder open: one copy per version of the file (its mtime, size and inode), not one
-/// per session (30,000 messages: about 3 MB each). Kept while a session holds it.
-mod shared_uidlist {
-    use super::Uidlist;
-    use std::collections::HashMap;
-    use std::path::{Path, PathBuf};
-    use std::sync::{Arc, LazyLock, Mutex, Weak};
-
-    type Version = (i64, u64);
-    type Table = HashMap<PathBuf, (Version, Weak<Uidlist>)>;
-
-    static LISTS: LazyLock<Mutex<Table>> = LazyLock::new(|| Mutex::new(HashMap::new()));
-
-    pub fn get(dir: &Path, version: Version) -> Option<Arc<Uidlist>> {
-        let lists = LISTS.lock().unwrap_or_else(|e| e.into_inner());
-        match lists.get(dir) {
-            Some((v, list)) if *v == version => list.upgrade(),
-            _ => None,
-        }
-    }
-
-    pub fn put(dir: &Path, version: Version, list: &Arc<Uidlist>) {
-        let mut lists = LISTS.lock().unwrap_or_else(|e| e.into_inner());
-        // Folders nobody holds any more go when the table has doubled since the last
-        // sweep (amortised: a sweep per as many inserts as there are entries).
-        if lists.len() >= 64 && lists.len().is_power_of_two() {
-            lists.retain(|_, (_, l)| l.strong_count() > 0);
-        }
-        lists.insert(dir.to_path_buf(), (version, Arc::downgrade(list)));
     }
 }
 
@@ -909,8 +881,9 @@ impl Mailbox for MaildirFolder {
                 self.relocate(index)?;
                 continue;
             }
+            let locator = self.names.intern(&target);
             let e = &mut self.view.entries[index];
-            e.locator = target.into_boxed_str();
+            e.locator = locator;
             e.flags = new;
             // Our own rename changed cur/: the stamps stay, so the next sync looks again,
             // but the view holds the new flags, so nothing is reported twice.

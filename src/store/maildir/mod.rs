@@ -10,6 +10,7 @@ pub mod filename;
 pub mod folder;
 pub mod keywords;
 pub mod recent;
+mod shared;
 pub mod uidlist;
 
 use super::names::{MailboxName, list_match};

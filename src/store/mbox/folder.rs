@@ -885,7 +885,7 @@ impl MboxFolder {
                 },
                 recent: self.recent.contains(&m.uid) || (self.readonly && m.recent),
                 expunged: false,
-                locator: "".into(),
+                locator: crate::store::view::no_locator(),
                 vsize: Some(m.vsize),
                 internal_date: Some(m.internal_date),
                 terminated: Some(m.terminated),
