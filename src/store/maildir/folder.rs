@@ -152,16 +152,14 @@ impl MaildirFolder {
         self.stamps_settled = true;
         let mut entries = Vec::with_capacity(snap.messages.len());
         for m in &snap.messages {
-            entries.push(Entry {
-                uid: m.uid,
-                flags: flags_of(&m.locator),
-                recent: false,
-                expunged: false,
-                locator: self.names.intern(&m.locator),
-                vsize: m.vsize,
-                internal_date: m.internal_date,
-                terminated: m.terminated,
-            });
+            entries.push(Entry::new(
+                m.uid,
+                flags_of(&m.locator),
+                self.names.intern(&m.locator),
+                m.vsize,
+                m.internal_date,
+                m.terminated,
+            ));
         }
         self.mark_recent(&mut entries, &HashSet::new())?;
         Ok(Some(entries))
@@ -319,16 +317,14 @@ impl MaildirFolder {
                 continue;
             }
             seen.insert(rec.uid, entries.len());
-            entries.push(Entry {
-                uid: rec.uid,
-                flags: flags_of(loc),
-                recent: false,
-                expunged: false,
-                locator: self.names.intern(loc),
-                vsize: rec.vsize().or_else(|| vsize_of(loc)),
-                internal_date: None,
-                terminated: None,
-            });
+            entries.push(Entry::new(
+                rec.uid,
+                flags_of(loc),
+                self.names.intern(loc),
+                rec.vsize().or_else(|| vsize_of(loc)),
+                None,
+                None,
+            ));
         }
         entries.sort_unstable_by_key(|e| e.uid);
         self.uidvalidity = list.uidvalidity;
@@ -522,9 +518,9 @@ impl MaildirFolder {
                 .map(|e| CachedMessage {
                     uid: e.uid,
                     locator: e.locator.to_string(),
-                    vsize: e.vsize,
-                    internal_date: e.internal_date,
-                    terminated: e.terminated,
+                    vsize: e.vsize(),
+                    internal_date: e.internal_date(),
+                    terminated: e.terminated(),
                 })
                 .collect(),
         };
@@ -682,9 +678,7 @@ fn fill_from_cache(entries: &mut [Entry], snap: &Snapshot) {
         .collect();
     for e in entries.iter_mut() {
         if let Some(m) = known.get(base_name(&e.locator[4..])) {
-            e.vsize = e.vsize.or(m.vsize);
-            e.internal_date = e.internal_date.or(m.internal_date);
-            e.terminated = e.terminated.or(m.terminated);
+            e.learn(m.vsize, m.internal_date, m.terminated);
         }
     }
 }
@@ -791,7 +785,7 @@ impl Mailbox for MaildirFolder {
     }
 
     fn size(&mut self, index: usize) -> Result<u64> {
-        if let Some(v) = self.view.entries[index].vsize {
+        if let Some(v) = self.view.entries[index].vsize() {
             return Ok(v);
         }
         // Counted in pieces: a 50 MB message is not read into memory to be measured.
@@ -807,10 +801,8 @@ impl Mailbox for MaildirFolder {
             };
             v += crlf_size_from(&buf[..n], &mut prev);
         }
-        self.view.entries[index].vsize = Some(v);
-        if v > 0 {
-            self.view.entries[index].terminated = Some(prev == b'\n');
-        }
+        let terminated = (v > 0).then_some(prev == b'\n');
+        self.view.entries[index].learn(Some(v), None, terminated);
         self.cache_dirty = true;
         Ok(v)
     }
@@ -819,7 +811,7 @@ impl Mailbox for MaildirFolder {
         if self.size(index)? == 0 {
             return Ok(true);
         }
-        Ok(match self.view.entries[index].terminated {
+        Ok(match self.view.entries[index].terminated() {
             Some(t) => t,
             None => {
                 // The size came from the file name: look at the last octet only.
@@ -832,7 +824,7 @@ impl Mailbox for MaildirFolder {
                 let mut last = [0u8; 1];
                 let t = len == 0
                     || (file.read_exact_at(&mut last, len - 1).is_ok() && last[0] == b'\n');
-                self.view.entries[index].terminated = Some(t);
+                self.view.entries[index].learn(None, None, Some(t));
                 self.cache_dirty = true;
                 t
             }
@@ -840,7 +832,7 @@ impl Mailbox for MaildirFolder {
     }
 
     fn internal_date(&mut self, index: usize) -> Result<i64> {
-        if let Some(d) = self.view.entries[index].internal_date {
+        if let Some(d) = self.view.entries[index].internal_date() {
             return Ok(d);
         }
         let md = match std::fs::metadata(self.path_of(index)) {
@@ -851,7 +843,7 @@ impl Mailbox for MaildirFolder {
             }
         };
         let d = md.mtime();
-        self.view.entries[index].internal_date = Some(d);
+        self.view.entries[index].learn(None, Some(d), None);
         self.cache_dirty = true;
         Ok(d)
     }

@@ -877,18 +877,22 @@ impl MboxFolder {
         self.state
             .msgs
             .iter()
-            .map(|m| Entry {
-                uid: m.uid,
-                flags: Flags {
+            .map(|m| {
+                let flags = Flags {
                     system: m.flags,
                     keywords: self.keyword_bits(&m.keywords),
-                },
-                recent: self.recent.contains(&m.uid) || (self.readonly && m.recent),
-                expunged: false,
-                locator: crate::store::view::no_locator(),
-                vsize: Some(m.vsize),
-                internal_date: Some(m.internal_date),
-                terminated: Some(m.terminated),
+                };
+                let locator = crate::store::view::no_locator();
+                let mut e = Entry::new(
+                    m.uid,
+                    flags,
+                    locator,
+                    Some(m.vsize),
+                    Some(m.internal_date),
+                    Some(m.terminated),
+                );
+                e.recent = self.recent.contains(&m.uid) || (self.readonly && m.recent);
+                e
             })
             .collect()
     }
@@ -1343,7 +1347,7 @@ impl Mailbox for MboxFolder {
     }
 
     fn read(&mut self, index: usize) -> Result<Vec<u8>> {
-        let cap = self.view.entries[index].vsize.unwrap_or(0) as usize;
+        let cap = self.view.entries[index].vsize().unwrap_or(0) as usize;
         self.with_message(index, |s, i| {
             let mut out = Vec::with_capacity(cap);
             s.copy_served(i, &mut out)?;
@@ -1352,7 +1356,7 @@ impl Mailbox for MboxFolder {
     }
 
     fn open_message(&mut self, index: usize) -> Result<Box<dyn crate::store::MessageReader>> {
-        if self.view.entries[index].vsize.unwrap_or(0) <= IN_MEMORY {
+        if self.view.entries[index].vsize().unwrap_or(0) <= IN_MEMORY {
             return Ok(Box::new(io::Cursor::new(self.read(index)?)));
         }
         let dir = self.index_dir.clone();
@@ -1369,16 +1373,16 @@ impl Mailbox for MboxFolder {
     }
 
     fn size(&mut self, index: usize) -> Result<u64> {
-        Ok(self.view.entries[index].vsize.unwrap_or(0))
+        Ok(self.view.entries[index].vsize().unwrap_or(0))
     }
 
     fn ends_with_newline(&mut self, index: usize) -> Result<bool> {
         // The parse notes each message's last line end (unknown only when empty).
-        Ok(self.view.entries[index].terminated != Some(false))
+        Ok(self.view.entries[index].terminated() != Some(false))
     }
 
     fn internal_date(&mut self, index: usize) -> Result<i64> {
-        Ok(self.view.entries[index].internal_date.unwrap_or(0))
+        Ok(self.view.entries[index].internal_date().unwrap_or(0))
     }
 
     fn change_flags(&mut self, index: usize, change: FlagChange) -> Result<()> {

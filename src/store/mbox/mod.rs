@@ -266,7 +266,7 @@ impl Store for MboxStore {
                 let data = src.read(i)?;
                 let e = &src.view().entries[i];
                 let flags = e.flags;
-                let date = e.internal_date.unwrap_or(0);
+                let date = e.internal_date().unwrap_or(0);
                 let names: Vec<String> = (0..32)
                     .filter(|b| flags.keywords & (1 << b) != 0)
                     .filter_map(|b| src.keywords().get(b).cloned())
@@ -336,7 +336,7 @@ impl Store for MboxStore {
                 .iter()
                 .filter(|e| !e.flags.has(Flags::SEEN))
                 .count() as u32,
-            size: v.entries.iter().map(|e| e.vsize.unwrap_or(0)).sum(),
+            size: v.entries.iter().map(|e| e.vsize().unwrap_or(0)).sum(),
         })
     }
 
