@@ -40,13 +40,19 @@ fn is_label_fchar(c: u8) -> bool {
 }
 
 impl Parser<'_> {
-    /// `"(" item *(SP item) ")"` where each item starts with a tagged-ext-label, which
-    /// `item` gets upper-cased to read the rest of its item.
-    fn labelled_list<T>(
+    /// `[SP "(" item *(SP item) ")"]` where each item starts with a tagged-ext-label,
+    /// which `item` gets upper-cased to read the rest of its item; absent, no items.
+    /// Present when `(` follows the space (nothing else that may follow a mailbox, a
+    /// FETCH item list or a sequence set starts with one).
+    fn parameters<T>(
         &mut self,
         what: &str,
         mut item: impl FnMut(&mut Self, &str) -> R<T>,
     ) -> R<Vec<T>> {
+        if self.b.get(self.i..self.i + 2) != Some(b" (") {
+            return Ok(Vec::new());
+        }
+        self.sp()?;
         self.paren_list(&format!("{what} list"), false, |p| {
             if !p.peek().is_some_and(is_label_fchar) {
                 return err(format!("expected a {what} name"));
@@ -59,34 +65,21 @@ impl Parser<'_> {
 
     /// `[select-params]` after SELECT's or EXAMINE's mailbox.
     pub(super) fn select_params(&mut self) -> R<Vec<SelectParam>> {
-        if self.peek() != Some(b' ') {
-            return Ok(Vec::new());
-        }
-        self.sp()?;
-        self.labelled_list("SELECT parameter", |_, label| {
+        self.parameters("SELECT parameter", |_, label| {
             err(format!("unknown SELECT parameter {label}"))
         })
     }
 
     /// `[fetch-modifiers]` after FETCH's items.
     pub(super) fn fetch_modifiers(&mut self) -> R<Vec<FetchModifier>> {
-        if self.peek() != Some(b' ') {
-            return Ok(Vec::new());
-        }
-        self.sp()?;
-        self.labelled_list("FETCH modifier", |_, label| {
+        self.parameters("FETCH modifier", |_, label| {
             err(format!("unknown FETCH modifier {label}"))
         })
     }
 
-    /// `[store-modifiers]` between STORE's sequence set and its flags: present when a
-    /// `(` follows the space (a flags item never starts with one).
+    /// `[store-modifiers]` between STORE's sequence set and its flags.
     pub(super) fn store_modifiers(&mut self) -> R<Vec<StoreModifier>> {
-        if self.b.get(self.i..self.i + 2) != Some(b" (") {
-            return Ok(Vec::new());
-        }
-        self.sp()?;
-        self.labelled_list("STORE modifier", |_, label| {
+        self.parameters("STORE modifier", |_, label| {
             err(format!("unknown STORE modifier {label}"))
         })
     }
