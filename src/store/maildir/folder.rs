@@ -284,21 +284,14 @@ impl MaildirFolder {
             .records
             .iter()
             .any(|r| r.uid > known_top && r.uid < listed_top && !listed.contains(r.base.as_str()));
-        drop(listed);
+        let mut again = Vec::new();
         if gap {
-            let mut again = Vec::new();
             self.list_dir("new", &mut again)?;
             self.list_dir("cur", &mut again)?;
-            let have: HashSet<String> = files
-                .iter()
-                .map(|f| base_name(&f[4..]).to_string())
-                .collect();
-            files.extend(
-                again
-                    .into_iter()
-                    .filter(|f| !have.contains(base_name(&f[4..]))),
-            );
+            again.retain(|f| !listed.contains(base_name(&f[4..])));
         }
+        drop(listed);
+        files.extend(again);
         // cur/ after new/ in `files`: a message caught mid-move is taken from cur/.
         for loc in files.iter().rev() {
             let base = base_name(&loc[4..]);
