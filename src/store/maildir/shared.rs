@@ -24,9 +24,10 @@ fn folders() -> MutexGuard<'static, HashMap<PathBuf, Folder>> {
     FOLDERS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Folders nobody holds any more go when the table has doubled since the last sweep
-/// (a sweep per as many insertions as there are entries).
-fn sweep(table: &mut HashMap<PathBuf, Folder>) {
+/// The table's entry for `dir`, made if missing. Folders nobody holds any more go
+/// first when the table has doubled since the last sweep (a sweep per as many
+/// insertions as there are entries).
+fn folder<'t>(table: &'t mut HashMap<PathBuf, Folder>, dir: &Path) -> &'t mut Folder {
     if table.len() >= 64 && table.len().is_power_of_two() {
         table.retain(|_, f| {
             f.names.strong_count() > 0
@@ -35,6 +36,10 @@ fn sweep(table: &mut HashMap<PathBuf, Folder>) {
                     .is_some_and(|(_, l)| l.strong_count() > 0)
         });
     }
+    table.entry(dir.to_path_buf()).or_insert_with(|| Folder {
+        uidlist: None,
+        names: Weak::new(),
+    })
 }
 
 /// The uidlist of `dir` as another session parsed it from this version of the file.
@@ -47,23 +52,13 @@ pub fn uidlist(dir: &Path, version: Version) -> Option<Arc<Uidlist>> {
 
 /// Offer a uidlist parsed from this version of the file to the folder's other sessions.
 pub fn keep_uidlist(dir: &Path, version: Version, list: &Arc<Uidlist>) {
-    let mut table = folders();
-    sweep(&mut table);
-    let folder = table.entry(dir.to_path_buf()).or_insert_with(|| Folder {
-        uidlist: None,
-        names: Weak::new(),
-    });
-    folder.uidlist = Some((version, Arc::downgrade(list)));
+    folder(&mut folders(), dir).uidlist = Some((version, Arc::downgrade(list)));
 }
 
 /// The file names of the folder `dir`, as shared by its sessions in this process.
 pub fn names(dir: &Path) -> Arc<Names> {
     let mut table = folders();
-    sweep(&mut table);
-    let folder = table.entry(dir.to_path_buf()).or_insert_with(|| Folder {
-        uidlist: None,
-        names: Weak::new(),
-    });
+    let folder = folder(&mut table, dir);
     if let Some(names) = folder.names.upgrade() {
         return names;
     }
@@ -87,7 +82,7 @@ impl Names {
             return n.clone();
         }
         // Names no view points at any more (renamed by a flag change, expunged) go
-        // once they could be half the table: `live` is at least what this scan keeps.
+        // when the table has doubled since the last sweep.
         if set.len() >= 1024 && set.len().is_power_of_two() {
             set.retain(|n| Arc::strong_count(n) > 1);
         }
