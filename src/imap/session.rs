@@ -55,8 +55,8 @@ fn start(peer: Peer, users_file: PathBuf) -> Box<dyn Protocol> {
     s.secure = peer.secure;
     s.starttls_offered = peer.starttls && !peer.secure;
     if !s.logins.busy() {
-        // The greeting's capabilities say what this connection offers (STARTTLS,
-        // LOGINDISABLED: RFC 3501 6.2.1, 6.2.3).
+        // The greeting `new` wrote, made again now that the peer (TLS, plaintext
+        // policy) is known: its capabilities change with it.
         s.output.clear();
         s.greet();
     }

@@ -184,8 +184,7 @@ impl Session {
             self.untagged(Status::Ok, code, "Moved");
             self.complete(&job.tag, true, "MOVE completed");
         } else {
-            self.report_updates(true);
-            self.status(&job.tag, Status::Ok, code.as_ref(), "COPY completed");
+            self.complete_with(&job.tag, true, code.as_ref(), "COPY completed");
         }
     }
 }

@@ -222,8 +222,19 @@ impl Session {
 
     /// Tagged completion for a command on the selected mailbox, after its updates.
     pub(super) fn complete(&mut self, tag: &str, report_expunges: bool, text: &str) {
+        self.complete_with(tag, report_expunges, None, text);
+    }
+
+    /// `complete` with a response code on the OK (COPYUID).
+    pub(super) fn complete_with(
+        &mut self,
+        tag: &str,
+        report_expunges: bool,
+        code: Option<&Code>,
+        text: &str,
+    ) {
         self.report_updates(report_expunges);
-        self.ok(tag, text);
+        self.status(tag, Status::Ok, code, text);
     }
 }
 
