@@ -198,6 +198,12 @@ num_setting!(
     /// Seconds after which a dot-lock (dovecot-uidlist.lock) left by a dead process is broken.
     DOTLOCK_STALE_SECS: u64 = 120
 );
+num_setting!(
+    /// Seconds a command waits for a lock another program holds (an MDA delivering,
+    /// mutt rewriting an mbox, Dovecot) before it is answered NO [INUSE]. The session
+    /// asks again from its timer meanwhile; no worker sleeps.
+    LOCK_WAIT_SECS: u64 = 30
+);
 text_setting!(
     /// The program a root daemon runs for a logged-in session (`PROGRAM --handoff
     /// imapd|ipop3d`); empty: its own executable. Either binary serves both protocols.
@@ -328,6 +334,7 @@ pub fn all() -> Vec<(&'static str, String)> {
             MAILDIR_CACHE_MIN_MESSAGES.to_string(),
         ),
         ("IMAP_DOTLOCK_STALE_SECS", DOTLOCK_STALE_SECS.to_string()),
+        ("IMAP_LOCK_WAIT_SECS", LOCK_WAIT_SECS.to_string()),
         (
             "IMAP_MBOX_DOTLOCK_STALE_SECS",
             MBOX_DOTLOCK_STALE_SECS.to_string(),

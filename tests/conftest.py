@@ -81,6 +81,7 @@ SHORT_SETTINGS = {
     "IMAP_AUTOLOGOUT_SECS": "3",
     "IMAP_LOGIN_TIMEOUT_SECS": "3",
     "IMAP_MAX_PRELOGIN_PER_ADDRESS": "8",
+    "IMAP_LOCK_WAIT_SECS": "2",
 }
 IS_ROOT = os.geteuid() == 0
 PASSWORD = "s3cret pass"

@@ -862,3 +862,164 @@ def test_folders_hierarchy_and_confinement(mserver):
     c.logout()
     assert os.path.islink(os.path.join(acc.mail, "etc"))
     assert open("/etc/passwd", "rb").read().startswith(b"root:")
+
+
+class SpoolWriterLock:
+    """Hold the spool as procmail or mutt does while writing it: `NAME.lock` (empty, as
+    procmail leaves it) and a kernel fcntl lock, until `release`."""
+
+    def __init__(self, acc):
+        import fcntl
+        self.acc = acc
+        self.dot = acc.spool + ".lock"
+        fd = os.open(self.dot, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.close(fd)
+        self.fd = os.open(acc.spool, os.O_RDWR)
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+
+    def release(self):
+        os.unlink(self.dot)
+        os.close(self.fd)  # drops the fcntl lock
+
+
+def threads_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(l for l in f if l.startswith("Threads:")).split()[1])
+
+
+def nothing_answered(r, tag):
+    """No tagged answer to `tag` has come yet (what did is kept for later reads)."""
+    r.sock.setblocking(False)
+    try:
+        r.buf += r.sock.recv(65536)
+    except BlockingIOError:
+        pass
+    r.sock.settimeout(30)
+    return f"\r\n{tag} ".encode() not in b"\r\n" + r.buf
+
+
+def test_imap_commands_on_a_locked_spool_are_parked_not_slept_on(macc, syslog):
+    """While an MDA holds the spool (dot-lock and fcntl lock), a FETCH, an APPEND, a
+    STORE and twenty SELECTs of it are parked, each asked again from its session's
+    timer: no worker sleeps in the wait and the daemon starts no thread for it, another
+    user is served at once, and a command pipelined behind a parked one keeps its place.
+    When the lock goes, every command ends OK and each message is in the spool once."""
+    macc.write_spool(POSTFIX_SPOOL)
+    # Another user, of a Maildir, served by the same daemon.
+    other_home = os.path.join(macc.base, "otherhome")
+    os.makedirs(other_home)
+    uid_fields = f"{macc.uid}:{macc.gid}" if macc.system else ":"
+    with open(macc.users_file, "a") as f:
+        f.write(f"other:{{PLAIN}}otherpw:{uid_fields}::{other_home}::\n")
+    chown_tree(other_home, macc.uid, macc.gid)
+    server = Server("daemon", macc, syslog)
+    try:
+        reader = server.raw()
+        assert reader.line().startswith("* OK")
+        assert reader.command("l", f'LOGIN {macc.name} "{PASSWORD}"')[-1].startswith("l OK")
+        assert reader.command("s", "SELECT INBOX")[-1].startswith("s OK")
+        flagger = server.raw()
+        assert flagger.line().startswith("* OK")
+        assert flagger.command("l", f'LOGIN {macc.name} "{PASSWORD}"')[-1].startswith("l OK")
+        assert flagger.command("s", "SELECT INBOX")[-1].startswith("s OK")
+        other = imaplib.IMAP4("127.0.0.1", server.port, timeout=30)
+        other.login("other", "otherpw")
+        threads_before = threads_of(server.proc.pid)
+        held = SpoolWriterLock(macc)
+        try:
+            reader.send("f FETCH 1:* (UID BODY.PEEK[])\r\nn NOOP\r\n")
+            flagger.send("t STORE 2 +FLAGS (\\Flagged)\r\nx EXPUNGE\r\n")
+            body = b"From: a@example.com\r\nSubject: appended\r\n\r\nhello\r\n"
+            appender = server.raw()
+            assert appender.line().startswith("* OK")
+            assert appender.command("l", f'LOGIN {macc.name} "{PASSWORD}"')[-1].startswith("l OK")
+            appender.send(b"a APPEND INBOX {%d+}\r\n" % len(body) + body + b"\r\n")
+            selectors = []
+            for _ in range(20):
+                r = server.raw()
+                assert r.line().startswith("* OK")
+                assert r.command("l", f'LOGIN {macc.name} "{PASSWORD}"')[-1].startswith("l OK")
+                r.send("s SELECT INBOX\r\n")
+                selectors.append(r)
+            time.sleep(1.5)
+            t0 = time.monotonic()
+            assert other.noop()[0] == "OK"
+            took = time.monotonic() - t0
+            threads_during = threads_of(server.proc.pid)
+            assert nothing_answered(reader, "f") and nothing_answered(appender, "a")
+            assert all(nothing_answered(r, "s") for r in selectors)
+        finally:
+            held.release()
+        fetched = reader.until_tagged("f")
+        assert fetched[-1].startswith("f OK"), fetched
+        uids = [int(m.group(1)) for l in fetched if (m := re.search(r"UID (\d+)", l))]
+        assert len(uids) == 3 == len(set(uids)), fetched  # each once
+        assert reader.until_tagged("n")[-1].startswith("n OK")
+        assert flagger.until_tagged("t")[-1].startswith("t OK")
+        assert flagger.until_tagged("x")[-1].startswith("x OK")
+        assert appender.until_tagged("a")[-1].startswith("a OK [APPENDUID")
+        for r in selectors:
+            assert r.until_tagged("s")[-1].startswith("s OK")
+            r.close()
+        for r in (reader, flagger, appender):
+            r.close()
+        other.logout()
+        box = mailbox.mbox(macc.spool)
+        subjects = sorted(m["Subject"] for m in box)
+        box.close()
+        assert subjects == ["appended", "first", "second", "third"], subjects
+        assert b"X-Status: F" in macc.read_spool() or b"X-Status: AF" in macc.read_spool() \
+            or re.search(rb"X-Status: [A-Z]*F", macc.read_spool())
+        assert took < 0.5, f"another user's NOOP took {took:.2f} s"
+        assert threads_during <= threads_before + 1, \
+            f"{threads_during - threads_before} more threads while sessions waited"
+    finally:
+        server.stop()
+
+
+def test_pop3_login_retr_and_quit_on_a_locked_spool_wait_their_turn(macc, syslog):
+    """ipop3d on a spool an MDA holds: the login (PASS), a RETR and the QUIT's update
+    are parked until the lock goes, not answered -ERR and not slept on in a worker; each
+    then completes as if the lock had never been there."""
+    import poplib
+    macc.write_spool(POSTFIX_SPOOL)
+    server = Server("daemon", macc, syslog, binary=IPOP3D)
+    try:
+        most_threads = []
+
+        def while_held(action, hold=1.0):
+            held = SpoolWriterLock(macc)
+
+            def release():
+                most_threads.append(threads_of(server.proc.pid))
+                held.release()
+            timer = threading.Timer(hold, release)
+            timer.start()
+            t0 = time.monotonic()
+            try:
+                result = action()
+            finally:
+                timer.join()
+            return result, time.monotonic() - t0
+
+        p = poplib.POP3("127.0.0.1", server.port, timeout=30)
+        p.user(macc.name)
+        threads_before = threads_of(server.proc.pid)  # the workers run by now
+        answer, took = while_held(lambda: p.pass_(PASSWORD))
+        assert answer.startswith(b"+OK") and b"3 messages" in answer, answer
+        assert took >= 0.9, f"PASS answered after {took:.2f} s with the spool locked"
+        (resp, lines, _), took = while_held(lambda: p.retr(2))
+        assert resp.startswith(b"+OK") and b"Subject: second" in lines, (resp, lines)
+        assert took >= 0.9
+        assert p.dele(1).startswith(b"+OK")
+        answer, took = while_held(p.quit)
+        assert answer.startswith(b"+OK"), answer
+        assert took >= 0.9
+        box = mailbox.mbox(macc.spool)
+        subjects = sorted(m["Subject"] for m in box)
+        box.close()
+        assert subjects == ["second", "third"], subjects
+        # No thread waited in the lock (before: a substitute worker ran meanwhile).
+        assert max(most_threads) <= threads_before, (threads_before, most_threads)
+    finally:
+        server.stop()

@@ -268,38 +268,130 @@ def test_uidlist_lock_of_a_killed_session_is_broken_at_once(server):
     c.logout()
 
 
+def threads_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(l for l in f if l.startswith("Threads:")).split()[1])
+
+
 def test_sessions_waiting_on_a_lock_leave_the_workers_to_others(daemon):
-    """Twenty sessions at once wait for a dovecot-uidlist.lock another program holds (a
-    Dovecot lock: the file's mode, so not taken for a dead session's), more than the
-    daemon's 16 workers. Another session's NOOP is answered meanwhile: a worker in a long
-    wait has a substitute run for it. (Before, every worker slept in the wait, and the
-    NOOP waited as long as the lock was held.) When the lock goes, every SELECT ends OK."""
+    """Twenty sessions SELECT, one APPENDs and one COPYs while another program holds
+    dovecot-uidlist.lock (a Dovecot lock: the file's mode, so not taken for a dead
+    session's), more than the daemon's 16 workers. No worker waits for it: each command
+    is parked and asked again from its session's timer (the daemon starts no substitute
+    threads, as it did before, and before that every worker slept in the wait). Another
+    session's NOOP is answered at once; commands pipelined behind a parked one keep
+    their order. When the lock goes, every command ends OK, each message stored once."""
     acc = daemon.account
-    acc.deliver(message("one"))  # new mail: SELECT must take the uidlist lock to number it
+    acc.deliver(message("one"))
+    c = daemon.connect()
+    c.create("Dest")
+    c.logout()
+    acc.deliver(message("two"))  # new mail: SELECT must take the uidlist lock to number it
+    lock = os.path.join(acc.maildir, "dovecot-uidlist.lock")
+    pid = daemon.proc.pid
+    other = daemon.connect()  # logged in already: its NOOP needs no lock
+    copier = daemon.raw()
+    greet_login(copier, acc)
+    assert copier.command("s", "SELECT Dest")[-1].startswith("s OK")
+    threads_before = threads_of(pid)
+    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if acc.system:
+        os.fchown(fd, acc.uid, acc.gid)
+    try:
+        waiters = []
+        for _ in range(20):
+            r = daemon.raw()
+            greet_login(r, acc)
+            r.send(b"s SELECT INBOX\r\nn NOOP\r\n")
+            waiters.append(r)
+        body = message("appended").encode()
+        appender = daemon.raw()
+        greet_login(appender, acc)
+        appender.send(b"a APPEND INBOX {%d+}\r\n" % len(body) + body + b"\r\n")
+        # Into INBOX, whose uidlist is locked (Dest's is not: only the destination's
+        # lock is taken to number the copies).
+        assert copier.command("p", "APPEND Dest {3+}\r\nabc")[-1].startswith("p OK")
+        copier.send(b"c COPY 1 INBOX\r\n")
+        time.sleep(1)  # every command has met the lock by now
+        t0 = time.monotonic()
+        assert other.noop()[0] == "OK"
+        took = time.monotonic() - t0
+        threads_during = threads_of(pid)
+        for r in waiters + [appender, copier]:
+            r.sock.setblocking(False)
+            try:
+                early = r.sock.recv(65536)
+            except BlockingIOError:
+                early = b""
+            r.sock.setblocking(True)
+            r.sock.settimeout(30)
+            r.buf += early
+            assert b" OK" not in early and b" NO" not in early, early
+    finally:
+        os.unlink(lock)
+        os.close(fd)
+    for r in waiters:
+        lines = r.until_tagged("s")
+        assert lines[-1].startswith("s OK"), lines
+        assert r.until_tagged("n")[-1].startswith("n OK")
+        r.close()
+    appended = appender.until_tagged("a")
+    assert appended[-1].startswith("a OK [APPENDUID"), appended
+    copied = copier.until_tagged("c")
+    assert copied[-1].startswith("c OK [COPYUID"), copied
+    other.select("INBOX")
+    typ, data = other.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    subjects = sorted(d[1].decode().strip() for d in data if isinstance(d, tuple))
+    assert subjects == ["", "Subject: appended", "Subject: one", "Subject: two"], subjects
+    other.logout()
+    assert took < 0.5, f"NOOP waited {took:.2f} s behind sessions waiting on a lock"
+    assert threads_during <= threads_before + 1, \
+        f"the daemon ran {threads_during - threads_before} more threads while sessions waited"
+
+
+@pytest.mark.parametrize("name", ["imapd", "ipop3d"])
+def test_a_lock_held_past_the_wait_is_answered_in_use(account, syslog, name):
+    """A lock another program keeps past LOCK_WAIT_SECS (2 s in the short build): the
+    command is answered NO [INUSE] (IMAP) or -ERR [IN-USE] (POP3 login), logged, and
+    the next try after the lock has gone succeeds."""
+    from conftest import Server, short_timeouts_binary
+    acc = account
+    acc.deliver(message("one"))  # new mail: numbering it needs the uidlist lock
+    s = Server("daemon", acc, syslog, binary=short_timeouts_binary(name))
     lock = os.path.join(acc.maildir, "dovecot-uidlist.lock")
     fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     if acc.system:
         os.fchown(fd, acc.uid, acc.gid)
     try:
-        other = daemon.connect()  # logged in already: its NOOP needs no lock
-        waiters = []
-        for _ in range(20):
-            r = daemon.raw()
-            greet_login(r, acc)
-            r.send(b"s SELECT INBOX\r\n")
-            waiters.append(r)
-        time.sleep(1)  # every SELECT is waiting for the lock by now
+        r = s.raw()
+        assert r.line().startswith("+OK" if name == "ipop3d" else "* OK")
         t0 = time.monotonic()
-        assert other.noop()[0] == "OK"
+        if name == "imapd":
+            assert r.command("l", f'LOGIN {acc.name} "{PASSWORD}"')[-1].startswith("l OK")
+            t0 = time.monotonic()
+            answer = r.command("s", "SELECT INBOX")[-1]
+            assert answer.startswith("s NO [INUSE]"), answer
+        else:
+            r.send(f"USER {acc.name}\r\n")
+            assert r.line().startswith("+OK")
+            r.send(f"PASS {PASSWORD}\r\n")
+            answer = r.line()
+            assert answer.startswith("-ERR [IN-USE]"), answer
+            assert r.closed()
         took = time.monotonic() - t0
+        assert 1.5 <= took < 10, f"answered after {took:.1f} s"
+        syslog.wait_for(r"held by another program")
     finally:
         os.unlink(lock)
         os.close(fd)
-    for r in waiters:
-        assert r.until_tagged("s")[-1].startswith("s OK")
+    if name == "imapd":
+        assert r.command("s2", "SELECT INBOX")[-2:][-1].startswith("s2 OK")
         r.close()
-    other.logout()
-    assert took < 0.5, f"NOOP waited {took:.2f} s behind sessions waiting on a lock"
+    else:
+        p = s.pop()
+        assert p.stat()[0] == 1
+        p.quit()
+    s.stop()
 
 
 def peak_rss_mb(pid):

@@ -72,7 +72,8 @@ impl Code {
             StoreError::Expunged => Code::ExpungeIssued,
             StoreError::ReadOnly => Code::ReadOnly,
             StoreError::TooManyKeywords => Code::Limit,
-            StoreError::InUse => Code::InUse,
+            // RFC 5530 3: "someone else may be holding an exclusive lock needed".
+            StoreError::InUse | StoreError::Locked { .. } => Code::InUse,
             StoreError::Busy => Code::Unavailable,
             StoreError::Io { err, .. } if err.raw_os_error() == Some(libc::ENOSPC) => {
                 Code::OverQuota

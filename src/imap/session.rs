@@ -79,6 +79,8 @@ impl Session {
             state: State::NotAuthenticated,
             announced_keywords: 0,
             job: None,
+            lock_waits: Default::default(),
+            again: None,
             bad_commands: 0,
             last_activity: Instant::now(),
             connected_at: Instant::now(),
@@ -481,12 +483,18 @@ impl Steps for Session {
         // A client reading a long FETCH is active; one that stopped reading makes no
         // progress here and is logged out in time.
         self.last_activity = now;
+        self.lock_waits.running();
         job.run(self);
+        self.lock_waits.ran();
         true
     }
 
     fn has_job(&self) -> bool {
         self.job.is_some()
+    }
+
+    fn job_wakes_at(&self) -> Option<Instant> {
+        self.job.as_ref().and(self.lock_waits.wakes_at())
     }
 
     fn take_input(&mut self) -> bool {

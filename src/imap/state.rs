@@ -6,6 +6,7 @@ use super::parser::AppendArgs;
 use super::response::Reply;
 use super::wire::Framer;
 use crate::auth::User;
+use crate::session::lock_wait::LockWaits;
 use crate::session::login::LoginGate;
 use crate::store::{AppendSink, Mailbox, Store};
 use std::time::Instant;
@@ -14,6 +15,19 @@ use std::time::Instant;
 /// runs one bounded slice of it, and leaves the rest as the session's job again.
 pub trait Job: Send {
     fn run(self: Box<Self>, session: &mut Session);
+}
+
+/// A command parked on a lock another program holds (`Session::park`), run again
+/// whole: it changed nothing before it met the lock.
+pub(super) struct RetryCommand {
+    pub tag: String,
+    pub command: super::parser::Command,
+}
+
+impl Job for RetryCommand {
+    fn run(self: Box<Self>, session: &mut Session) {
+        session.execute(&self.tag, self.command);
+    }
 }
 
 /// What the next line from the client is (the framer, `wire::Framer`, knows lines and
@@ -145,6 +159,11 @@ pub struct Session {
     /// a new one is announced before a FETCH shows it).
     pub(super) announced_keywords: usize,
     pub(super) job: Option<Box<dyn Job>>,
+    /// The job (or command) waiting for a lock another program holds.
+    pub(super) lock_waits: LockWaits,
+    /// The command `execute` is running, kept to be parked whole if it meets such a
+    /// lock (`store_error`); None in a job, which parks itself where it stands.
+    pub(super) again: Option<super::parser::Command>,
     pub(super) bad_commands: u32,
     pub(super) last_activity: Instant,
     /// When the connection began: the login deadline counts from here, and bytes do

@@ -152,6 +152,10 @@ pub fn run(mut session: Box<dyn crate::session::Protocol>, mut tls: Option<Tls>)
             })
             .unwrap_or(-1);
         if !session.wants_input() {
+            // Its input is full and its job waits (parked on a lock): until it is due.
+            if timeout > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(timeout as u64));
+            }
             continue;
         }
         match crate::sys::poll_readable(0, timeout) {

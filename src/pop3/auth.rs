@@ -6,13 +6,12 @@
 //! the fail2ban-friendly form of `log.rs`.
 
 use super::maildrop::Maildrop;
-use super::session::{Frame, Session, State};
-use crate::auth;
+use super::session::{Frame, Job, Session, State};
+use crate::auth::{self, User};
 use crate::config;
 use crate::session::login::{self, Credentials, RefusalText, Verdict};
 use crate::session::{LoggedIn, Refusal};
-use crate::store::Store;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError, filelock};
 use std::time::Duration;
 
 use super::parser::Command;
@@ -123,7 +122,7 @@ impl Session {
         store: Result<Box<dyn Store>, Refusal>,
     ) {
         let LoggedIn { user, method, .. } = login;
-        let mut store = match store {
+        let store = match store {
             Ok(s) => s,
             Err(Refusal::Temporary) => {
                 self.err("[SYS/TEMP] Your mailbox can't be opened now; see the server log");
@@ -134,13 +133,32 @@ impl Session {
                 return self.close("account refused");
             }
         };
+        self.open_maildrop(user, method, store);
+    }
+
+    /// Lock and number the maildrop, or park the login on a lock another program
+    /// holds (the driver calls `enter` outside a step: it yields here all the same).
+    pub(super) fn open_maildrop(&mut self, user: User, method: String, mut store: Box<dyn Store>) {
+        let opened = filelock::yielding(|| Maildrop::open(store.as_mut()));
         let refuse = |why: &str| login::log_refused(&user.name, &self.peer, why);
-        let drop = match Maildrop::open(store.as_mut()) {
+        let drop = match opened {
             Ok(d) => d,
+            Err(e) if self.waits_for_lock(&e) => {
+                return self.park(Job::Enter {
+                    user,
+                    method,
+                    store,
+                });
+            }
             Err(StoreError::InUse) => {
                 refuse("maildrop in use by another POP3 session");
                 self.err("[IN-USE] Your mailbox is in use by another POP3 session");
                 return self.close("maildrop in use");
+            }
+            Err(e @ StoreError::Locked { .. }) => {
+                refuse(&format!("cannot open maildrop: {e}"));
+                self.err("[IN-USE] Your mailbox is locked by another program; try again later");
+                return self.close("maildrop locked");
             }
             Err(e) => {
                 refuse(&format!("cannot open maildrop: {e}"));

@@ -97,6 +97,16 @@ impl Session {
             Err(StoreError::Expunged) => {
                 self.err("Message was deleted by another session");
             }
+            Err(e) if self.waits_for_lock(&e) => {
+                self.park(Job::Again(match top {
+                    None => Command::Retr(n),
+                    Some(lines) => Command::Top(n, lines),
+                }));
+            }
+            Err(e @ StoreError::Locked { .. }) => {
+                self.log_failure("read message", &e);
+                self.err("[IN-USE] The mailbox is locked by another program; try again later");
+            }
             Err(e) => {
                 self.log_failure("read message", &e);
                 self.err("[SYS/TEMP] The message can't be read now; see the server log");

@@ -156,7 +156,9 @@ impl Maildrop {
     /// The UPDATE state (RFC 1939 6): remove the messages marked deleted and mark the
     /// retrieved ones \Seen. Messages delivered during the session stay. An IMAP
     /// session with the mailbox selected sees the removals as EXPUNGE.
-    pub fn commit(mut self) -> Result<(), StoreError> {
+    /// `Locked`: nothing was removed (a change of flags made is made again, the same),
+    /// and the update may be tried again.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
         // Pick up renames by other sessions (flag changes) so files are found at once;
         // expunges are held back, so positions stay as numbered at login.
         self.mailbox.sync(false)?;

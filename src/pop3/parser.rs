@@ -5,7 +5,7 @@
 //! a single SPACE character." Message numbers are decimal and start at 1 (the session
 //! checks the range).
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `USER name`
     User(Vec<u8>),

@@ -10,10 +10,11 @@ use super::maildrop::Maildrop;
 use super::parser::{self, Command};
 use super::transfer::Transfer;
 use crate::config;
+use crate::session::lock_wait::LockWaits;
 use crate::session::login::LoginGate;
 use crate::session::steps::{self, Steps};
 use crate::session::{Handoff, LoggedIn, Peer, Protocol, Refusal, Service, Step};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,15 @@ pub(super) enum Job {
         next: usize,
         uidl: bool,
     },
+    /// A command parked on a lock another program holds (`session::lock_wait`), run
+    /// again whole: it changed nothing before it met the lock.
+    Again(Command),
+    /// The login's maildrop, parked the same way before it could be opened.
+    Enter {
+        user: crate::auth::User,
+        method: String,
+        store: Box<dyn Store>,
+    },
 }
 
 /// What a session did, (messages, octets) each, for the logout line.
@@ -96,6 +106,8 @@ pub struct Session {
     pub(super) state: State,
     frame: Frame,
     job: Option<Job>,
+    /// The job waiting for a lock another program holds.
+    lock_waits: LockWaits,
     /// The APOP challenge from the greeting (None: APOP not offered).
     pub(super) apop_challenge: Option<String>,
     /// The logged-in user, for logs.
@@ -134,6 +146,7 @@ impl Session {
             state: State::Authorization { user: None },
             frame: Frame::Line,
             job: None,
+            lock_waits: LockWaits::default(),
             apop_challenge,
             user_name: None,
             bad_commands: 0,
@@ -206,6 +219,18 @@ impl Session {
 
     pub(super) fn start_job(&mut self, job: Job) {
         self.job = Some(job);
+    }
+
+    /// Keep `job` to run again when the lock another program holds may be free;
+    /// nothing is answered meanwhile.
+    pub(super) fn park(&mut self, job: Job) {
+        self.lock_waits.park(Instant::now());
+        self.job = Some(job);
+    }
+
+    /// Is `e` a lock another program holds, that the command may still wait for?
+    pub(super) fn waits_for_lock(&self, e: &StoreError) -> bool {
+        self.lock_waits.waits_for(e)
     }
 
     /// Take one line from the input and act on it; false if there is no whole line.
@@ -285,22 +310,27 @@ impl Session {
 
     /// RFC 1939 4 (QUIT before login) and 6 (the UPDATE state).
     fn cmd_quit(&mut self) {
-        match std::mem::replace(&mut self.state, State::Done) {
-            State::Transaction(drop) => {
-                let drop = *drop;
-                let left = drop.totals().0;
+        if let State::Transaction(drop) = &mut self.state {
+            let left = drop.totals().0;
+            let committed = drop.commit();
+            if committed.as_ref().is_err_and(|e| self.waits_for_lock(e)) {
+                return self.park(Job::Again(Command::Quit));
+            }
+            if let State::Transaction(drop) = std::mem::replace(&mut self.state, State::Done) {
                 self.note_deletions(&drop);
-                match drop.commit() {
-                    Ok(()) => self.ok(&format!("Logging out ({left} messages left)")),
-                    Err(e) => {
-                        self.log_failure("update", &e);
-                        self.err(
-                            "[SYS/TEMP] Some deleted messages were not removed; see the server log",
-                        );
-                    }
+            }
+            match committed {
+                Ok(()) => self.ok(&format!("Logging out ({left} messages left)")),
+                Err(e) => {
+                    self.log_failure("update", &e);
+                    self.err(
+                        "[SYS/TEMP] Some deleted messages were not removed; see the server log",
+                    );
                 }
             }
-            _ => self.ok("Logging out"),
+        } else {
+            self.state = State::Done;
+            self.ok("Logging out");
         }
         self.close("QUIT");
     }
@@ -329,6 +359,13 @@ impl Session {
                 }
             }
             Job::Listing { next, uidl } => self.list_some(next, uidl),
+            Job::Again(Command::Quit) => self.cmd_quit(),
+            Job::Again(cmd) => self.transaction(cmd),
+            Job::Enter {
+                user,
+                method,
+                store,
+            } => self.open_maildrop(user, method, store),
         }
     }
 
@@ -484,12 +521,18 @@ impl Steps for Session {
         // A client reading a long RETR is active; one that stopped reading makes no
         // progress here, and the autologout frees its maildrop.
         self.last_activity = now;
+        self.lock_waits.running();
         self.run_job(job);
+        self.lock_waits.ran();
         true
     }
 
     fn has_job(&self) -> bool {
         self.job.is_some()
+    }
+
+    fn job_wakes_at(&self) -> Option<Instant> {
+        self.job.as_ref().and(self.lock_waits.wakes_at())
     }
 
     fn take_input(&mut self) -> bool {

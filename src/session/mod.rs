@@ -3,6 +3,7 @@
 //! asks of its driver (a hand-off after a login, TLS). Neither side knows the other's
 //! details: engines import this, never `net`.
 
+pub mod lock_wait;
 pub mod login;
 pub mod steps;
 

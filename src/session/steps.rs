@@ -2,7 +2,9 @@
 //! when due, work through the command in progress and the input until the output is
 //! plentiful (the client must read before more is made) or nothing is left, run the
 //! engine's own timers (IMAP IDLE), and end a session left idle too long (RFC 3501
-//! 5.4, RFC 1939 3). Bounded: a daemon's worker serves others in between.
+//! 5.4, RFC 1939 3). Bounded: a daemon's worker serves others in between. A step never
+//! sleeps on a lock another program holds (`store::filelock::yielding`): a job parked
+//! on one (`lock_wait`) runs again when due, and the input waits behind it.
 
 use super::Step;
 use super::login::LoginGate;
@@ -26,6 +28,10 @@ pub trait Steps {
     /// Run one slice of the command in progress; false if there is none.
     fn continue_job(&mut self, now: Instant) -> bool;
     fn has_job(&self) -> bool;
+    /// When the job, parked on a lock another program holds (`lock_wait`), is due.
+    fn job_wakes_at(&self) -> Option<Instant> {
+        None
+    }
     /// Take one command, or piece of one, from the input; false if none is complete.
     fn take_input(&mut self) -> bool;
     fn has_complete_input(&self) -> bool;
@@ -42,6 +48,11 @@ pub trait Steps {
 }
 
 pub fn step<E: Steps + ?Sized>(e: &mut E, now: Instant) -> Step {
+    // A lock another program holds is not waited for here (`lock_wait`).
+    crate::store::filelock::yielding(|| step_yielding(e, now))
+}
+
+fn step_yielding<E: Steps + ?Sized>(e: &mut E, now: Instant) -> Step {
     if e.closed() {
         return Step::default();
     }
@@ -70,12 +81,15 @@ pub fn step<E: Steps + ?Sized>(e: &mut E, now: Instant) -> Step {
         && rounds < ROUNDS
     {
         rounds += 1;
-        if e.continue_job(now) {
+        if !parked(e, now) && e.continue_job(now) {
             job_rounds += 1;
             if job_rounds >= JOB_ROUNDS {
                 break;
             }
             continue;
+        }
+        if e.has_job() {
+            break; // parked on a lock: the commands behind it wait their turn
         }
         if !e.take_input() {
             break;
@@ -91,14 +105,26 @@ pub fn step<E: Steps + ?Sized>(e: &mut E, now: Instant) -> Step {
         return Step::default();
     }
     let mut deadline = logout_at;
-    for t in [next_timer, e.logins().held_until()].into_iter().flatten() {
+    for t in [next_timer, e.logins().held_until(), e.job_wakes_at()]
+        .into_iter()
+        .flatten()
+    {
         deadline = deadline.min(t);
     }
     // Busy means work is ready; whether there is room to write it is the driver's
     // business (it waits for the socket to drain when it could not flush).
-    let busy = e.has_job() || (e.has_complete_input() && !e.logins().busy());
+    let busy = if e.has_job() {
+        !parked(e, now)
+    } else {
+        e.has_complete_input() && !e.logins().busy()
+    };
     Step {
         busy,
         deadline: Some(deadline),
     }
+}
+
+/// Is the job parked on a lock, not yet due?
+fn parked<E: Steps + ?Sized>(e: &E, now: Instant) -> bool {
+    e.job_wakes_at().is_some_and(|t| t > now)
 }

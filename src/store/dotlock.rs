@@ -13,16 +13,15 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use super::filelock::{Holders, ofd_lock, wait_for};
 
 pub struct DotLock {
     lock_path: PathBuf,
     target: PathBuf,
     file: Option<File>,
 }
-
-/// How long to wait for another process's lock before giving up.
-const WAIT: Duration = Duration::from_secs(30);
 
 /// The mode that marks a lock as ours while held (set to the file's mode on replace).
 const HELD_MODE: u32 = 0o400;
@@ -32,15 +31,15 @@ const HELD_MODE: u32 = 0o400;
 const OWNER_GRACE: Duration = Duration::from_secs(1);
 
 impl DotLock {
-    pub fn acquire(target: &Path) -> io::Result<DotLock> {
+    /// Take `target`'s lock, breaking one its owner left behind; how long another's
+    /// is waited for depends on who may hold it (`Holders`).
+    pub fn acquire(target: &Path, holders: Holders) -> io::Result<DotLock> {
         let mut lock_name = target.file_name().unwrap_or_default().to_os_string();
         lock_name.push(".lock");
         let lock_path = target.with_file_name(lock_name);
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(1);
-        let mut long = None;
-        loop {
-            match OpenOptions::new()
+        let what = format!("dot-lock {}", lock_path.display());
+        wait_for(
+            || match OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(HELD_MODE)
@@ -49,12 +48,12 @@ impl DotLock {
             {
                 Ok(file) => {
                     // Held while this descriptor is open; dropped by the kernel if we die.
-                    let _ = crate::store::filelock::ofd_lock(&file, libc::F_WRLCK as libc::c_short);
-                    return Ok(DotLock {
-                        lock_path,
+                    let _ = ofd_lock(&file, libc::F_WRLCK as libc::c_short);
+                    Ok(Some(DotLock {
+                        lock_path: lock_path.clone(),
                         target: target.to_path_buf(),
                         file: Some(file),
-                    });
+                    }))
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     if Self::owner_is_gone(&lock_path) || Self::is_stale(&lock_path) {
@@ -63,23 +62,14 @@ impl DotLock {
                             lock_path.display()
                         ));
                         let _ = std::fs::remove_file(&lock_path);
-                        continue;
                     }
-                    if start.elapsed() > WAIT {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "timed out waiting for dot-lock",
-                        ));
-                    }
-                    if long.is_none() && start.elapsed() >= crate::util::blocking::LONG {
-                        long = Some(crate::util::blocking::long_wait());
-                    }
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(50));
+                    Ok(None)
                 }
-                Err(e) => return Err(e),
-            }
-        }
+                Err(e) => Err(e),
+            },
+            &what,
+            holders,
+        )
     }
 
     /// A lock of ours (mode 0400) that no live process holds.
@@ -106,7 +96,7 @@ impl DotLock {
         // The same file still, and nobody holds it: taking the lock (and letting it go
         // at once) shows its owner is gone.
         let same = f.metadata().is_ok_and(|n| n.ino() == m.ino());
-        same && crate::store::filelock::ofd_lock(&f, libc::F_RDLCK as libc::c_short)
+        same && ofd_lock(&f, libc::F_RDLCK as libc::c_short)
             .unwrap_or(false)
     }
 

@@ -2,14 +2,63 @@
 //! conflict with the classic POSIX locks other programs take (procmail, Postfix, mutt
 //! on an mbox), and unlike those they also separate two sessions inside one daemon
 //! process. Held for the moment of a read or write, released on drop.
+//!
+//! How long a lock is waited for (`wait_for`) depends on who may hold it (`Holders`):
+//! inside a session's step, one another program may keep is tried for a moment and
+//! then reported (`WouldBlock`, `StoreError::Locked`), never slept on.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::io::AsRawFd;
 use std::time::{Duration, Instant};
 
-/// How long to wait for another program's lock before giving up.
-const WAIT: Duration = Duration::from_secs(30);
+/// How long a lock is waited for at most when it may be (see `Holders`).
+const WAIT: Duration = Duration::from_secs(crate::config::LOCK_WAIT_SECS);
+
+/// How long a yielding thread tries a lock before `WouldBlock`: a lock changing hands.
+/// Short, as a session waiting for a lock tries again every so often.
+const MOMENT: Duration = Duration::from_millis(3);
+
+/// Who may hold a lock, and so how long a wait for it may last.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Holders {
+    /// Only our own code, for one read or write of a small file (the \Recent record,
+    /// UIDVALIDITY's counter, a folder's first uidlist): waited for, up to WAIT.
+    OursBriefly,
+    /// Other programs too, for as long as they like: an MDA delivering, mutt rewriting
+    /// an mbox, a Dovecot sync, a lock its owner left behind. Inside a session's step
+    /// (`yielding`) this is waited for a moment only (MOMENT), then `WouldBlock`: the operation changed nothing, and the
+    /// session asks again from its timer while its worker serves others. Elsewhere
+    /// (a session's end, tools) it is waited for, up to WAIT.
+    Anyone,
+}
+
+thread_local! {
+    /// Is this thread running a session's step (`yielding`)?
+    static YIELDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` as a session's step: a lock `Holders::Anyone` may hold is not waited for.
+pub fn yielding<T>(f: impl FnOnce() -> T) -> T {
+    with_yielding(true, f)
+}
+
+/// Run `f` where a wait is the only way on (a session ending with flag changes still
+/// to write: there is no later step to ask again from).
+pub fn patiently<T>(f: impl FnOnce() -> T) -> T {
+    with_yielding(false, f)
+}
+
+fn with_yielding<T>(on: bool, f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            YIELDING.with(|y| y.set(self.0));
+        }
+    }
+    let _restore = Restore(YIELDING.with(|y| y.replace(on)));
+    f()
+}
 
 /// A held fcntl lock; released on drop.
 pub struct RangeLock<'f> {
@@ -35,12 +84,16 @@ pub fn ofd_lock(file: &File, kind: libc::c_short) -> io::Result<bool> {
     }
 }
 
-/// Try `attempt` until it gives a value, pausing between tries (1 ms doubling to 50 ms),
-/// for at most WAIT.
+/// Try `attempt` until it gives a value, pausing between tries (1 ms doubling to 50 ms):
+/// for a moment when `holders` may keep it long and the thread is yielding (then
+/// `WouldBlock`), else for at most WAIT (then `TimedOut`). A wait past a moment tells
+/// the daemon's pool (`blocking::long_wait`), which runs a substitute meanwhile.
 pub fn wait_for<T>(
     mut attempt: impl FnMut() -> io::Result<Option<T>>,
     what: &str,
+    holders: Holders,
 ) -> io::Result<T> {
+    let yields = holders == Holders::Anyone && YIELDING.with(|y| y.get());
     let start = Instant::now();
     let mut pause = Duration::from_millis(1);
     let mut long = None;
@@ -48,10 +101,17 @@ pub fn wait_for<T>(
         if let Some(v) = attempt()? {
             return Ok(v);
         }
-        if long.is_none() && start.elapsed() >= crate::util::blocking::LONG {
+        let waited = start.elapsed();
+        if yields && waited >= MOMENT {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("the {what} is held by another program"),
+            ));
+        }
+        if long.is_none() && waited >= crate::util::blocking::LONG {
             long = Some(crate::util::blocking::long_wait());
         }
-        if start.elapsed() > WAIT {
+        if waited > WAIT {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("timed out waiting for the {what}"),
@@ -63,18 +123,24 @@ pub fn wait_for<T>(
 }
 
 impl<'f> RangeLock<'f> {
-    pub fn read(file: &'f File) -> io::Result<RangeLock<'f>> {
-        Self::take(file, libc::F_RDLCK as libc::c_short, "mbox read lock")
+    pub fn read(file: &'f File, holders: Holders) -> io::Result<RangeLock<'f>> {
+        Self::take(file, libc::F_RDLCK as libc::c_short, "fcntl read lock", holders)
     }
 
-    pub fn write(file: &'f File) -> io::Result<RangeLock<'f>> {
-        Self::take(file, libc::F_WRLCK as libc::c_short, "mbox write lock")
+    pub fn write(file: &'f File, holders: Holders) -> io::Result<RangeLock<'f>> {
+        Self::take(file, libc::F_WRLCK as libc::c_short, "fcntl write lock", holders)
     }
 
-    fn take(file: &'f File, kind: libc::c_short, what: &str) -> io::Result<RangeLock<'f>> {
+    fn take(
+        file: &'f File,
+        kind: libc::c_short,
+        what: &str,
+        holders: Holders,
+    ) -> io::Result<RangeLock<'f>> {
         wait_for(
             || Ok(ofd_lock(file, kind)?.then_some(RangeLock { file })),
             what,
+            holders,
         )
     }
 }

@@ -38,6 +38,9 @@ pub enum StoreError {
     InUse,
     /// Other processes kept changing the message while we tried (a transient race).
     Busy,
+    /// Another program holds a lock this needs (`filelock::Holders::Anyone`, inside a
+    /// session's step): nothing was changed; the session asks again later.
+    Locked { op: &'static str, mailbox: String },
     /// An I/O failure: what was being done, to which mailbox, and the OS error.
     Io {
         op: &'static str,
@@ -49,6 +52,12 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn io(op: &'static str, mailbox: &str, err: std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::WouldBlock {
+            return StoreError::Locked {
+                op,
+                mailbox: mailbox.to_string(),
+            };
+        }
         StoreError::Io {
             op,
             mailbox: mailbox.to_string(),
@@ -68,6 +77,9 @@ impl StoreError {
             StoreError::TooManyKeywords => "No room for more keywords in this mailbox".into(),
             StoreError::InUse => "Mailbox is in use by another POP3 session".into(),
             StoreError::Busy => "Other sessions kept changing the message; try again".into(),
+            StoreError::Locked { .. } => {
+                "The mailbox is locked by another program; try again later".into()
+            }
             StoreError::Io { op, .. } => {
                 format!("Internal error while trying to {op}; see the server log")
             }
@@ -77,7 +89,10 @@ impl StoreError {
 
     /// Does this deserve a log line (as opposed to an ordinary client mistake)?
     pub fn is_server_side(&self) -> bool {
-        matches!(self, StoreError::Io { .. } | StoreError::Corrupt(_))
+        matches!(
+            self,
+            StoreError::Io { .. } | StoreError::Corrupt(_) | StoreError::Locked { .. }
+        )
     }
 }
 
@@ -85,6 +100,9 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::Io { op, mailbox, err } => write!(f, "{op} on mailbox {mailbox:?}: {err}"),
+            StoreError::Locked { op, mailbox } => {
+                write!(f, "{op} on mailbox {mailbox:?}: held by another program")
+            }
             StoreError::Corrupt(what) => write!(f, "corrupt data: {what}"),
             other => f.write_str(&other.client_text()),
         }
@@ -126,7 +144,8 @@ pub fn update_subscriptions(
     subscribed: bool,
 ) -> Result<()> {
     let lock =
-        dotlock::DotLock::acquire(path).map_err(|e| StoreError::io("lock subscriptions", "", e))?;
+        dotlock::DotLock::acquire(path, filelock::Holders::Anyone)
+            .map_err(|e| StoreError::io("lock subscriptions", "", e))?;
     let mut subs = current()?;
     subs.retain(|s| s != name);
     if subscribed {
@@ -175,7 +194,7 @@ pub trait Store: Send {
 /// error halfway, the client gone) it takes them all back; after a crash, the next open
 /// of the mailbox does.
 pub trait CopyInto: Send {
-    /// Store a batch; their new UIDs in order.
+    /// Store a batch; their new UIDs in order. `Locked`: none of the batch was stored.
     fn add(&mut self, messages: Vec<NewMessage>) -> Result<Vec<Uid>>;
     /// The destination's UIDVALIDITY (for COPYUID), once a batch is stored.
     fn uidvalidity(&self) -> u32;
@@ -225,9 +244,11 @@ impl Content {
 pub trait AppendSink: Send {
     fn write(&mut self, data: &[u8]) -> Result<()>;
     /// Make the message visible with these flags (system flags and keyword names)
-    /// and internal date; returns (UIDVALIDITY, UID) for APPENDUID.
+    /// and internal date; returns (UIDVALIDITY, UID) for APPENDUID. `Locked`: nothing
+    /// is visible, and the sink may commit again later; after anything else it is
+    /// spent (dropped uncommitted, the message is thrown away).
     fn commit(
-        self: Box<Self>,
+        &mut self,
         flags: Flags,
         keywords: &[String],
         internal_date: Option<i64>,
@@ -249,6 +270,8 @@ pub trait Mailbox: Send {
     /// Index of a keyword, defining it in the mailbox if new.
     fn keyword_index(&mut self, name: &str) -> Result<usize>;
     /// Bring the view up to date; expunges are held back unless `report_expunges`.
+    /// Never `Locked`: while another program holds a lock, new mail waits for a later
+    /// sync and this session's own expunges are reported.
     fn sync(&mut self, report_expunges: bool) -> Result<Vec<Update>>;
     /// The message's bytes as stored.
     fn read(&mut self, index: usize) -> Result<Vec<u8>>;

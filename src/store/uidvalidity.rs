@@ -5,6 +5,7 @@
 //! Maildir root, so a Maildir served by both never gets one value twice.
 
 use super::dotlock::DotLock;
+use super::filelock::Holders;
 use std::path::Path;
 
 pub const FILE: &str = "dovecot-uidvalidity";
@@ -13,7 +14,7 @@ pub const FILE: &str = "dovecot-uidvalidity";
 pub fn next(dir: &Path) -> u32 {
     let now = crate::util::date::now().clamp(1, u32::MAX as i64) as u32;
     let path = dir.join(FILE);
-    let Ok(lock) = DotLock::acquire(&path) else {
+    let Ok(lock) = DotLock::acquire(&path, Holders::OursBriefly) else {
         // The counter cannot be kept (no write access): the time alone, as before.
         return now;
     };

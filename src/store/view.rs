@@ -289,6 +289,17 @@ impl View {
 
     /// Drop the entries marked expunged, returning their EXPUNGE responses in order
     /// (each number as it is after the previous ones were removed).
+    /// A sync with nothing new to apply (the folder unchanged, or a lock another
+    /// program holds: new mail waits): what the view knows already, this session's own
+    /// expunges, if they may be reported.
+    pub fn nothing_new(&mut self, report_expunges: bool) -> Vec<Update> {
+        if report_expunges {
+            self.take_expunged()
+        } else {
+            Vec::new()
+        }
+    }
+
     pub fn take_expunged(&mut self) -> Vec<Update> {
         let mut out = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {

@@ -1,11 +1,13 @@
-//! Long waits inside a step (another program's lock on a mailbox: procmail delivering,
-//! a stale Dovecot lock) and how a daemon keeps serving others meanwhile.
+//! The lock waits left inside a worker, and how a daemon keeps serving others meanwhile.
+//! Another program's lock is not waited for in a step (`store::filelock::Holders`,
+//! `session::lock_wait`: the command is parked); what is waited for is our own locks,
+//! each held for one small read or write, and flag changes an mbox session still owes
+//! when it ends (`filelock::patiently`).
 //!
-//! The store waits where it must (a lock is not a command that can be re-run halfway),
-//! but says so: a wait that has lasted `LONG` takes a `LongWait`, and the worker pool of
-//! a daemon (which registers `set_hook`) runs a substitute thread for as long as it
-//! lasts, so the number of workers free to serve other sessions stays the same. Without
-//! a hook (inetd: one session per process) a wait is only a wait.
+//! Such a wait says so: one that has lasted `LONG` takes a `LongWait`, and the worker
+//! pool of a daemon (which registers `set_hook`) runs a substitute thread for as long as
+//! it lasts, so the number of workers free to serve other sessions stays the same.
+//! Without a hook (inetd: one session per process) a wait is only a wait.
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -4,9 +4,9 @@
 
 use super::super::parser::{AppendArgs, Flag};
 use super::super::response::{Code, Reply, Status};
-use super::super::state::{PendingAppend, Session};
+use super::super::state::{Job, PendingAppend, Session};
 use crate::config;
-use crate::store::{Flags, MailboxName};
+use crate::store::{AppendSink, Flags, MailboxName};
 
 /// System flags and keyword names of a flag list (\Recent cannot be set, RFC 3501 2.3.2).
 pub(super) fn split_flags(flags: &[Flag]) -> (Flags, Vec<String>) {
@@ -125,18 +125,36 @@ impl Session {
             return;
         }
         let sink = pending.sink.expect("sink present without error");
-        let (flags, keywords) = split_flags(&pending.args.flags);
-        match sink.commit(
-            flags,
-            &keywords,
-            pending.args.date.or(Some(crate::util::date::now())),
-        ) {
+        let mut args = pending.args;
+        args.date = args.date.or(Some(crate::util::date::now()));
+        self.commit_append(AppendCommit { tag, args, sink });
+    }
+
+    /// Make the message visible, or park the commit on a lock another program holds
+    /// (the message waits in the store's spool meanwhile).
+    fn commit_append(&mut self, mut c: AppendCommit) {
+        let (flags, keywords) = split_flags(&c.args.flags);
+        match c.sink.commit(flags, &keywords, c.args.date) {
             Ok((uidvalidity, uid)) => {
                 self.report_updates(true);
                 let code = Code::AppendUid { uidvalidity, uid };
-                self.ok_code(&tag, code, "APPEND completed");
+                self.ok_code(&c.tag, code, "APPEND completed");
             }
-            Err(e) => self.store_error(&tag, &e),
+            Err(e) if self.waits_for_lock(&e) => self.park(Box::new(c)),
+            Err(e) => self.store_error(&c.tag, &e),
         }
+    }
+}
+
+/// APPEND's message, all in, to be made visible.
+struct AppendCommit {
+    tag: String,
+    args: AppendArgs,
+    sink: Box<dyn AppendSink>,
+}
+
+impl Job for AppendCommit {
+    fn run(self: Box<Self>, session: &mut Session) {
+        session.commit_append(*self)
     }
 }

@@ -53,6 +53,8 @@ pub struct CopyJob {
     /// Opened at the first step; dropped uncommitted, it takes the copy back.
     into: Option<Box<dyn CopyInto>>,
     missing: bool,
+    /// Committed, with its COPYUID: a MOVE's expunge is all that is left.
+    committed: Option<Option<Code>>,
 }
 
 impl Session {
@@ -89,19 +91,26 @@ impl Session {
             moved: Vec::new(),
             into: None,
             missing: false,
+            committed: None,
         }));
     }
 
     /// One batch (BATCH_MESSAGES or BATCH_BYTES), numbered in the destination at once;
-    /// the answer after the last.
+    /// the answer after the last. A lock another program holds (on either mailbox)
+    /// parks the job at the start of its batch: the store kept none of it.
     fn run_copy(&mut self, mut job: CopyJob) {
+        if let Some(code) = job.committed.take() {
+            return self.finish_move(job, code);
+        }
         let store = self.store();
         if job.into.is_none() {
             match store.copy_into(&job.dest) {
                 Ok(into) => job.into = Some(into),
+                Err(e) if self.waits_for_lock(&e) => return self.park(Box::new(job)),
                 Err(e) => return self.store_error(&job.tag, &e),
             }
         }
+        let batch_start = job.pos;
         let m = self.selected();
         let mut batch = Vec::new();
         let mut batch_src = Vec::new();
@@ -138,7 +147,7 @@ impl Session {
                     batch_src.push((i, entry.uid));
                 }
                 Err(StoreError::Expunged) => job.missing = true,
-                Err(e) => return self.store_error(&job.tag, &e),
+                Err(e) => return self.copy_failed(job, batch_start, e),
             }
         }
         let into = job.into.as_mut().expect("opened above");
@@ -151,7 +160,7 @@ impl Session {
                         job.moved.push(i);
                     }
                 }
-                Err(e) => return self.store_error(&job.tag, &e),
+                Err(e) => return self.copy_failed(job, batch_start, e),
             }
         }
         if job.pos < job.indexes.len() {
@@ -175,9 +184,29 @@ impl Session {
         if let Err(e) = into.commit() {
             return self.store_error(&job.tag, &e);
         }
+        self.finish_move(job, code)
+    }
+
+    /// A batch met a lock another program holds: taken up again from its start later.
+    /// Anything else fails the copy (the store takes back what it kept).
+    fn copy_failed(&mut self, mut job: CopyJob, batch_start: usize, e: StoreError) {
+        if self.waits_for_lock(&e) {
+            job.pos = batch_start;
+            return self.park(Box::new(job));
+        }
+        self.store_error(&job.tag, &e)
+    }
+
+    /// The copy is committed: a MOVE expunges the originals (parked, as committed, on a
+    /// lock another program holds), then the answer.
+    fn finish_move(&mut self, mut job: CopyJob, code: Option<Code>) {
         if job.is_move {
             let m = self.selected();
             if let Err(e) = m.expunge(&job.moved) {
+                if self.waits_for_lock(&e) {
+                    job.committed = Some(code);
+                    return self.park(Box::new(job));
+                }
                 return self.store_error(&job.tag, &e);
             }
             // RFC 6851 4.3: COPYUID in an untagged OK before the expunges.

@@ -42,14 +42,19 @@ impl Session {
         } else {
             Vec::new()
         };
-        let mut mailbox = self.unselect().expect("dispatch checks the state");
-        if expunge && !mailbox.readonly() {
-            // CLOSE expunges silently (RFC 3501 6.4.2).
-            if let Err(e) = mailbox.expunge_deleted(&candidates) {
-                mailbox.flush();
+        if expunge && !self.selected_ref().readonly() {
+            // CLOSE expunges silently (RFC 3501 6.4.2). Still selected if it is parked
+            // on a lock another program holds, to be run again.
+            if let Err(e) = self.selected().expunge_deleted(&candidates) {
+                if !self.waits_for_lock(&e) {
+                    if let Some(mut mailbox) = self.unselect() {
+                        mailbox.flush();
+                    }
+                }
                 return self.store_error(tag, &e);
             }
         }
+        let mut mailbox = self.unselect().expect("dispatch checks the state");
         mailbox.flush();
         self.ok(
             tag,

@@ -182,6 +182,8 @@ impl Session {
                 match self.begin_one(index, &job) {
                     Ok(c) => job.current = Some(c),
                     Err(StoreError::Expunged) => job.missing = true,
+                    // Nothing of this message is out yet: parked before it.
+                    Err(e) if self.waits_for_lock(&e) => return self.park(Box::new(job)),
                     Err(e) => {
                         self.log_failure("fetch", &e);
                         job.missing = true;

@@ -16,7 +16,8 @@ mod store;
 use super::parser::{Command, SeqSet};
 use super::registry::{self, Expunges, Needs};
 use super::response::{self, Code, Status};
-use super::state::Session;
+use super::state::{Job, RetryCommand, Session};
+use std::time::Instant;
 use crate::store::{StoreError, Update};
 
 impl Session {
@@ -37,6 +38,8 @@ impl Session {
             };
             return self.bad(tag, &format!("{} not allowed now: {why}", cmd.name()));
         }
+        // Kept to run again if it meets a lock another program holds (`store_error`).
+        self.again = self.user().is_some().then(|| cmd.clone());
         let report_expunges = match spec.expunges {
             Expunges::Reported => true,
             Expunges::OnlyUidForm => matches!(
@@ -119,9 +122,23 @@ impl Session {
             Command::Copy { uid, set, mailbox } => self.cmd_copy(tag, uid, &set, &mailbox, false),
             Command::Move { uid, set, mailbox } => self.cmd_copy(tag, uid, &set, &mailbox, true),
         }
+        self.again = None;
         if let Some(m) = self.mailbox_mut() {
             m.flush();
         }
+    }
+
+    /// Keep `job` to run again when the lock another program holds may be free
+    /// (`session::lock_wait`); nothing is answered meanwhile.
+    pub(super) fn park(&mut self, job: Box<dyn Job>) {
+        self.lock_waits.park(Instant::now());
+        self.job = Some(job);
+    }
+
+    /// Is `e` a lock another program holds, that the command may still wait for? (If
+    /// so, the caller parks; after LOCK_WAIT_SECS the command is answered NO [INUSE].)
+    pub(super) fn waits_for_lock(&self, e: &StoreError) -> bool {
+        self.lock_waits.waits_for(e)
     }
 
     pub(super) fn ok(&mut self, tag: &str, text: &str) {
@@ -138,6 +155,12 @@ impl Session {
 
     /// A store failure as a tagged NO with its response code, logged if it is ours.
     pub(super) fn store_error(&mut self, tag: &str, e: &StoreError) {
+        if self.waits_for_lock(e) {
+            if let Some(command) = self.again.take() {
+                let tag = tag.to_string();
+                return self.park(Box::new(RetryCommand { tag, command }));
+            }
+        }
         if e.is_server_side() {
             self.log_failure("store operation", e);
         }

@@ -74,6 +74,11 @@ impl Session {
             match matches_or_skip(&job.key, &mut c) {
                 Ok(true) => job.found.push(if job.uid { uid } else { index as u32 + 1 }),
                 Ok(false) => {}
+                Err(e) if self.waits_for_lock(&e) => {
+                    // Parked at this message: those before it are counted already.
+                    job.pos = index;
+                    return self.park(Box::new(job));
+                }
                 Err(e) => return self.store_error(&job.tag, &e),
             }
             cost = cost.saturating_add((c.bytes_examined() + 64).saturating_mul(job.keys));

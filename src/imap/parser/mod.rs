@@ -61,7 +61,7 @@ pub enum Flag {
 }
 
 /// SELECT's and EXAMINE's arguments (RFC 3501 6.3.1; RFC 4466 2.1 parameters).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SelectArgs {
     pub mailbox: Vec<u8>,
     pub params: Vec<SelectParam>,
@@ -74,7 +74,7 @@ pub enum StoreMode {
     Remove,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Command {
     Capability,
     Noop,

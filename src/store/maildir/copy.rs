@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{MaildirAppend, number};
+use super::{MaildirAppend, lock_uidlist, number};
 use crate::store::undo::{self, UndoRecord};
 use crate::store::{
     AppendSink, Content, CopyInto, MailboxName, NewMessage, Result, StoreError, Uid,
@@ -69,6 +69,9 @@ impl CopyInto for MaildirCopy {
             };
             staged.push(sink.stage(m.flags, &m.keywords, m.date)?);
         }
+        // Before anything is published: a lock another program holds drops the staged
+        // files (Locked: the caller gives the batch again later).
+        let lock = lock_uidlist(&self.dir, mailbox)?;
         if self.record.is_none() {
             let r = UndoRecord::create(&self.dir).map_err(|e| self.io("start a copy", e))?;
             self.record = Some(r);
@@ -82,7 +85,7 @@ impl CopyInto for MaildirCopy {
         for s in staged {
             placed.push(s.publish()?);
         }
-        let (validity, uids) = number(&self.dir, mailbox, &placed)?;
+        let (validity, uids) = number(lock, &self.dir, mailbox, &placed)?;
         self.uidvalidity = validity;
         Ok(uids)
     }

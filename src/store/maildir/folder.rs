@@ -9,6 +9,7 @@ use super::shared::{self, Names};
 use super::uidlist::{Uidlist, base_name};
 use super::{keywords, read_uidlist, recent};
 use crate::store::dotlock::DotLock;
+use crate::store::filelock::Holders;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
@@ -419,7 +420,8 @@ impl MaildirFolder {
     /// anew, and a file published since is numbered in the same pass.
     fn assign_uids(&mut self, files: &mut Vec<String>, listed_at: &Stamps) -> Result<Uidlist> {
         let path = self.dir.join("dovecot-uidlist");
-        let lock = DotLock::acquire(&path).map_err(|e| self.err("lock dovecot-uidlist", e))?;
+        let lock = DotLock::acquire(&path, Holders::Anyone)
+            .map_err(|e| self.err("lock dovecot-uidlist", e))?;
         let mut list = match read_uidlist(&self.dir, &self.name)? {
             Some(l) => l,
             None => super::import_or_new_uidlist(&self.dir),
@@ -621,13 +623,15 @@ impl MaildirFolder {
     /// does for a folder whose mail is only copied in and expunged (a COPY numbers its
     /// files itself), and a soak's Scratch folders kept 1,000 records of no file after
     /// five minutes, parsed and held by every session. UIDs are not reused: N stays.
-    /// The mail is gone already: a failure here costs stale lines, logged, not a NO.
+    /// The mail is gone already: a failure here costs stale lines, logged, not a NO;
+    /// a lock another program holds, only the lines (a later numbering under the lock
+    /// drops records of files that are gone).
     fn forget_records(&mut self, removed: &[String]) {
         if removed.is_empty() {
             return;
         }
         let path = self.dir.join("dovecot-uidlist");
-        let result = DotLock::acquire(&path).and_then(|lock| {
+        let result = DotLock::acquire(&path, Holders::Anyone).and_then(|lock| {
             let Ok(Some(mut list)) = read_uidlist(&self.dir, &self.name) else {
                 return Ok(());
             };
@@ -639,7 +643,10 @@ impl MaildirFolder {
             }
             lock.replace(list.serialize().as_bytes())
         });
-        if let Err(e) = result {
+        if let Err(e) = result.or_else(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => Ok(()),
+            _ => Err(e),
+        }) {
             crate::log::warning(&format!(
                 "cannot drop expunged messages from dovecot-uidlist of {}: {e}",
                 self.name
@@ -737,14 +744,14 @@ impl Mailbox for MaildirFolder {
                 .as_ref()
                 .is_some_and(|s| s.new_mtime == mtime_ns(&new) && s.cur_mtime == mtime_ns(&cur));
         if unchanged {
-            return Ok(if report_expunges {
-                self.view.take_expunged()
-            } else {
-                Vec::new()
-            });
+            return Ok(self.view.nothing_new(report_expunges));
         }
         self.keywords = keywords::read(&self.dir);
-        let scan = self.consistent_scan()?;
+        let scan = match self.consistent_scan() {
+            Ok(scan) => scan,
+            Err(StoreError::Locked { .. }) => return Ok(self.view.nothing_new(report_expunges)),
+            Err(e) => return Err(e),
+        };
         let (updates, skipped) = self.view.apply(scan, report_expunges);
         if skipped > 0 {
             crate::log::warning(&format!(

@@ -16,6 +16,7 @@ pub mod uidlist;
 use super::names::{MailboxName, list_match};
 use super::{AppendSink, Flags, ListEntry, Mailbox, Result, StatusInfo, Store, StoreError, Uid};
 use crate::store::dotlock::DotLock;
+use crate::store::filelock::Holders;
 use crate::store::uidvalidity;
 use folder::{MaildirFolder, folder_dir_ok};
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,8 +89,8 @@ fn maildir_root(dir: &Path) -> PathBuf {
 /// Define `name` in the folder's dovecot-keywords (under its own dot-lock).
 pub fn define_keyword(dir: &Path, mailbox: &str, name: &str) -> Result<(Vec<String>, usize)> {
     let path = dir.join("dovecot-keywords");
-    let lock =
-        DotLock::acquire(&path).map_err(|e| StoreError::io("lock dovecot-keywords", mailbox, e))?;
+    let lock = DotLock::acquire(&path, Holders::Anyone)
+        .map_err(|e| StoreError::io("lock dovecot-keywords", mailbox, e))?;
     let mut list = keywords::read(dir);
     if let Some(i) = list.iter().position(|k| k.eq_ignore_ascii_case(name)) {
         return Ok((list, i));
@@ -223,7 +224,8 @@ impl Store for MaildirStore {
         // Fix UIDVALIDITY at creation time: one this user never had. Everything that
         // arrives from now on is \Recent for the first session to select it.
         let list = Uidlist::new(uidvalidity::next(&self.root));
-        let lock = DotLock::acquire(&dir.join("dovecot-uidlist"))
+        // Nobody else knows the folder yet: a wait here is a moment's.
+        let lock = DotLock::acquire(&dir.join("dovecot-uidlist"), Holders::OursBriefly)
             .map_err(|e| StoreError::io("create mailbox", name.as_str(), e))?;
         lock.replace(list.serialize().as_bytes())
             .map_err(|e| StoreError::io("create mailbox", name.as_str(), e))?;
@@ -402,14 +404,19 @@ impl AppendSink for MaildirAppend {
     }
 
     fn commit(
-        mut self: Box<Self>,
+        &mut self,
         flags: Flags,
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> Result<(u32, Uid)> {
         let (dir, mailbox) = (self.dir.clone(), self.mailbox.clone());
+        // The slow part (a 100 MB fsync) before the lock; the lock before staging: a
+        // staged message is removed unless published, and a Locked commit must leave
+        // it in tmp/ to be committed again.
+        self.make_durable(internal_date)?;
+        let lock = lock_uidlist(&dir, &mailbox)?;
         let placed = self.stage(flags, keywords, internal_date)?.publish()?;
-        let (validity, uids) = number(&dir, &mailbox, &[placed])?;
+        let (validity, uids) = number(lock, &dir, &mailbox, &[placed])?;
         Ok((validity, uids[0]))
     }
 
@@ -473,6 +480,22 @@ impl MaildirAppend {
         }))
     }
 
+    /// Make the message durable in tmp/, dated `internal_date`. A linked file (`link`)
+    /// is durable and dated already (the source's), as is one made so before.
+    fn make_durable(&mut self, internal_date: Option<i64>) -> Result<()> {
+        let Some(writer) = self.file.take() else {
+            return Ok(());
+        };
+        let err = |e: io::Error| StoreError::io("write new message", &self.mailbox, e);
+        let file = writer.into_inner().map_err(|e| err(e.into_error()))?;
+        file.sync_all().map_err(err)?;
+        if let Some(t) = internal_date {
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
+            let _ = file.set_modified(when);
+        }
+        Ok(())
+    }
+
     /// Make the message durable in tmp/ and choose its name in new/ or cur/.
     fn stage(
         &mut self,
@@ -480,22 +503,7 @@ impl MaildirAppend {
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> Result<Staged> {
-        let mb = self.mailbox.clone();
-        let err = |op: &'static str| {
-            let mb = mb.clone();
-            move |e: io::Error| StoreError::io(op, &mb, e)
-        };
-        // A linked file (`link`) is durable and dated already: the source's.
-        if let Some(writer) = self.file.take() {
-            let file = writer
-                .into_inner()
-                .map_err(|e| err("write new message")(e.into_error()))?;
-            file.sync_all().map_err(err("write new message"))?;
-            if let Some(t) = internal_date {
-                let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
-                let _ = file.set_modified(when);
-            }
-        }
+        self.make_durable(internal_date)?;
         let mut flags = flags;
         for k in keywords {
             let (_, i) = define_keyword(&self.dir, &self.mailbox, k)?;
@@ -510,7 +518,7 @@ impl MaildirAppend {
                 .join(filename::with_flags(&base, flags))
         };
         Ok(Staged {
-            mailbox: mb,
+            mailbox: self.mailbox.clone(),
             tmp_path: std::mem::take(&mut self.tmp_path),
             placed: Placed {
                 base,
@@ -550,12 +558,18 @@ impl Drop for Staged {
     }
 }
 
-/// Number placed messages, for APPENDUID and COPYUID: one uidlist update for all of
-/// them (a scan racing us sees the same records), then their directories synced.
-fn number(dir: &Path, mailbox: &str, placed: &[Placed]) -> Result<(u32, Vec<Uid>)> {
+/// The uidlist lock APPEND and COPY take before they publish anything: a lock another
+/// program holds (`StoreError::Locked`) then leaves nothing to take back.
+fn lock_uidlist(dir: &Path, mailbox: &str) -> Result<DotLock> {
+    DotLock::acquire(&dir.join("dovecot-uidlist"), Holders::Anyone)
+        .map_err(|e| StoreError::io("lock dovecot-uidlist", mailbox, e))
+}
+
+/// Number placed messages (published under `lock`), for APPENDUID and COPYUID: one
+/// uidlist update for all of them (a scan racing us sees the same records), then their
+/// directories synced.
+fn number(lock: DotLock, dir: &Path, mailbox: &str, placed: &[Placed]) -> Result<(u32, Vec<Uid>)> {
     let err = |op: &'static str| move |e: io::Error| StoreError::io(op, mailbox, e);
-    let lock =
-        DotLock::acquire(&dir.join("dovecot-uidlist")).map_err(err("lock dovecot-uidlist"))?;
     let mut list = read_uidlist(dir, mailbox)?.unwrap_or_else(|| import_or_new_uidlist(dir));
     let known: std::collections::HashMap<String, Uid> = list
         .records

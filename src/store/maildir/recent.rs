@@ -8,7 +8,7 @@
 //! (fixed width): no new file per claim, and no fsync (after a crash, mail is at worst
 //! shown \Recent once more).
 
-use crate::store::filelock::RangeLock;
+use crate::store::filelock::{Holders, RangeLock};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -43,7 +43,7 @@ fn parse(f: &File, uidvalidity: u32) -> io::Result<Option<u32>> {
 /// UIDVALIDITY; the folder predates the file).
 pub fn read(dir: &Path, uidvalidity: u32) -> Option<u32> {
     let f = open(dir, false).ok()?;
-    let _shared = RangeLock::read(&f).ok()?;
+    let _shared = RangeLock::read(&f, Holders::OursBriefly).ok()?;
     parse(&f, uidvalidity).ok().flatten()
 }
 
@@ -51,7 +51,7 @@ pub fn read(dir: &Path, uidvalidity: u32) -> Option<u32> {
 /// shows those above it as \Recent), or None if nothing was recorded yet.
 pub fn claim(dir: &Path, uidvalidity: u32, highest: u32) -> io::Result<Option<u32>> {
     let f = open(dir, true)?;
-    let _held = RangeLock::write(&f)?;
+    let _held = RangeLock::write(&f, Holders::OursBriefly)?;
     let before = parse(&f, uidvalidity)?;
     if before.is_none_or(|w| w < highest) {
         let mut record = format!("V{uidvalidity} {highest}").into_bytes();

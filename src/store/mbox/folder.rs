@@ -13,12 +13,14 @@
 
 use super::index::{self, Stamp, State};
 use super::journal::{self, Rewrite};
-use super::lock::{self, DotLock, RangeLock};
+use super::lock::{self, DotLock, Holders, RangeLock};
 use super::parse::{self, Base, MsgRec, Scanner};
 use super::write::{self, Meta};
 use crate::store::undo::{self, UndoRecord};
 use crate::store::view::{Entry, View};
-use crate::store::{FlagChange, Flags, Mailbox, Result, StoreError, Uid, Update};
+use crate::store::{
+    Content, FlagChange, Flags, Mailbox, NewMessage, Result, StoreError, Uid, Update,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, Write as _};
@@ -244,7 +246,7 @@ impl MboxFolder {
     fn with_write_lock<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let _dot = DotLock::acquire(&self.path).map_err(|e| self.err("lock mailbox", e))?;
         let handle = self.current_handle()?;
-        let _w = RangeLock::write(&handle).map_err(|e| self.err("lock mailbox", e))?;
+        let _w = RangeLock::write(&handle, Holders::Anyone).map_err(|e| self.err("lock mailbox", e))?;
         self.generation_bumped = false;
         self.write_locked = true;
         let r = (|| {
@@ -266,7 +268,7 @@ impl MboxFolder {
             return self.with_write_lock(f);
         }
         let handle = self.current_handle()?;
-        let r = RangeLock::read(&handle).map_err(|e| self.err("lock mailbox", e))?;
+        let r = RangeLock::read(&handle, Holders::Anyone).map_err(|e| self.err("lock mailbox", e))?;
         self.reload()?;
         // A read-write session claims recent mail (writes its `O`); EXAMINE and STATUS
         // leave it recent for that session, but still write the UIDs it needs.
@@ -907,9 +909,19 @@ impl MboxFolder {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
-        let results = match self.apply_in_place(&pending)? {
-            Some(results) => results,
-            None => self.apply_with_rewrite(&pending)?,
+        let applied = match self.apply_in_place(&pending) {
+            Ok(Some(results)) => Ok(results),
+            Ok(None) => self.apply_with_rewrite(&pending),
+            Err(e) => Err(e),
+        };
+        let results = match applied {
+            Ok(r) => r,
+            Err(e) => {
+                // Kept to be written at the next flush (a lock another program holds,
+                // a full disk): a change applied twice is one change.
+                self.pending = pending;
+                return Err(e);
+            }
         };
         // The view holds what was written (the next sync reports nothing twice), and
         // knows which are gone (its EXPUNGE comes at the next sync that may report it).
@@ -972,7 +984,7 @@ impl MboxFolder {
             return Ok(None);
         }
         let handle = self.current_handle()?;
-        let _w = RangeLock::write(&handle).map_err(|e| self.err("lock mailbox", e))?;
+        let _w = RangeLock::write(&handle, Holders::Anyone).map_err(|e| self.err("lock mailbox", e))?;
         self.generation_bumped = false;
         self.reload()?;
         if self.unlabelled() || self.state.msgs.is_empty() {
@@ -1209,82 +1221,117 @@ impl MboxFolder {
         if !self.writable {
             return Err(StoreError::ReadOnly);
         }
+        self.with_write_lock(|s| s.append_locked(message, flags, keywords, date, note))
+    }
+
+    /// Several messages (a COPY's batch) under one holding of the locks: a lock another
+    /// program holds is met before the first is written (`Locked`: none stored), never
+    /// between two. Each one's (UIDVALIDITY, UID).
+    pub fn append_batch(
+        &mut self,
+        messages: Vec<NewMessage>,
+        note: &mut dyn FnMut(u32, Uid) -> io::Result<()>,
+    ) -> Result<Vec<(u32, Uid)>> {
+        if !self.writable {
+            return Err(StoreError::ReadOnly);
+        }
         self.with_write_lock(|s| {
-            let mut names = Vec::new();
-            for k in keywords {
-                if !s.keywords.iter().any(|t| t.eq_ignore_ascii_case(k)) {
-                    if s.keywords.len() >= MAX_KEYWORDS {
-                        return Err(StoreError::TooManyKeywords);
-                    }
-                    s.keywords.push(k.clone());
-                }
-                names.push(k.clone());
-            }
-            if let Some(base) = s.declare_keywords(&names)? {
-                let metas = s.current_metas();
-                s.rewrite(0, Some(base), &metas)?;
-            }
-            let (uidvalidity, last, slot) = match s.base() {
-                Some(b) => (b.uidvalidity, b.last_uid, b.last_uid_slot),
-                None => (s.provisional()?, 0, None),
-            };
-            let uid = last
-                .checked_add(1)
-                .ok_or_else(|| StoreError::Corrupt(format!("mbox {}: UIDs exhausted", s.name)))?;
-            note(uidvalidity, uid).map_err(|e| s.err("record a copy", e))?;
-            let first = s.state.msgs.is_empty() && s.state.pseudo.is_none();
-            if !first {
-                let Some(slot) = slot else {
-                    // Metadata without a 10-wide LAST-UID (hand-edited): renumbering would
-                    // be needed; refuse rather than risk reusing a UID.
-                    return Err(StoreError::Corrupt(format!(
-                        "mbox {}: X-IMAPbase LAST-UID not in the 10-digit form",
-                        s.name
-                    )));
+            let mut stored = Vec::with_capacity(messages.len());
+            for m in messages {
+                let date = m.date.unwrap_or_else(crate::util::date::now);
+                let mut reader: Box<dyn Read> = match m.content {
+                    Content::Bytes(data) => Box::new(io::Cursor::new(data)),
+                    Content::File { file, .. } => Box::new(file),
                 };
-                s.bump_last_uid(slot, uid)?;
+                stored.push(s.append_locked(&mut reader, m.flags, &m.keywords, date, note)?);
             }
-            let base = first.then(|| Base {
-                uidvalidity,
-                last_uid: uid,
-                keywords: s.keywords.clone(),
-                ..Default::default()
-            });
-            let mut payload = Vec::with_capacity(512);
-            let size = s.state.stamp.size;
-            // The file must end with an empty line before a new From line.
-            let mut tail = [0u8; 2];
-            let tail_len = size.min(2) as usize;
-            s.file
-                .read_exact_at(&mut tail[..tail_len], size - tail_len as u64)
-                .map_err(|e| s.err("read mailbox", e))?;
-            match &tail[..tail_len] {
-                [] | [b'\n', b'\n'] => {}
-                [b'\n'] | [_, b'\n'] => payload.push(b'\n'),
-                _ => payload.extend_from_slice(b"\n\n"),
-            }
-            let meta = Meta {
-                uid,
-                flags: flags.system & !Flags::PASSED,
-                keywords: &names,
-                recent: true,
-            };
-            let mut rw = Rewrite::begin(&s.journal_path(), size, size)
-                .map_err(|e| s.err("append message", e))?;
-            let written = rw.write(&payload).and_then(|_| {
-                write::new_message_streamed(message, date, &meta, base.as_ref(), &mut |piece| {
-                    rw.write(piece)
-                })
-            });
-            if let Err(e) = written {
-                rw.abandon();
-                return Err(s.err("append message", e));
-            }
-            rw.commit(&s.file).map_err(|e| s.err("append message", e))?;
-            // Parse the new message in like delivered mail.
-            s.reload()?;
-            Ok((uidvalidity, uid))
+            Ok(stored)
         })
+    }
+
+    /// One message added at the end, under the write locks.
+    fn append_locked(
+        &mut self,
+        message: &mut dyn Read,
+        flags: Flags,
+        keywords: &[String],
+        date: i64,
+        note: &mut dyn FnMut(u32, Uid) -> io::Result<()>,
+    ) -> Result<(u32, Uid)> {
+        let mut names = Vec::new();
+        for k in keywords {
+            if !self.keywords.iter().any(|t| t.eq_ignore_ascii_case(k)) {
+                if self.keywords.len() >= MAX_KEYWORDS {
+                    return Err(StoreError::TooManyKeywords);
+                }
+                self.keywords.push(k.clone());
+            }
+            names.push(k.clone());
+        }
+        if let Some(base) = self.declare_keywords(&names)? {
+            let metas = self.current_metas();
+            self.rewrite(0, Some(base), &metas)?;
+        }
+        let (uidvalidity, last, slot) = match self.base() {
+            Some(b) => (b.uidvalidity, b.last_uid, b.last_uid_slot),
+            None => (self.provisional()?, 0, None),
+        };
+        let uid = last
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Corrupt(format!("mbox {}: UIDs exhausted", self.name)))?;
+        note(uidvalidity, uid).map_err(|e| self.err("record a copy", e))?;
+        let first = self.state.msgs.is_empty() && self.state.pseudo.is_none();
+        if !first {
+            let Some(slot) = slot else {
+                // Metadata without a 10-wide LAST-UID (hand-edited): renumbering would
+                // be needed; refuse rather than risk reusing a UID.
+                return Err(StoreError::Corrupt(format!(
+                    "mbox {}: X-IMAPbase LAST-UID not in the 10-digit form",
+                    self.name
+                )));
+            };
+            self.bump_last_uid(slot, uid)?;
+        }
+        let base = first.then(|| Base {
+            uidvalidity,
+            last_uid: uid,
+            keywords: self.keywords.clone(),
+            ..Default::default()
+        });
+        let mut payload = Vec::with_capacity(512);
+        let size = self.state.stamp.size;
+        // The file must end with an empty line before a new From line.
+        let mut tail = [0u8; 2];
+        let tail_len = size.min(2) as usize;
+        self.file
+            .read_exact_at(&mut tail[..tail_len], size - tail_len as u64)
+            .map_err(|e| self.err("read mailbox", e))?;
+        match &tail[..tail_len] {
+            [] | [b'\n', b'\n'] => {}
+            [b'\n'] | [_, b'\n'] => payload.push(b'\n'),
+            _ => payload.extend_from_slice(b"\n\n"),
+        }
+        let meta = Meta {
+            uid,
+            flags: flags.system & !Flags::PASSED,
+            keywords: &names,
+            recent: true,
+        };
+        let mut rw = Rewrite::begin(&self.journal_path(), size, size)
+            .map_err(|e| self.err("append message", e))?;
+        let written = rw.write(&payload).and_then(|_| {
+            write::new_message_streamed(message, date, &meta, base.as_ref(), &mut |piece| {
+                rw.write(piece)
+            })
+        });
+        if let Err(e) = written {
+            rw.abandon();
+            return Err(self.err("append message", e));
+        }
+        rw.commit(&self.file).map_err(|e| self.err("append message", e))?;
+        // Parse the new message in like delivered mail.
+        self.reload()?;
+        Ok((uidvalidity, uid))
     }
 }
 
@@ -1325,14 +1372,13 @@ impl Mailbox for MboxFolder {
     }
 
     fn sync(&mut self, report_expunges: bool) -> Result<Vec<Update>> {
-        self.apply_pending()?;
-        self.refresh()?;
+        match self.apply_pending().and_then(|()| self.refresh()) {
+            Ok(()) => {}
+            Err(StoreError::Locked { .. }) => return Ok(self.view.nothing_new(report_expunges)),
+            Err(e) => return Err(e),
+        }
         if self.state.stamp == self.view_stamp {
-            return Ok(if report_expunges {
-                self.view.take_expunged()
-            } else {
-                Vec::new()
-            });
+            return Ok(self.view.nothing_new(report_expunges));
         }
         let scan = self.entries();
         self.view_stamp = self.state.stamp;
@@ -1419,8 +1465,11 @@ impl Mailbox for MboxFolder {
     }
 
     fn flush(&mut self) {
-        if let Err(e) = self.apply_pending() {
-            crate::log::error(&format!("mbox {}: flags not written: {e}", self.name));
+        match self.apply_pending() {
+            Ok(()) => {}
+            // Written at the next flush, at the latest when the session lets go of it.
+            Err(StoreError::Locked { .. }) => {}
+            Err(e) => crate::log::error(&format!("mbox {}: flags not written: {e}", self.name)),
         }
         self.write_index();
     }
@@ -1428,7 +1477,9 @@ impl Mailbox for MboxFolder {
 
 impl Drop for MboxFolder {
     fn drop(&mut self) {
-        self.flush();
+        // No later step to try again from: flag changes still pending wait for a lock
+        // another program holds (rare: every command's end tried to write them).
+        crate::store::filelock::patiently(|| self.flush());
     }
 }
 

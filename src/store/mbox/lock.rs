@@ -23,7 +23,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-pub use crate::store::filelock::{RangeLock, wait_for};
+pub use crate::store::filelock::{Holders, RangeLock, wait_for};
 
 /// `NAME.lock` beside the mbox, held while the store writes.
 pub struct DotLock {
@@ -52,6 +52,7 @@ impl DotLock {
                 Err(e) => Err(e),
             },
             "mbox dot-lock",
+            Holders::Anyone,
         )
     }
 }

@@ -16,7 +16,7 @@ pub mod write;
 use super::names::MailboxName;
 use super::undo::UndoRecord;
 use super::{
-    AppendSink, Content, CopyInto, Flags, ListEntry, Mailbox, NewMessage, Result, StatusInfo,
+    AppendSink, CopyInto, Flags, ListEntry, Mailbox, NewMessage, Result, StatusInfo,
     Store, StoreError, Uid,
 };
 use folder::MboxFolder;
@@ -397,24 +397,13 @@ impl CopyInto for MboxCopy {
             self.record = Some(r);
         }
         let record = self.record.as_mut().expect("created above");
-        let mut uids = Vec::with_capacity(messages.len());
-        for m in messages {
-            let date = m.date.unwrap_or_else(crate::util::date::now);
-            let mut reader: Box<dyn std::io::Read> = match m.content {
-                Content::Bytes(data) => Box::new(std::io::Cursor::new(data)),
-                Content::File { file, .. } => Box::new(file),
-            };
-            let (v, uid) = self.folder.append_noting(
-                &mut reader,
-                m.flags,
-                &m.keywords,
-                date,
-                &mut |v, uid| record.add(&[MboxFolder::copy_record_line(v, uid)]),
-            )?;
+        let stored = self.folder.append_batch(messages, &mut |v, uid| {
+            record.add(&[MboxFolder::copy_record_line(v, uid)])
+        })?;
+        if let Some(&(v, _)) = stored.first() {
             self.uidvalidity = v;
-            uids.push(uid);
         }
-        Ok(uids)
+        Ok(stored.into_iter().map(|(_, uid)| uid).collect())
     }
 
     fn uidvalidity(&self) -> u32 {
@@ -478,22 +467,22 @@ impl AppendSink for MboxAppend {
     }
 
     fn commit(
-        self: Box<Self>,
+        &mut self,
         flags: Flags,
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> Result<(u32, Uid)> {
-        let name = self.name.clone();
-        let err = |e: io::Error| StoreError::io("store new message", &name, e);
-        let mut file = self.spool.into_inner().map_err(|e| err(e.into_error()))?;
+        let err = |e: io::Error| StoreError::io("store new message", &self.name, e);
+        self.spool.flush().map_err(err)?;
         use std::io::Seek;
-        file.rewind().map_err(err)?;
+        self.spool.get_mut().rewind().map_err(err)?;
         // Opened as EXAMINE would: appending needs only the file's write access, and a
         // read-write open would claim the \Recent of the messages appended before.
-        let mut folder = MboxFolder::open(&self.name, self.path, self.index_dir, true)?;
+        let mut folder =
+            MboxFolder::open(&self.name, self.path.clone(), self.index_dir.clone(), true)?;
         let date = internal_date.unwrap_or_else(crate::util::date::now);
         // Streamed from the private spool: a 100 MB message is not held in memory.
-        let mut reader = io::BufReader::with_capacity(1 << 16, file);
+        let mut reader = io::BufReader::with_capacity(1 << 16, self.spool.get_ref());
         folder.append_from(&mut reader, flags, keywords, date)
     }
 
