@@ -8,6 +8,7 @@ pub mod location;
 pub mod maildir;
 pub mod mbox;
 pub mod names;
+pub mod record;
 pub mod sealed;
 pub mod uidvalidity;
 pub mod undo;

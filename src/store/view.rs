@@ -3,6 +3,7 @@
 //! updates at the points RFC 3501 7.4.1 allows. Shared by every store driver.
 
 use super::Uid;
+use super::record::MessageRecord;
 use std::sync::{Arc, LazyLock};
 
 /// The locator of a driver that needs none (mbox finds a message by its offsets).
@@ -119,16 +120,10 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(
-        uid: Uid,
-        flags: Flags,
-        locator: Arc<str>,
-        vsize: Option<u64>,
-        internal_date: Option<i64>,
-        terminated: Option<bool>,
-    ) -> Entry {
+    /// The message `record` describes, with these flags, at `locator`.
+    pub fn new(record: MessageRecord, flags: Flags, locator: Arc<str>) -> Entry {
         let mut e = Entry {
-            uid,
+            uid: record.uid,
             flags,
             recent: false,
             expunged: false,
@@ -137,8 +132,18 @@ impl Entry {
             internal_date: i64::MIN,
             terminated: 0,
         };
-        e.learn(vsize, internal_date, terminated);
+        e.learn(&record);
         e
+    }
+
+    /// What the stores' caches keep of it (`store::record`).
+    pub fn record(&self) -> MessageRecord {
+        MessageRecord {
+            uid: self.uid,
+            vsize: self.vsize(),
+            internal_date: self.internal_date(),
+            terminated: self.terminated(),
+        }
     }
 
     pub fn vsize(&self) -> Option<u64> {
@@ -156,27 +161,23 @@ impl Entry {
         }
     }
 
-    /// Keep what is not known yet of these (what is known already stays).
-    pub fn learn(
-        &mut self,
-        vsize: Option<u64>,
-        internal_date: Option<i64>,
-        terminated: Option<bool>,
-    ) {
-        if let (None, Some(v)) = (self.vsize(), vsize) {
+    /// Keep what is not known yet of what `found` knows (what is known already stays;
+    /// its uid is not looked at).
+    pub fn learn(&mut self, found: &MessageRecord) {
+        if let (None, Some(v)) = (self.vsize(), found.vsize) {
             self.vsize = v.min(u64::MAX - 1);
         }
-        if let (None, Some(d)) = (self.internal_date(), internal_date) {
+        if let (None, Some(d)) = (self.internal_date(), found.internal_date) {
             self.internal_date = d.max(i64::MIN + 1);
         }
-        if let (None, Some(t)) = (self.terminated(), terminated) {
+        if let (None, Some(t)) = (self.terminated(), found.terminated) {
             self.terminated = 1 + t as u8;
         }
     }
 
     /// What `other` knows that this entry does not.
     pub fn learn_from(&mut self, other: &Entry) {
-        self.learn(other.vsize(), other.internal_date(), other.terminated());
+        self.learn(&other.record());
     }
 }
 
@@ -323,7 +324,11 @@ mod tests {
             system,
             keywords: 0,
         };
-        Entry::new(uid, flags, no_locator(), None, None, None)
+        let record = MessageRecord {
+            uid,
+            ..Default::default()
+        };
+        Entry::new(record, flags, no_locator())
     }
 
     #[test]
@@ -334,12 +339,20 @@ mod tests {
             (a.vsize(), a.internal_date(), a.terminated()),
             (None, None, None)
         );
-        a.learn(Some(0), Some(-5), Some(false));
-        a.learn(Some(9), Some(7), Some(true));
-        assert_eq!(
-            (a.vsize(), a.internal_date(), a.terminated()),
-            (Some(0), Some(-5), Some(false))
-        );
+        let first = MessageRecord {
+            uid: 0,
+            vsize: Some(0),
+            internal_date: Some(-5),
+            terminated: Some(false),
+        };
+        a.learn(&first);
+        a.learn(&MessageRecord {
+            uid: 0,
+            vsize: Some(9),
+            internal_date: Some(7),
+            terminated: Some(true),
+        });
+        assert_eq!(a.record(), MessageRecord { uid: 1, ..first });
     }
 
     #[test]

@@ -3,16 +3,16 @@
 //! and FETCH FAST needs no stat() per message. Every field is big-endian, with a version
 //! and a checksum (`store::sealed`); a damaged, foreign or stale cache is ignored and rebuilt.
 //!
-//! Layout: magic `IMAPDCA3`, u32 uidvalidity, u32 next_uid, i64 new/ mtime (ns),
+//! Layout: magic `IMAPDCA4`, u32 uidvalidity, u32 next_uid, i64 new/ mtime (ns),
 //! i64 cur/ mtime (ns), i64 uidlist mtime (ns), u64 uidlist size, u32 count, then per
-//! message: u32 uid, u8 place (bit 0: in new/; bit 1: line end known, bit 2: the
-//! message ends with a line end), u64 vsize (u64::MAX unknown), i64 internal
-//! date (i64::MIN unknown), u16 name length, name; last, u64 checksum of all before it
-//! (64-bit words read big-endian, multiply-xor mixed).
+//! message: the message record both stores share (`store::record`: uid, size, date,
+//! line end, later attributes), u8 place (1: in new/), u16 name length, name; last, u64
+//! checksum of all before it (64-bit words read big-endian, multiply-xor mixed).
 
+use crate::store::record::{self, MessageRecord};
 use crate::store::sealed;
 
-const MAGIC: &[u8; 8] = b"IMAPDCA3";
+const MAGIC: &[u8; 8] = b"IMAPDCA4";
 pub const FILE: &str = "imapd.cache";
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -32,12 +32,9 @@ impl Stamps {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedMessage {
-    pub uid: u32,
+    pub record: MessageRecord,
     /// Path relative to the folder: `cur/<name>` or `new/<name>`.
     pub locator: String,
-    pub vsize: Option<u64>,
-    pub internal_date: Option<i64>,
-    pub terminated: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -59,20 +56,13 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
     out.extend_from_slice(&s.stamps.uidlist_size.to_be_bytes());
     out.extend_from_slice(&(s.messages.len() as u32).to_be_bytes());
     for m in &s.messages {
-        let (mut place, name) = match m.locator.strip_prefix("new/") {
+        let (place, name) = match m.locator.strip_prefix("new/") {
             Some(n) => (1u8, n),
             None => (0u8, m.locator.strip_prefix("cur/").unwrap_or(&m.locator)),
         };
-        match m.terminated {
-            Some(true) => place |= 0b110,
-            Some(false) => place |= 0b010,
-            None => {}
-        }
         let name = &name.as_bytes()[..name.len().min(u16::MAX as usize)];
-        out.extend_from_slice(&m.uid.to_be_bytes());
+        m.record.encode(&mut out);
         out.push(place);
-        out.extend_from_slice(&m.vsize.unwrap_or(u64::MAX).to_be_bytes());
-        out.extend_from_slice(&m.internal_date.unwrap_or(i64::MIN).to_be_bytes());
         out.extend_from_slice(&(name.len() as u16).to_be_bytes());
         out.extend_from_slice(name);
     }
@@ -94,33 +84,25 @@ pub fn decode(b: &[u8]) -> Option<Snapshot> {
         messages: Vec::new(),
     };
     let count = r.u32()? as usize;
-    // Each record is at least 23 bytes: a count larger than the file allows is damage.
-    if count > r.field_bytes() / 23 {
+    // A count larger than the file has room for is damage.
+    if count > r.field_bytes() / (record::MIN_LEN + 3) {
         return None;
     }
     s.messages.reserve(count);
     let mut last_uid = 0;
     for _ in 0..count {
-        let uid = r.u32()?;
+        let record = MessageRecord::decode(&mut r)?;
         let place = r.u8()?;
-        let vsize = r.u64()?;
-        let idate = r.i64()?;
         let len = r.u16()? as usize;
         let name = std::str::from_utf8(r.take(len)?).ok()?;
-        if uid <= last_uid || name.bytes().any(|c| c == b'/') || place > 0b111 {
+        if record.uid <= last_uid || name.bytes().any(|c| c == b'/') || place > 1 {
             return None;
         }
-        last_uid = uid;
+        last_uid = record.uid;
         let mut locator = String::with_capacity(4 + name.len());
-        locator.push_str(if place & 1 == 1 { "new/" } else { "cur/" });
+        locator.push_str(if place == 1 { "new/" } else { "cur/" });
         locator.push_str(name);
-        s.messages.push(CachedMessage {
-            uid,
-            locator,
-            vsize: (vsize != u64::MAX).then_some(vsize),
-            internal_date: (idate != i64::MIN).then_some(idate),
-            terminated: (place & 0b010 != 0).then_some(place & 0b100 != 0),
-        });
+        s.messages.push(CachedMessage { record, locator });
     }
     r.at_end().then_some(s)
 }
@@ -141,18 +123,22 @@ mod tests {
             },
             messages: vec![
                 CachedMessage {
-                    uid: 1,
+                    record: MessageRecord {
+                        uid: 1,
+                        vsize: Some(10),
+                        internal_date: None,
+                        terminated: Some(false),
+                    },
                     locator: "cur/a:2,S".into(),
-                    vsize: Some(10),
-                    internal_date: None,
-                    terminated: Some(false),
                 },
                 CachedMessage {
-                    uid: 2,
+                    record: MessageRecord {
+                        uid: 2,
+                        vsize: None,
+                        internal_date: Some(-5),
+                        terminated: None,
+                    },
                     locator: "new/b".into(),
-                    vsize: None,
-                    internal_date: Some(-5),
-                    terminated: None,
                 },
             ],
         }

@@ -10,6 +10,7 @@ use super::uidlist::{Uidlist, base_name};
 use super::{keywords, read_uidlist, recent};
 use crate::store::dotlock::DotLock;
 use crate::store::filelock::Holders;
+use crate::store::record::MessageRecord;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
@@ -153,14 +154,8 @@ impl MaildirFolder {
         self.stamps_settled = true;
         let mut entries = Vec::with_capacity(snap.messages.len());
         for m in &snap.messages {
-            entries.push(Entry::new(
-                m.uid,
-                flags_of(&m.locator),
-                self.names.intern(&m.locator),
-                m.vsize,
-                m.internal_date,
-                m.terminated,
-            ));
+            let locator = self.names.intern(&m.locator);
+            entries.push(Entry::new(m.record, flags_of(&m.locator), locator));
         }
         self.mark_recent(&mut entries, &HashSet::new())?;
         Ok(Some(entries))
@@ -311,14 +306,12 @@ impl MaildirFolder {
                 continue;
             }
             seen.insert(rec.uid, entries.len());
-            entries.push(Entry::new(
-                rec.uid,
-                flags_of(loc),
-                self.names.intern(loc),
-                rec.vsize().or_else(|| vsize_of(loc)),
-                None,
-                None,
-            ));
+            let record = MessageRecord {
+                uid: rec.uid,
+                vsize: rec.vsize().or_else(|| vsize_of(loc)),
+                ..Default::default()
+            };
+            entries.push(Entry::new(record, flags_of(loc), self.names.intern(loc)));
         }
         entries.sort_unstable_by_key(|e| e.uid);
         self.uidvalidity = list.uidvalidity;
@@ -511,11 +504,8 @@ impl MaildirFolder {
                 .iter()
                 .filter(|e| !e.expunged)
                 .map(|e| CachedMessage {
-                    uid: e.uid,
+                    record: e.record(),
                     locator: e.locator.to_string(),
-                    vsize: e.vsize(),
-                    internal_date: e.internal_date(),
-                    terminated: e.terminated(),
                 })
                 .collect(),
         };
@@ -678,7 +668,7 @@ fn fill_from_cache(entries: &mut [Entry], snap: &Snapshot) {
         .collect();
     for e in entries.iter_mut() {
         if let Some(m) = known.get(base_name(&e.locator[4..])) {
-            e.learn(m.vsize, m.internal_date, m.terminated);
+            e.learn(&m.record);
         }
     }
 }
@@ -802,7 +792,11 @@ impl Mailbox for MaildirFolder {
             v += crlf_size_from(&buf[..n], &mut prev);
         }
         let terminated = (v > 0).then_some(prev == b'\n');
-        self.view.entries[index].learn(Some(v), None, terminated);
+        self.view.entries[index].learn(&MessageRecord {
+            vsize: Some(v),
+            terminated,
+            ..Default::default()
+        });
         self.cache_dirty = true;
         Ok(v)
     }
@@ -824,7 +818,10 @@ impl Mailbox for MaildirFolder {
                 let mut last = [0u8; 1];
                 let t = len == 0
                     || (file.read_exact_at(&mut last, len - 1).is_ok() && last[0] == b'\n');
-                self.view.entries[index].learn(None, None, Some(t));
+                self.view.entries[index].learn(&MessageRecord {
+                    terminated: Some(t),
+                    ..Default::default()
+                });
                 self.cache_dirty = true;
                 t
             }
@@ -843,7 +840,10 @@ impl Mailbox for MaildirFolder {
             }
         };
         let d = md.mtime();
-        self.view.entries[index].learn(None, Some(d), None);
+        self.view.entries[index].learn(&MessageRecord {
+            internal_date: Some(d),
+            ..Default::default()
+        });
         self.cache_dirty = true;
         Ok(d)
     }

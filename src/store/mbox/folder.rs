@@ -885,14 +885,7 @@ impl MboxFolder {
                     keywords: self.keyword_bits(&m.keywords),
                 };
                 let locator = crate::store::view::no_locator();
-                let mut e = Entry::new(
-                    m.uid,
-                    flags,
-                    locator,
-                    Some(m.vsize),
-                    Some(m.internal_date),
-                    Some(m.terminated),
-                );
+                let mut e = Entry::new(m.record(), flags, locator);
                 e.recent = self.recent.contains(&m.uid) || (self.readonly && m.recent);
                 e
             })

@@ -4,17 +4,19 @@
 //! mtime and ctime in ns, and our writers' generation counter) and is ignored when that
 //! differs, or when damaged.
 //!
-//! Layout, all big-endian: magic `IMAPDMB2`, stamp (5 x u64), u64 junk prefix, u8 pseudo
+//! Layout, all big-endian: magic `IMAPDMB3`, stamp (5 x u64), u64 junk prefix, u8 pseudo
 //! present, u32 count, the records (pseudo first), u64 checksum of all before it.
-//! A record: u64 from/hdr/body/end/next, u32 uid, u8 flags, u8 bits (recent, terminated,
-//! Content-Length framed, pseudo), u64 vsize, i64 date, three slots (u64 offset, u32
-//! capacity, u32::MAX when absent), keywords (u16 count, u16-length strings), u8 base
-//! present + u32 uidvalidity, u32 last uid, keywords, two slots.
+//! A record: u64 from/hdr/body/end/next, the message record both stores share
+//! (`store::record`: uid, size, date, line end, later attributes), u8 flags, u8 bits
+//! (recent, Content-Length framed, pseudo), three slots (u64 offset, u32 capacity,
+//! u32::MAX when absent), keywords (u16 count, u16-length strings), u8 base present +
+//! u32 uidvalidity, u32 last uid, keywords, two slots.
 
 use super::parse::{Base, MsgRec, Slot};
+use crate::store::record::MessageRecord;
 use crate::store::sealed::{self, Reader};
 
-const MAGIC: &[u8; 8] = b"IMAPDMB2";
+const MAGIC: &[u8; 8] = b"IMAPDMB3";
 pub const FILE: &str = "imapd.index";
 /// Our writers' counter of changes that are not appends (`MboxFolder::will_write`).
 pub const GENERATION_FILE: &str = "imapd.generation";
@@ -83,14 +85,9 @@ impl Out {
         for v in [r.from_off, r.hdr_off, r.body_off, r.end, r.next] {
             self.u64(v);
         }
-        self.u32(r.uid);
+        r.record().encode(&mut self.0);
         self.u8(r.flags);
-        self.u8(r.recent as u8
-            | (r.terminated as u8) << 1
-            | (r.cl_framed as u8) << 2
-            | (r.pseudo as u8) << 3);
-        self.u64(r.vsize);
-        self.u64(r.internal_date as u64);
+        self.u8(r.recent as u8 | (r.cl_framed as u8) << 1 | (r.pseudo as u8) << 2);
         self.slot(r.status_slot);
         self.slot(r.xstatus_slot);
         self.slot(r.keywords_slot);
@@ -154,17 +151,19 @@ fn read_rec(i: &mut Reader) -> Option<MsgRec> {
         body_off: i.u64()?,
         end: i.u64()?,
         next: i.u64()?,
-        uid: i.u32()?,
-        flags: i.u8()?,
         ..Default::default()
     };
+    // A parse knows all of these: one without is not ours.
+    let record = MessageRecord::decode(i)?;
+    r.uid = record.uid;
+    r.vsize = record.vsize?;
+    r.internal_date = record.internal_date?;
+    r.terminated = record.terminated?;
+    r.flags = i.u8()?;
     let bits = i.u8()?;
     r.recent = bits & 1 != 0;
-    r.terminated = bits & 2 != 0;
-    r.cl_framed = bits & 4 != 0;
-    r.pseudo = bits & 8 != 0;
-    r.vsize = i.u64()?;
-    r.internal_date = i.u64()? as i64;
+    r.cl_framed = bits & 2 != 0;
+    r.pseudo = bits & 4 != 0;
     r.status_slot = read_slot(i)?;
     r.xstatus_slot = read_slot(i)?;
     r.keywords_slot = read_slot(i)?;
@@ -285,7 +284,7 @@ mod tests {
             }],
         };
         let b = encode(&s);
-        assert_eq!(&b[..16], b"IMAPDMB2\x01\x02\x03\x04\x05\x06\x07\x08");
+        assert_eq!(&b[..16], b"IMAPDMB3\x01\x02\x03\x04\x05\x06\x07\x08");
         assert_eq!(&b[24..32], &[0xff; 8]);
         assert_eq!(&b[40..48], &[0, 0, 0, 0, 0, 0, 0, 3]);
         let uid_at = 8 + 8 * 6 + 1 + 4 + 8 * 5;
@@ -295,5 +294,5 @@ mod tests {
         assert_eq!(format!("{sum:016x}"), GOLDEN_SUM);
     }
 
-    const GOLDEN_SUM: &str = "e4d383b7292776e3";
+    const GOLDEN_SUM: &str = "c1a0bb39349131c8";
 }

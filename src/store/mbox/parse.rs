@@ -17,6 +17,7 @@
 //!   F flagged, T draft, D deleted), `X-Keywords`.
 
 use crate::store::Flags;
+use crate::store::record::MessageRecord;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
@@ -87,6 +88,18 @@ pub struct MsgRec {
     pub base: Option<Base>,
     /// UW's "DON'T DELETE THIS MESSAGE" pseudo-message (carries `X-IMAP`).
     pub pseudo: bool,
+}
+
+impl MsgRec {
+    /// What the view and the index keep of it in the form both stores share.
+    pub fn record(&self) -> MessageRecord {
+        MessageRecord {
+            uid: self.uid,
+            vsize: Some(self.vsize),
+            internal_date: Some(self.internal_date),
+            terminated: Some(self.terminated),
+        }
+    }
 }
 
 /// Does `line` (without its LF) start a message? It must say `From ` and carry a date.
