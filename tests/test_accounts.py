@@ -204,10 +204,15 @@ ESCAPES = ["/root", "/etc/shadow", "~root/x", "../other/INBOX", "#news.comp", "I
 def test_no_mailbox_name_reaches_outside_the_users_mail(sysacct, syslog, mode):
     acc = sysacct
     os.makedirs(acc.maildir)
-    # A symlink the user planted in their own mail, pointing out of it.
-    os.symlink("/etc", os.path.join(acc.maildir, ".evil"))
+    # A symlink the user planted in their own mail, pointing out of it, to a directory
+    # the user may write: had a session followed it, nothing would have stopped a write.
+    outside = os.path.join(acc.base, "outside")
+    os.makedirs(outside)
+    os.chmod(outside, 0o777)
+    os.symlink(outside, os.path.join(acc.maildir, ".evil"))
     subprocess.run(["chown", "-hR", f"{acc.uid}:{acc.gid}", acc.maildir], check=True)
-    before = {p: os.stat(p).st_mtime_ns for p in ("/etc", "/etc/shadow", "/root")}
+    # (Not /etc: the other suites of `tests/run` add and remove accounts meanwhile.)
+    before = {p: os.stat(p).st_mtime_ns for p in (outside, "/root")}
     s = Server(mode, acc, syslog)
     try:
         c = s.connect()
@@ -230,6 +235,7 @@ def test_no_mailbox_name_reaches_outside_the_users_mail(sysacct, syslog, mode):
     finally:
         s.stop()
     assert os.path.islink(os.path.join(acc.maildir, ".evil"))
+    assert os.listdir(outside) == []
     assert {p: os.stat(p).st_mtime_ns for p in before} == before
 
 
