@@ -182,8 +182,10 @@ impl Session {
                 match self.begin_one(index, &job) {
                     Ok(c) => job.current = Some(c),
                     Err(StoreError::Expunged) => job.missing = true,
-                    // Nothing of this message is out yet: parked before it.
+                    // Nothing of this message is out yet: parked before it; after the
+                    // wait, NO [INUSE] (not a message gone).
                     Err(e) if self.waits_for_lock(&e) => return self.park(Box::new(job)),
+                    Err(e @ StoreError::Locked { .. }) => return self.store_error(&job.tag, &e),
                     Err(e) => {
                         self.log_failure("fetch", &e);
                         job.missing = true;
