@@ -158,8 +158,8 @@ impl MboxFolder {
         self.state
             .pseudo
             .as_ref()
-            .and_then(|p| p.base.as_ref())
-            .or_else(|| self.state.msgs.first().and_then(|m| m.base.as_ref()))
+            .and_then(|p| p.base.as_deref())
+            .or_else(|| self.state.msgs.first().and_then(|m| m.base.as_deref()))
     }
 
     /// Our writers' generation now (0 before the first).
@@ -586,8 +586,8 @@ impl MboxFolder {
             .write_all_at(format!("{last:010}").as_bytes(), slot.off)
             .map_err(|e| self.err("write mailbox metadata", e))?;
         let holder = match self.state.pseudo.as_mut() {
-            Some(p) => p.base.as_mut(),
-            None => self.state.msgs.first_mut().and_then(|m| m.base.as_mut()),
+            Some(p) => p.base.as_deref_mut(),
+            None => self.state.msgs.first_mut().and_then(|m| m.base.as_deref_mut()),
         };
         if let Some(b) = holder {
             b.last_uid = last;
@@ -1076,8 +1076,8 @@ impl MboxFolder {
                     .write_all_at(&v, slot.off)
                     .map_err(|e| self.err("write mailbox metadata", e))?;
                 let holder = match self.state.pseudo.as_mut() {
-                    Some(p) => p.base.as_mut(),
-                    None => self.state.msgs.first_mut().and_then(|m| m.base.as_mut()),
+                    Some(p) => p.base.as_deref_mut(),
+                    None => self.state.msgs.first_mut().and_then(|m| m.base.as_deref_mut()),
                 };
                 if let Some(h) = holder {
                     h.keywords = updated.keywords;

@@ -169,13 +169,13 @@ fn read_rec(i: &mut Reader) -> Option<MsgRec> {
     r.keywords_slot = read_slot(i)?;
     r.keywords = read_strings(i)?;
     if i.u8()? == 1 {
-        r.base = Some(Base {
+        r.base = Some(Box::new(Base {
             uidvalidity: i.u32()?,
             last_uid: i.u32()?,
             keywords: read_strings(i)?,
             last_uid_slot: read_slot(i)?,
             keywords_slot: read_slot(i)?,
-        });
+        }));
     }
     Some(r)
 }
@@ -232,13 +232,13 @@ mod tests {
             status_slot: Some(Slot { off: 10, cap: 3 }),
             xstatus_slot: None,
             keywords_slot: Some(Slot { off: 11, cap: 33 }),
-            base: Some(Base {
+            base: Some(Box::new(Base {
                 uidvalidity: 12,
                 last_uid: 13,
                 keywords: vec!["a".into(), "b".into()],
                 last_uid_slot: Some(Slot { off: 14, cap: 10 }),
                 keywords_slot: None,
-            }),
+            })),
             pseudo: false,
         };
         let s = State {

@@ -85,7 +85,9 @@ pub struct MsgRec {
     pub xstatus_slot: Option<Slot>,
     pub keywords_slot: Option<Slot>,
     /// Metadata headers on this message (only the first message's count).
-    pub base: Option<Base>,
+    /// Boxed: one message in a mailbox has it, and a session holds a record for each
+    /// (248 bytes with it inline, 176 without: 7 MB less per session on 100,000).
+    pub base: Option<Box<Base>>,
     /// UW's "DON'T DELETE THIS MESSAGE" pseudo-message (carries `X-IMAP`).
     pub pseudo: bool,
 }
@@ -290,9 +292,9 @@ pub fn apply_header(rec: &mut MsgRec, header: &[u8], first: bool) -> Option<u64>
                 rec.keywords_slot = slot;
             }
             "x-uid" => rec.uid = parse_u32(v).unwrap_or(0),
-            "x-imapbase" if first => rec.base = parse_base(v, value_off),
+            "x-imapbase" if first => rec.base = parse_base(v, value_off).map(Box::new),
             "x-imap" if first => {
-                rec.base = parse_base(v, value_off);
+                rec.base = parse_base(v, value_off).map(Box::new);
                 rec.pseudo = rec.base.is_some();
             }
             "content-length" => content_length = parse_u32(v).map(u64::from),
@@ -559,6 +561,12 @@ pub fn quote_line_into(line: &[u8], out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// A session holds one per message (100,000 messages: 17.6 MB); `base` boxed.
+    #[test]
+    fn a_record_is_176_bytes() {
+        assert_eq!(std::mem::size_of::<MsgRec>(), 176);
+    }
 
     fn scan_bytes(data: &[u8]) -> Vec<MsgRec> {
         let mut f = tempfile();
