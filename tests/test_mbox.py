@@ -1024,3 +1024,44 @@ def test_pop3_login_retr_and_quit_on_a_locked_spool_wait_their_turn(macc, syslog
         assert max(most_threads) <= threads_before, (threads_before, most_threads)
     finally:
         server.stop()
+
+
+def test_sessions_of_one_daemon_share_a_big_mbox_parsed_once(macc, syslog):
+    """Eleven sessions of one daemon SELECT a 20,000-message spool: the parsed state
+    (176 bytes a message: 3.5 MB here) is held once, by the first; each other session
+    adds only its view (48 bytes a message). Before, each session parsed and held its
+    own copy."""
+    n = 20000
+    parts = []
+    for i in range(1, n + 1):
+        base = "X-IMAPbase: 1700000000 0000020000\n" if i == 1 else ""
+        parts.append(f"From a@example.com  Mon Nov 23 10:00:00 2026\n{base}"
+                     f"Subject: m{i}\nX-UID: {i}\nStatus: RO\n\nbody {i}\n\n")
+    macc.write_spool("".join(parts).encode())
+    server = Server("daemon", macc, syslog)
+    try:
+        def rss_kb():
+            with open(f"/proc/{server.proc.pid}/status") as f:
+                return int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
+        first = server.connect()
+        assert first.select("INBOX") == ("OK", [str(n).encode()])
+        first.noop()
+        time.sleep(1)
+        after_first = rss_kb()
+        others = []
+        for _ in range(10):
+            c = server.connect()
+            assert c.select("INBOX") == ("OK", [str(n).encode()])
+            others.append(c)
+        time.sleep(1)
+        per_session = (rss_kb() - after_first) / 10
+        print(f"RSS per further session on {n} messages: {per_session:.0f} KiB")
+        # A state of its own would be 3,440 KiB on top of the view's 940.
+        assert per_session < 2500, f"{per_session:.0f} KiB per session"
+        # Each sees the mailbox as the first does.
+        typ, data = others[-1].fetch(f"{n}", "(UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert typ == "OK" and f"UID {n} ".encode() in data[0][0] and f"m{n}".encode() in data[0][1]
+        for c in others + [first]:
+            c.logout()
+    finally:
+        server.stop()

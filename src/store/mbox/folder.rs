@@ -14,6 +14,7 @@
 use super::index::{self, Stamp, State};
 use super::journal::{self, Rewrite};
 use super::lock::{self, DotLock, Holders, RangeLock};
+use super::shared;
 use super::parse::{self, Base, MsgRec, Scanner};
 use super::write::{self, Meta};
 use crate::store::undo::{self, UndoRecord};
@@ -26,6 +27,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, Write as _};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Messages served larger than this are copied to a private temporary file for
 /// streaming, so that the mbox need not stay locked while a slow client reads.
@@ -45,7 +47,9 @@ pub struct MboxFolder {
     /// The file could be opened for writing (else UIDs of new mail are provisional).
     writable: bool,
     file: File,
-    state: State,
+    /// Shared with the process's other sessions at the same stamp (`shared`); changed
+    /// through `state_mut`, which makes it this session's own first.
+    state: Arc<State>,
     /// Hash of the last bytes of the file as parsed: appended mail is parsed alone only
     /// when the old end is still there.
     tail_hash: u64,
@@ -115,12 +119,12 @@ impl MboxFolder {
             readonly,
             writable,
             file,
-            state: State {
+            state: Arc::new(State {
                 stamp: Stamp::default(),
                 junk_prefix: 0,
                 pseudo: None,
                 msgs: Vec::new(),
-            },
+            }),
             tail_hash: 0,
             provisional_uidvalidity: 0,
             keywords: Vec::new(),
@@ -160,6 +164,20 @@ impl MboxFolder {
             .as_ref()
             .and_then(|p| p.base.as_deref())
             .or_else(|| self.state.msgs.first().and_then(|m| m.base.as_deref()))
+    }
+
+    /// The metadata's holder (UW's pseudo-message, else the first message), to change.
+    fn base_mut(&mut self) -> Option<&mut Base> {
+        let st = self.state_mut();
+        match st.pseudo.as_mut() {
+            Some(p) => p.base.as_deref_mut(),
+            None => st.msgs.first_mut().and_then(|m| m.base.as_deref_mut()),
+        }
+    }
+
+    /// The state, to change: this session's own copy from now on (`shared`).
+    fn state_mut(&mut self) -> &mut State {
+        Arc::make_mut(&mut self.state)
     }
 
     /// Our writers' generation now (0 before the first).
@@ -202,8 +220,8 @@ impl MboxFolder {
         }
         if stamp.is_none() {
             // Deleted under us (by mutt, or the admin): no messages.
-            self.state.msgs.clear();
-            self.state.pseudo = None;
+            self.state_mut().msgs.clear();
+            self.state_mut().pseudo = None;
             return Ok(());
         }
         // A read lock is enough to look; new mail escalates to the write locks.
@@ -226,7 +244,7 @@ impl MboxFolder {
                     lock::open_mbox_readonly(&self.path)
                 };
                 self.file = f.map_err(|e| self.err("open mailbox", e))?;
-                self.state.stamp = Stamp::default();
+                self.state_mut().stamp = Stamp::default();
             }
         }
         Ok(())
@@ -302,7 +320,7 @@ impl MboxFolder {
     fn label_in_memory(&mut self) {
         let mut last = self.base().map_or(0, |b| b.last_uid);
         let mut prev = 0;
-        for m in &mut self.state.msgs {
+        for m in &mut self.state_mut().msgs {
             if m.uid <= prev || m.uid > last {
                 last += 1;
                 m.uid = last;
@@ -324,9 +342,11 @@ impl MboxFolder {
     fn after_write(&mut self) -> Result<()> {
         let stamp = self.file_stamp()?;
         if stamp != self.state.stamp {
-            self.state.stamp = stamp;
+            self.state_mut().stamp = stamp;
             self.tail_hash = self.tail_hash_now()?;
             self.index_dirty = true;
+            // What the index will say of this version, as surely as the index does.
+            shared::offer(&self.path, &self.state);
         }
         Ok(())
     }
@@ -341,6 +361,37 @@ impl MboxFolder {
         if now_stamp == self.state.stamp {
             return Ok(());
         }
+        // Another session of this process has parsed this version of the file already
+        // (and decided its metadata: deciding again below changes nothing).
+        let adopted = shared::state(&self.path, &now_stamp);
+        let from_shared = adopted.is_some();
+        if let Some(st) = adopted {
+            self.state = st;
+        } else {
+            self.parse_changes(now_stamp)?;
+        }
+        let had_base = self.base().is_some();
+        let decided = self.vet_metadata()?;
+        // The stamp read before parsing: a change during the parse shows as newer. (Not
+        // when a base was disbelieved without the write lock: the locked reload that
+        // follows must parse again and decide.)
+        let stamp = if decided { now_stamp } else { Stamp::default() };
+        if self.state.stamp != stamp {
+            self.state_mut().stamp = stamp;
+        }
+        self.tail_hash = self.tail_hash_now()?;
+        self.index_dirty |= !from_shared;
+        self.learn_keywords();
+        // Offered as decided (not a base disbelieved now: that session's own matter).
+        if decided && !from_shared && had_base == self.base().is_some() {
+            shared::offer(&self.path, &self.state);
+        }
+        Ok(())
+    }
+
+    /// Bring `state` to the file at `now_stamp`: the appended messages parsed, or the
+    /// index of that version loaded, or the whole file parsed.
+    fn parse_changes(&mut self, now_stamp: Stamp) -> Result<()> {
         let old = self.state.stamp;
         let last_separated = self.state.msgs.last().is_none_or(|l| l.end < l.next)
             && (self.state.msgs.last().map(|l| l.next))
@@ -359,13 +410,16 @@ impl MboxFolder {
                 .map_err(|e| self.err("read mailbox", e))?;
             self.absorb(scan.msgs, first);
         } else if let Some(st) = self.load_index(&now_stamp) {
-            self.state = st;
+            self.state = Arc::new(st);
         } else {
             let scan =
                 Scanner::scan(&self.file, 0, true).map_err(|e| self.err("read mailbox", e))?;
-            self.state.junk_prefix = scan.junk_prefix;
-            self.state.msgs.clear();
-            self.state.pseudo = None;
+            self.state = Arc::new(State {
+                stamp: old,
+                junk_prefix: scan.junk_prefix,
+                pseudo: None,
+                msgs: Vec::new(),
+            });
             self.absorb(scan.msgs, true);
             if self.state.junk_prefix > 0 {
                 crate::log::warning(&format!(
@@ -374,14 +428,6 @@ impl MboxFolder {
                 ));
             }
         }
-        let decided = self.vet_metadata()?;
-        // The stamp read before parsing: a change during the parse shows as newer. (Not
-        // when a base was disbelieved without the write lock: the locked reload that
-        // follows must parse again and decide.)
-        self.state.stamp = if decided { now_stamp } else { Stamp::default() };
-        self.tail_hash = self.tail_hash_now()?;
-        self.index_dirty = true;
-        self.learn_keywords();
         Ok(())
     }
 
@@ -423,12 +469,12 @@ impl MboxFolder {
                          not believed (the folder gets a new UIDVALIDITY)",
                         self.name
                     ));
-                    if let Some(mut p) = self.state.pseudo.take() {
+                    if let Some(mut p) = self.state_mut().pseudo.take() {
                         p.pseudo = false;
                         p.base = None;
-                        self.state.msgs.insert(0, p);
+                        self.state_mut().msgs.insert(0, p);
                     }
-                    if let Some(m) = self.state.msgs.first_mut() {
+                    if let Some(m) = self.state_mut().msgs.first_mut() {
                         m.base = None;
                     }
                     if self.write_locked {
@@ -458,17 +504,29 @@ impl MboxFolder {
             return;
         }
         let last = self.base().map_or(0, |b| b.last_uid);
+        // Ours are the messages up to the first out of order or above LAST-UID.
         let mut prev = 0;
-        let mut ours = last > 0;
-        for m in &mut self.state.msgs {
-            ours = ours && m.uid > prev && m.uid <= last;
-            if ours {
-                prev = m.uid;
-            } else {
-                m.flags = 0;
-                m.keywords.clear();
-                m.recent = true;
-            }
+        let first_not_ours = if last == 0 {
+            0
+        } else {
+            self.state
+                .msgs
+                .iter()
+                .position(|m| {
+                    let ours = m.uid > prev && m.uid <= last;
+                    prev = m.uid;
+                    !ours
+                })
+                .unwrap_or(self.state.msgs.len())
+        };
+        let cleared = |m: &MsgRec| m.flags == 0 && m.keywords.is_empty() && m.recent;
+        if self.state.msgs[first_not_ours..].iter().all(cleared) {
+            return; // nothing to change: a state shared with other sessions stays shared
+        }
+        for m in &mut self.state_mut().msgs[first_not_ours..] {
+            m.flags = 0;
+            m.keywords.clear();
+            m.recent = true;
         }
     }
 
@@ -493,9 +551,9 @@ impl MboxFolder {
     /// Take scanned records in (the first of a file may be UW's pseudo-message).
     fn absorb(&mut self, mut msgs: Vec<MsgRec>, first: bool) {
         if first && msgs.first().is_some_and(|m| m.pseudo) {
-            self.state.pseudo = Some(msgs.remove(0));
+            self.state_mut().pseudo = Some(msgs.remove(0));
         }
-        self.state.msgs.extend(msgs);
+        self.state_mut().msgs.extend(msgs);
     }
 
     /// The keyword table: the folder's declared keywords, then any others messages use.
@@ -585,10 +643,7 @@ impl MboxFolder {
         self.file
             .write_all_at(format!("{last:010}").as_bytes(), slot.off)
             .map_err(|e| self.err("write mailbox metadata", e))?;
-        let holder = match self.state.pseudo.as_mut() {
-            Some(p) => p.base.as_deref_mut(),
-            None => self.state.msgs.first_mut().and_then(|m| m.base.as_deref_mut()),
-        };
+        let holder = self.base_mut();
         if let Some(b) = holder {
             b.last_uid = last;
         }
@@ -756,9 +811,9 @@ impl MboxFolder {
         // What is now on disk from `start` on: parse it again.
         let first = from == 0 && (base.is_some() || self.state.pseudo.is_none());
         if first {
-            self.state.pseudo = None;
+            self.state_mut().pseudo = None;
         }
-        self.state.msgs.truncate(from);
+        self.state_mut().msgs.truncate(from);
         let scan =
             Scanner::scan(&self.file, start, first).map_err(|e| self.err("read mailbox", e))?;
         self.absorb(scan.msgs, first);
@@ -1004,7 +1059,7 @@ impl MboxFolder {
             done += 1;
         }
         for (i, flags, names) in changed.iter().take(done) {
-            let m = &mut self.state.msgs[*i];
+            let m = &mut self.state_mut().msgs[*i];
             m.flags = *flags;
             m.keywords = names.clone();
         }
@@ -1039,7 +1094,7 @@ impl MboxFolder {
                 }
             }
             for (i, flags, names) in changed {
-                let m = &mut s.state.msgs[i];
+                let m = &mut s.state_mut().msgs[i];
                 m.flags = flags;
                 m.keywords = names;
             }
@@ -1075,10 +1130,7 @@ impl MboxFolder {
                 self.file
                     .write_all_at(&v, slot.off)
                     .map_err(|e| self.err("write mailbox metadata", e))?;
-                let holder = match self.state.pseudo.as_mut() {
-                    Some(p) => p.base.as_deref_mut(),
-                    None => self.state.msgs.first_mut().and_then(|m| m.base.as_deref_mut()),
-                };
+                let holder = self.base_mut();
                 if let Some(h) = holder {
                     h.keywords = updated.keywords;
                 }

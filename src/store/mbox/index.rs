@@ -46,6 +46,7 @@ impl Stamp {
     }
 }
 
+#[derive(Clone)]
 pub struct State {
     pub stamp: Stamp,
     pub junk_prefix: u64,

@@ -11,6 +11,7 @@ pub mod index;
 pub mod journal;
 pub mod lock;
 pub mod parse;
+mod shared;
 pub mod write;
 
 use super::names::MailboxName;
