@@ -6,9 +6,55 @@ use super::Uid;
 use super::record::MessageRecord;
 use std::sync::{Arc, LazyLock};
 
+/// A driver's handle of a message (a Maildir file name), shared by the sessions of a
+/// folder: one pointer (an `Arc<str>` is two: 8 bytes more in every entry of every
+/// session's view).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Locator(Arc<Box<str>>);
+
+impl Locator {
+    pub fn new(name: &str) -> Locator {
+        Locator(Arc::new(name.into()))
+    }
+
+    /// How many hold it (the folder's table of names counts as one).
+    pub fn holders(this: &Locator) -> usize {
+        Arc::strong_count(&this.0)
+    }
+
+    pub fn same(a: &Locator, b: &Locator) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+}
+
+impl std::ops::Deref for Locator {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Locator {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Locator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self.0, f)
+    }
+}
+
+impl std::fmt::Display for Locator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The locator of a driver that needs none (mbox finds a message by its offsets).
-pub fn no_locator() -> Arc<str> {
-    static EMPTY: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
+pub fn no_locator() -> Locator {
+    static EMPTY: LazyLock<Locator> = LazyLock::new(|| Locator::new(""));
     EMPTY.clone()
 }
 
@@ -100,7 +146,7 @@ impl FlagChange {
 
 /// One message in the view. A session holds one per message of its folder (30,000
 /// messages: 30,000 of these), so what may be unknown is kept with a sentinel, not an
-/// Option: 48 bytes, not 64.
+/// Option, and the locator is one pointer: 40 bytes, not 64.
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub uid: Uid,
@@ -109,7 +155,7 @@ pub struct Entry {
     /// Gone from the store, but the session has not been told yet.
     pub expunged: bool,
     /// Driver's handle (a Maildir file name, shared by the folder's sessions).
-    pub locator: Arc<str>,
+    pub locator: Locator,
     /// RFC822.SIZE, u64::MAX until known (from file names, caches or the file).
     vsize: u64,
     /// INTERNALDATE, i64::MIN until known.
@@ -121,7 +167,7 @@ pub struct Entry {
 
 impl Entry {
     /// The message `record` describes, with these flags, at `locator`.
-    pub fn new(record: MessageRecord, flags: Flags, locator: Arc<str>) -> Entry {
+    pub fn new(record: MessageRecord, flags: Flags, locator: Locator) -> Entry {
         let mut e = Entry {
             uid: record.uid,
             flags,
@@ -332,8 +378,8 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_is_48_bytes_and_keeps_what_it_learnt() {
-        assert_eq!(std::mem::size_of::<Entry>(), 48);
+    fn an_entry_is_40_bytes_and_keeps_what_it_learnt() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
         let mut a = e(1, 0);
         assert_eq!(
             (a.vsize(), a.internal_date(), a.terminated()),

@@ -5,6 +5,7 @@
 //! shared. Entries go when no session holds them any more.
 
 use super::uidlist::Uidlist;
+use crate::store::view::Locator;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
@@ -71,12 +72,12 @@ pub fn names(dir: &Path) -> Arc<Names> {
 
 /// One folder's message file names (`cur/NAME:2,FLAGS`), each held once.
 pub struct Names {
-    set: Mutex<HashSet<Arc<str>>>,
+    set: Mutex<HashSet<Locator>>,
 }
 
 impl Names {
     /// The shared copy of `name`.
-    pub fn intern(&self, name: &str) -> Arc<str> {
+    pub fn intern(&self, name: &str) -> Locator {
         let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = set.get(name) {
             return n.clone();
@@ -84,9 +85,9 @@ impl Names {
         // Names no view points at any more (renamed by a flag change, expunged) go
         // when the table has doubled since the last sweep.
         if set.len() >= 1024 && set.len().is_power_of_two() {
-            set.retain(|n| Arc::strong_count(n) > 1);
+            set.retain(|n| Locator::holders(n) > 1);
         }
-        let n: Arc<str> = Arc::from(name);
+        let n = Locator::new(name);
         set.insert(n.clone());
         n
     }
@@ -103,7 +104,7 @@ mod tests {
         let b = names(dir);
         let x = a.intern("cur/1.M1P1.host:2,S");
         let y = b.intern("cur/1.M1P1.host:2,S");
-        assert!(Arc::ptr_eq(&x, &y));
+        assert!(Locator::same(&x, &y));
         let list = Arc::new(Uidlist::new(7));
         keep_uidlist(dir, (1, 2), &list);
         assert!(Arc::ptr_eq(&uidlist(dir, (1, 2)).unwrap(), &list));
@@ -118,7 +119,7 @@ mod tests {
     #[test]
     fn names_nobody_holds_are_dropped() {
         let names = names(Path::new("/nonexistent/shared-test/.Sweep"));
-        let kept: Vec<Arc<str>> = (0..600)
+        let kept: Vec<Locator> = (0..600)
             .map(|i| names.intern(&format!("cur/{i}")))
             .collect();
         for i in 0..5000 {
