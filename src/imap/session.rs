@@ -483,8 +483,11 @@ impl Steps for Session {
         // A client reading a long FETCH is active; one that stopped reading makes no
         // progress here and is logged out in time.
         self.last_activity = now;
-        self.lock_waits.running();
-        job.run(self);
+        if self.lock_waits.running() {
+            crate::store::filelock::once(|| job.run(self));
+        } else {
+            job.run(self);
+        }
         self.lock_waits.ran();
         true
     }

@@ -521,8 +521,11 @@ impl Steps for Session {
         // A client reading a long RETR is active; one that stopped reading makes no
         // progress here, and the autologout frees its maildrop.
         self.last_activity = now;
-        self.lock_waits.running();
-        self.run_job(job);
+        if self.lock_waits.running() {
+            crate::store::filelock::once(|| self.run_job(job));
+        } else {
+            self.run_job(job);
+        }
         self.lock_waits.ran();
         true
     }

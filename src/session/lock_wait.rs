@@ -11,7 +11,9 @@ use crate::store::StoreError;
 use std::time::{Duration, Instant};
 
 /// The first pause, and the longest: tries come quickly while a lock is only changing
-/// hands, then four times a second (each try costs a worker a few milliseconds).
+/// hands (another session of ours numbering new mail), then four times a second: a try
+/// runs the command again up to the lock (a SELECT lists the folder again), though it
+/// costs no wait (`filelock::once`).
 const FIRST_PAUSE: Duration = Duration::from_millis(5);
 const LONGEST_PAUSE: Duration = Duration::from_millis(250);
 
@@ -52,9 +54,10 @@ impl LockWaits {
         self.waiting.map(|(_, next, _)| next)
     }
 
-    /// The job is about to run.
-    pub fn running(&mut self) {
+    /// The job is about to run: is it a parked one, tried again?
+    pub fn running(&mut self) -> bool {
         self.parked = false;
+        self.waiting.is_some()
     }
 
     /// The job ran: unless it parked itself again, its wait is over.

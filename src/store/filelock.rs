@@ -36,6 +36,21 @@ pub enum Holders {
 thread_local! {
     /// Is this thread running a session's step (`yielding`)?
     static YIELDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Is it running a parked job again (`once`)?
+    static ONCE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f`, a job parked on a lock, again: the lock is tried once, without the
+/// moment's wait (it was waited for at the first try, and the session asks again soon).
+pub fn once<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ONCE.with(|o| o.set(self.0));
+        }
+    }
+    let _restore = Restore(ONCE.with(|o| o.replace(true)));
+    f()
 }
 
 /// Run `f` as a session's step: a lock `Holders::Anyone` may hold is not waited for.
@@ -102,7 +117,7 @@ pub fn wait_for<T>(
             return Ok(v);
         }
         let waited = start.elapsed();
-        if yields && waited >= MOMENT {
+        if yields && (waited >= MOMENT || ONCE.with(|o| o.get())) {
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!("the {what} is held by another program"),
