@@ -96,8 +96,7 @@ impl DotLock {
         // The same file still, and nobody holds it: taking the lock (and letting it go
         // at once) shows its owner is gone.
         let same = f.metadata().is_ok_and(|n| n.ino() == m.ino());
-        same && ofd_lock(&f, libc::F_RDLCK as libc::c_short)
-            .unwrap_or(false)
+        same && ofd_lock(&f, libc::F_RDLCK as libc::c_short).unwrap_or(false)
     }
 
     fn is_stale(path: &Path) -> bool {

@@ -43,14 +43,7 @@ thread_local! {
 /// Run `f`, a job parked on a lock, again: the lock is tried once, without the
 /// moment's wait (it was waited for at the first try, and the session asks again soon).
 pub fn once<T>(f: impl FnOnce() -> T) -> T {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            ONCE.with(|o| o.set(self.0));
-        }
-    }
-    let _restore = Restore(ONCE.with(|o| o.replace(true)));
-    f()
+    with_flag(&ONCE, true, f)
 }
 
 /// Run `f` as a session's step: a lock `Holders::Anyone` may hold is not waited for.
@@ -65,13 +58,22 @@ pub fn patiently<T>(f: impl FnOnce() -> T) -> T {
 }
 
 fn with_yielding<T>(on: bool, f: impl FnOnce() -> T) -> T {
-    struct Restore(bool);
+    with_flag(&YIELDING, on, f)
+}
+
+/// Run `f` with this thread's `flag` set to `on`, as it was again afterwards.
+fn with_flag<T>(
+    flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
+    on: bool,
+    f: impl FnOnce() -> T,
+) -> T {
+    struct Restore(&'static std::thread::LocalKey<std::cell::Cell<bool>>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            YIELDING.with(|y| y.set(self.0));
+            self.0.with(|c| c.set(self.1));
         }
     }
-    let _restore = Restore(YIELDING.with(|y| y.replace(on)));
+    let _restore = Restore(flag, flag.with(|c| c.replace(on)));
     f()
 }
 
@@ -139,11 +141,21 @@ pub fn wait_for<T>(
 
 impl<'f> RangeLock<'f> {
     pub fn read(file: &'f File, holders: Holders) -> io::Result<RangeLock<'f>> {
-        Self::take(file, libc::F_RDLCK as libc::c_short, "fcntl read lock", holders)
+        Self::take(
+            file,
+            libc::F_RDLCK as libc::c_short,
+            "fcntl read lock",
+            holders,
+        )
     }
 
     pub fn write(file: &'f File, holders: Holders) -> io::Result<RangeLock<'f>> {
-        Self::take(file, libc::F_WRLCK as libc::c_short, "fcntl write lock", holders)
+        Self::take(
+            file,
+            libc::F_WRLCK as libc::c_short,
+            "fcntl write lock",
+            holders,
+        )
     }
 
     fn take(

@@ -41,7 +41,10 @@ pub enum StoreError {
     Busy,
     /// Another program holds a lock this needs (`filelock::Holders::Anyone`, inside a
     /// session's step): nothing was changed; the session asks again later.
-    Locked { op: &'static str, mailbox: String },
+    Locked {
+        op: &'static str,
+        mailbox: String,
+    },
     /// An I/O failure: what was being done, to which mailbox, and the OS error.
     Io {
         op: &'static str,
@@ -144,9 +147,8 @@ pub fn update_subscriptions(
     name: &str,
     subscribed: bool,
 ) -> Result<()> {
-    let lock =
-        dotlock::DotLock::acquire(path, filelock::Holders::Anyone)
-            .map_err(|e| StoreError::io("lock subscriptions", "", e))?;
+    let lock = dotlock::DotLock::acquire(path, filelock::Holders::Anyone)
+        .map_err(|e| StoreError::io("lock subscriptions", "", e))?;
     let mut subs = current()?;
     subs.retain(|s| s != name);
     if subscribed {

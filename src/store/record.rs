@@ -93,7 +93,9 @@ mod tests {
 
     fn read_back(file: &[u8], n: usize) -> Option<Vec<MessageRecord>> {
         let mut r = sealed::open(file, b"TESTREC1")?;
-        let v = (0..n).map(|_| MessageRecord::decode(&mut r)).collect::<Option<Vec<_>>>()?;
+        let v = (0..n)
+            .map(|_| MessageRecord::decode(&mut r))
+            .collect::<Option<Vec<_>>>()?;
         r.at_end().then_some(v)
     }
 

@@ -17,8 +17,8 @@ use super::parser::{Command, SeqSet};
 use super::registry::{self, Expunges, Needs};
 use super::response::{self, Code, Status};
 use super::state::{Job, RetryCommand, Session};
-use std::time::Instant;
 use crate::store::{StoreError, Update};
+use std::time::Instant;
 
 impl Session {
     pub(super) fn execute(&mut self, tag: &str, cmd: Command) {

@@ -14,8 +14,8 @@
 use super::index::{self, Stamp, State};
 use super::journal::{self, Rewrite};
 use super::lock::{self, DotLock, Holders, RangeLock};
-use super::shared;
 use super::parse::{self, Base, MsgRec, Scanner};
+use super::shared;
 use super::write::{self, Meta};
 use crate::store::undo::{self, UndoRecord};
 use crate::store::view::{Entry, View};
@@ -264,7 +264,8 @@ impl MboxFolder {
     fn with_write_lock<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let _dot = DotLock::acquire(&self.path).map_err(|e| self.err("lock mailbox", e))?;
         let handle = self.current_handle()?;
-        let _w = RangeLock::write(&handle, Holders::Anyone).map_err(|e| self.err("lock mailbox", e))?;
+        let _w =
+            RangeLock::write(&handle, Holders::Anyone).map_err(|e| self.err("lock mailbox", e))?;
         self.generation_bumped = false;
         self.write_locked = true;
         let r = (|| {
@@ -286,7 +287,8 @@ impl MboxFolder {
             return self.with_write_lock(f);
         }
         let handle = self.current_handle()?;
-        let r = RangeLock::read(&handle, Holders::Anyone).map_err(|e| self.err("lock mailbox", e))?;
+        let r =
+            RangeLock::read(&handle, Holders::Anyone).map_err(|e| self.err("lock mailbox", e))?;
         self.reload()?;
         // A read-write session claims recent mail (writes its `O`); EXAMINE and STATUS
         // leave it recent for that session, but still write the UIDs it needs.
@@ -1032,7 +1034,8 @@ impl MboxFolder {
             return Ok(None);
         }
         let handle = self.current_handle()?;
-        let _w = RangeLock::write(&handle, Holders::Anyone).map_err(|e| self.err("lock mailbox", e))?;
+        let _w =
+            RangeLock::write(&handle, Holders::Anyone).map_err(|e| self.err("lock mailbox", e))?;
         self.generation_bumped = false;
         self.reload()?;
         if self.unlabelled() || self.state.msgs.is_empty() {
@@ -1373,7 +1376,8 @@ impl MboxFolder {
             rw.abandon();
             return Err(self.err("append message", e));
         }
-        rw.commit(&self.file).map_err(|e| self.err("append message", e))?;
+        rw.commit(&self.file)
+            .map_err(|e| self.err("append message", e))?;
         // Parse the new message in like delivered mail.
         self.reload()?;
         Ok((uidvalidity, uid))

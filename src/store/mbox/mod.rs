@@ -17,8 +17,8 @@ pub mod write;
 use super::names::MailboxName;
 use super::undo::UndoRecord;
 use super::{
-    AppendSink, CopyInto, Flags, ListEntry, Mailbox, NewMessage, Result, StatusInfo,
-    Store, StoreError, Uid,
+    AppendSink, CopyInto, Flags, ListEntry, Mailbox, NewMessage, Result, StatusInfo, Store,
+    StoreError, Uid,
 };
 use folder::MboxFolder;
 use std::collections::BTreeMap;
