@@ -91,8 +91,8 @@ impl MaildirFolder {
                 None => {
                     // The folder changed since the cache was written, but a message's
                     // file name still names the same bytes: keep what was measured.
-                    let mut entries = f.scan()?;
-                    fill_from_cache(&mut entries, snap);
+                    let entries = f.scan()?;
+                    fill_from_cache(&entries, snap);
                     entries
                 }
             },
@@ -155,7 +155,8 @@ impl MaildirFolder {
         let mut entries = Vec::with_capacity(snap.messages.len());
         for m in &snap.messages {
             let locator = self.names.intern(&m.locator);
-            entries.push(Entry::new(m.record, flags_of(&m.locator), locator));
+            locator.learn(&m.record);
+            entries.push(Entry::new(m.record.uid, flags_of(&m.locator), locator));
         }
         self.mark_recent(&mut entries, &HashSet::new())?;
         Ok(Some(entries))
@@ -251,17 +252,18 @@ impl MaildirFolder {
 
         let mut list = self.take_uidlist(&stamps)?;
         let mut by_base = list.by_base();
-        let unknown: Vec<&String> = files
-            .iter()
-            .filter(|f| !by_base.contains_key(base_name(&f[4..])))
-            .collect();
-        if !unknown.is_empty() || list.uidvalidity == 0 {
+        // Each listed file's record, looked up once (100,000 files: every further hash
+        // of a name is milliseconds of a cold SELECT).
+        let record_of =
+            |by_base: &HashMap<&str, usize>, f: &String| by_base.get(base_name(&f[4..])).copied();
+        let mut records: Vec<Option<usize>> =
+            files.iter().map(|f| record_of(&by_base, f)).collect();
+        if records.iter().any(Option::is_none) || list.uidvalidity == 0 {
             drop(by_base);
             list = Arc::new(self.assign_uids(&mut files, &stamps)?);
             by_base = list.by_base();
+            records = files.iter().map(|f| record_of(&by_base, f)).collect();
         }
-        let mut entries: Vec<Entry> = Vec::with_capacity(files.len());
-        let mut seen: HashMap<Uid, usize> = HashMap::with_capacity(files.len());
         // APPEND and COPY publish a file, then number it: one published after our
         // listing may be numbered below a file we listed and another process numbered
         // after it. Shown without it, the higher UID would come first and the lower one
@@ -269,50 +271,63 @@ impl MaildirFolder {
         // session, below the highest listed UID and not listed, is looked for in a
         // second listing, made after the records were read, so after their publishing.
         let known_top = self.view.entries.last().map_or(0, |e| e.uid);
-        let listed_top = files
-            .iter()
-            .filter_map(|f| by_base.get(base_name(&f[4..])))
-            .map(|&i| list.records[i].uid)
-            .max()
-            .unwrap_or(0);
-        let listed: HashSet<&str> = files.iter().map(|f| base_name(&f[4..])).collect();
+        let mut listed = vec![false; list.records.len()];
+        let mut listed_top = 0;
+        for &i in records.iter().flatten() {
+            listed[i] = true;
+            listed_top = listed_top.max(list.records[i].uid);
+        }
         let gap = list
             .records
             .iter()
-            .any(|r| r.uid > known_top && r.uid < listed_top && !listed.contains(r.base.as_str()));
-        let mut again = Vec::new();
+            .zip(&listed)
+            .any(|(r, &l)| r.uid > known_top && r.uid < listed_top && !l);
         if gap {
+            let mut again = Vec::new();
             self.list_dir("new", &mut again)?;
             self.list_dir("cur", &mut again)?;
-            again.retain(|f| !listed.contains(base_name(&f[4..])));
+            for f in again {
+                let i = record_of(&by_base, &f);
+                if i.is_none_or(|i| !listed[i]) {
+                    files.push(f);
+                    records.push(i);
+                }
+            }
         }
         drop(listed);
-        files.extend(again);
+        let mut entries: Vec<Entry> = Vec::with_capacity(files.len());
+        // Where each record's entry is (UIDs are unique in a parsed uidlist).
+        let mut entry_of = vec![usize::MAX; list.records.len()];
+        let mut names = self.names.interning();
         // cur/ after new/ in `files`: a message caught mid-move is taken from cur/.
-        for loc in files.iter().rev() {
-            let base = base_name(&loc[4..]);
-            let Some(&i) = by_base.get(base) else {
+        for (loc, &i) in files.iter().zip(&records).rev() {
+            let Some(i) = i else {
                 continue;
             };
             let rec = &list.records[i];
-            if let Some(&at) = seen.get(&rec.uid) {
+            if entry_of[i] != usize::MAX {
                 // Listed under two names: renamed (a flag change) while we listed, and
                 // readdir may show both. The name that exists now has its flags.
-                let e = &mut entries[at];
+                let e = &mut entries[entry_of[i]];
                 if !self.dir.join(&*e.locator).exists() && self.dir.join(loc).exists() {
                     e.flags = flags_of(loc);
-                    e.locator = self.names.intern(loc);
+                    let renamed = names.intern(loc);
+                    renamed.learn(&e.locator.record(e.uid));
+                    e.locator = renamed;
                 }
                 continue;
             }
-            seen.insert(rec.uid, entries.len());
+            entry_of[i] = entries.len();
             let record = MessageRecord {
                 uid: rec.uid,
                 vsize: rec.vsize().or_else(|| vsize_of(loc)),
                 ..Default::default()
             };
-            entries.push(Entry::new(record, flags_of(loc), self.names.intern(loc)));
+            let locator = names.intern(loc);
+            locator.learn(&record);
+            entries.push(Entry::new(rec.uid, flags_of(loc), locator));
         }
+        drop(names);
         entries.sort_unstable_by_key(|e| e.uid);
         self.uidvalidity = list.uidvalidity;
         self.next_uid = list.next_uid;
@@ -406,9 +421,10 @@ impl MaildirFolder {
         Ok(scan)
     }
 
-    /// Under the uidlist dot-lock: read it again, list the folder again, number the
-    /// files it lacks (oldest name first), drop records whose files are gone, and write
-    /// it back. `files` becomes the listing made under the lock: a file expunged since
+    /// Under the uidlist dot-lock: read it again, list the folder again unless it has
+    /// not changed since `files` was listed, number the files it lacks (oldest name
+    /// first), drop records whose files are gone, and write it back. `files` becomes
+    /// the listing as it is under the lock: a file expunged since
     /// the scan's listing (its record dropped, `forget_records`) must not be numbered
     /// anew, and a file published since is numbered in the same pass.
     fn assign_uids(&mut self, files: &mut Vec<String>, listed_at: &Stamps) -> Result<Uidlist> {
@@ -419,17 +435,25 @@ impl MaildirFolder {
             Some(l) => l,
             None => super::import_or_new_uidlist(&self.dir),
         };
-        files.clear();
-        self.list_dir("new", files)?;
-        self.list_dir("cur", files)?;
+        // What was listed before the lock still holds if neither directory changed
+        // since (and long enough ago that a change in the same clock tick would show):
+        // a cold SELECT of 100,000 messages lists them once, not twice.
+        let now = self.current_stamps()?;
+        if !(now.same_dirs(listed_at) && Self::settled(&now)) {
+            files.clear();
+            self.list_dir("new", files)?;
+            self.list_dir("cur", files)?;
+        }
         let files = &files[..];
         let present: HashSet<&str> = files.iter().map(|f| base_name(&f[4..])).collect();
-        let known: HashSet<String> = list.records.iter().map(|r| r.base.clone()).collect();
-        let mut missing: Vec<&str> = present
-            .iter()
-            .copied()
-            .filter(|b| !known.contains(*b))
-            .collect();
+        let mut missing: Vec<&str> = {
+            let known = list.by_base();
+            present
+                .iter()
+                .copied()
+                .filter(|b| !known.contains_key(b))
+                .collect()
+        };
         missing.sort_unstable();
         let before = list.records.len();
         // A record whose file is absent from this listing and from a second look is an
@@ -504,7 +528,7 @@ impl MaildirFolder {
                 .iter()
                 .filter(|e| !e.expunged)
                 .map(|e| CachedMessage {
-                    record: e.record(),
+                    record: e.locator.record(e.uid),
                     locator: e.locator.to_string(),
                 })
                 .collect(),
@@ -660,15 +684,15 @@ fn open_message_file(path: &Path) -> io::Result<std::fs::File> {
 
 /// Sizes, dates and line-end facts of a cache that no longer describes the folder,
 /// for the messages still there (matched by the unique part of their file names).
-fn fill_from_cache(entries: &mut [Entry], snap: &Snapshot) {
+fn fill_from_cache(entries: &[Entry], snap: &Snapshot) {
     let known: std::collections::HashMap<&str, &CachedMessage> = snap
         .messages
         .iter()
         .map(|m| (base_name(&m.locator[4..]), m))
         .collect();
-    for e in entries.iter_mut() {
+    for e in entries {
         if let Some(m) = known.get(base_name(&e.locator[4..])) {
-            e.learn(&m.record);
+            e.locator.learn(&m.record);
         }
     }
 }
@@ -775,7 +799,7 @@ impl Mailbox for MaildirFolder {
     }
 
     fn size(&mut self, index: usize) -> Result<u64> {
-        if let Some(v) = self.view.entries[index].vsize() {
+        if let Some(v) = self.view.entries[index].locator.vsize() {
             return Ok(v);
         }
         // Counted in pieces: a 50 MB message is not read into memory to be measured.
@@ -792,7 +816,7 @@ impl Mailbox for MaildirFolder {
             v += crlf_size_from(&buf[..n], &mut prev);
         }
         let terminated = (v > 0).then_some(prev == b'\n');
-        self.view.entries[index].learn(&MessageRecord {
+        self.view.entries[index].locator.learn(&MessageRecord {
             vsize: Some(v),
             terminated,
             ..Default::default()
@@ -805,7 +829,7 @@ impl Mailbox for MaildirFolder {
         if self.size(index)? == 0 {
             return Ok(true);
         }
-        Ok(match self.view.entries[index].terminated() {
+        Ok(match self.view.entries[index].locator.terminated() {
             Some(t) => t,
             None => {
                 // The size came from the file name: look at the last octet only.
@@ -818,7 +842,7 @@ impl Mailbox for MaildirFolder {
                 let mut last = [0u8; 1];
                 let t = len == 0
                     || (file.read_exact_at(&mut last, len - 1).is_ok() && last[0] == b'\n');
-                self.view.entries[index].learn(&MessageRecord {
+                self.view.entries[index].locator.learn(&MessageRecord {
                     terminated: Some(t),
                     ..Default::default()
                 });
@@ -829,7 +853,7 @@ impl Mailbox for MaildirFolder {
     }
 
     fn internal_date(&mut self, index: usize) -> Result<i64> {
-        if let Some(d) = self.view.entries[index].internal_date() {
+        if let Some(d) = self.view.entries[index].locator.internal_date() {
             return Ok(d);
         }
         let md = match std::fs::metadata(self.path_of(index)) {
@@ -840,7 +864,7 @@ impl Mailbox for MaildirFolder {
             }
         };
         let d = md.mtime();
-        self.view.entries[index].learn(&MessageRecord {
+        self.view.entries[index].locator.learn(&MessageRecord {
             internal_date: Some(d),
             ..Default::default()
         });

@@ -78,7 +78,21 @@ pub struct Names {
 impl Names {
     /// The shared copy of `name`.
     pub fn intern(&self, name: &str) -> Locator {
-        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        self.interning().intern(name)
+    }
+
+    /// The table held for many names in a row (a scan: one lock, not one per file).
+    pub fn interning(&self) -> Interning<'_> {
+        Interning(self.set.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+pub struct Interning<'a>(MutexGuard<'a, HashSet<Locator>>);
+
+impl Interning<'_> {
+    /// The shared copy of `name`.
+    pub fn intern(&mut self, name: &str) -> Locator {
+        let set = &mut self.0;
         if let Some(n) = set.get(name) {
             return n.clone();
         }

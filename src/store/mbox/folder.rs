@@ -942,7 +942,7 @@ impl MboxFolder {
                     keywords: self.keyword_bits(&m.keywords),
                 };
                 let locator = crate::store::view::no_locator();
-                let mut e = Entry::new(m.record(), flags, locator);
+                let mut e = Entry::new(m.uid, flags, locator);
                 e.recent = self.recent.contains(&m.uid) || (self.readonly && m.recent);
                 e
             })
@@ -951,6 +951,26 @@ impl MboxFolder {
 
     fn find(&self, uid: Uid) -> Option<usize> {
         self.state.msgs.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// The parsed record of the view's message `index` (its size, date and line end
+    /// are kept there once for every session, not in each view); Expunged once the
+    /// file no longer holds it.
+    fn parsed(&self, index: usize) -> Result<&MsgRec> {
+        let e = &self.view.entries[index];
+        if e.expunged {
+            return Err(StoreError::Expunged);
+        }
+        let i = self.find(e.uid).ok_or(StoreError::Expunged)?;
+        Ok(&self.state.msgs[i])
+    }
+
+    /// RFC822.SIZE of every message in the view (STATUS SIZE).
+    pub fn total_size(&self) -> u64 {
+        (0..self.view.len())
+            .filter_map(|i| self.parsed(i).ok())
+            .map(|m| m.vsize)
+            .sum()
     }
 
     /// Write the flag changes collected so far.
@@ -1442,7 +1462,7 @@ impl Mailbox for MboxFolder {
     }
 
     fn read(&mut self, index: usize) -> Result<Vec<u8>> {
-        let cap = self.view.entries[index].vsize().unwrap_or(0) as usize;
+        let cap = self.parsed(index)?.vsize as usize;
         self.with_message(index, |s, i| {
             let mut out = Vec::with_capacity(cap);
             s.copy_served(i, &mut out)?;
@@ -1451,7 +1471,7 @@ impl Mailbox for MboxFolder {
     }
 
     fn open_message(&mut self, index: usize) -> Result<Box<dyn crate::store::MessageReader>> {
-        if self.view.entries[index].vsize().unwrap_or(0) <= IN_MEMORY {
+        if self.parsed(index)?.vsize <= IN_MEMORY {
             return Ok(Box::new(io::Cursor::new(self.read(index)?)));
         }
         let dir = self.index_dir.clone();
@@ -1468,16 +1488,16 @@ impl Mailbox for MboxFolder {
     }
 
     fn size(&mut self, index: usize) -> Result<u64> {
-        Ok(self.view.entries[index].vsize().unwrap_or(0))
+        Ok(self.parsed(index)?.vsize)
     }
 
     fn ends_with_newline(&mut self, index: usize) -> Result<bool> {
-        // The parse notes each message's last line end (unknown only when empty).
-        Ok(self.view.entries[index].terminated() != Some(false))
+        // The parse notes each message's last line end.
+        Ok(self.parsed(index)?.terminated)
     }
 
     fn internal_date(&mut self, index: usize) -> Result<i64> {
-        Ok(self.view.entries[index].internal_date().unwrap_or(0))
+        Ok(self.parsed(index)?.internal_date)
     }
 
     fn change_flags(&mut self, index: usize, change: FlagChange) -> Result<()> {

@@ -265,9 +265,8 @@ impl Store for MboxStore {
             let n = src.view().len();
             for i in 0..n {
                 let data = src.read(i)?;
-                let e = &src.view().entries[i];
-                let flags = e.flags;
-                let date = e.internal_date().unwrap_or(0);
+                let date = src.internal_date(i)?;
+                let flags = src.view().entries[i].flags;
                 let names: Vec<String> = (0..32)
                     .filter(|b| flags.keywords & (1 << b) != 0)
                     .filter_map(|b| src.keywords().get(b).cloned())
@@ -337,7 +336,7 @@ impl Store for MboxStore {
                 .iter()
                 .filter(|e| !e.flags.has(Flags::SEEN))
                 .count() as u32,
-            size: v.entries.iter().map(|e| e.vsize().unwrap_or(0)).sum(),
+            size: f.total_size(),
         })
     }
 
