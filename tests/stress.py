@@ -523,10 +523,10 @@ class ImapClient:
            (op_flagged, 5), (op_delete, 8), (op_expunge, 5), (op_append, 10), (op_copy, 3),
            (op_move, 2), (op_idle, 4), (op_status, 3), (op_reselect, 2)]
 
-    def run(self, until):
+    def run(self, stop):
         self.select()
         ops = [op for op, w in self.OPS for _ in range(w)]
-        while time.time() < until:
+        while stop.running():
             self.rng.choice(ops)(self)
             self.learn_new()
         self.leaving = True
@@ -602,8 +602,8 @@ class PopClient:
         s.close()
         self.world.count("pop3 sessions")
 
-    def run(self, until):
-        while time.time() < until:
+    def run(self, stop):
+        while stop.running():
             self.session()
             time.sleep(self.rng.uniform(0.1, 0.5))
 
@@ -615,8 +615,8 @@ class Mda:
         self.world, self.rcfile, self.become = world, rcfile, become
         self.rng, self.with_pop = rng, with_pop
 
-    def run(self, until):
-        while time.time() < until:
+    def run(self, stop):
+        while stop.running():
             owner = "pop" if self.with_pop and self.rng.random() < 0.5 else "mda"
             token = self.world.new_token(owner)
             text = (f"From: sender@example.com\nTo: box@example.org\nSubject: delivered\n"
@@ -650,18 +650,37 @@ def prepare(store, acc, base):
     return rc
 
 
+class Stop:
+    """When the clients stop: after `seconds`, or, if `kinds` are given, once each of
+    those counts has happened too (a slow machine, qemu-user, gets through fewer
+    operations in the same time), but never after `at_most` seconds."""
+
+    def __init__(self, world, seconds, kinds=(), at_most=None):
+        start = time.time()
+        self.world, self.kinds = world, kinds
+        self.soonest = start + seconds
+        self.latest = start + max(seconds, at_most or seconds)
+
+    def running(self):
+        now = time.time()
+        if now < self.soonest:
+            return True
+        return now < self.latest and any(self.world.counts.get(k, 0) == 0 for k in self.kinds)
+
+
 def run(host, imap_port, user, password, seconds, clients=10, seed=None, pop_port=None,
-        procmailrc=None, become=None):
-    """One stress run; returns the World (violations, counts)."""
+        procmailrc=None, become=None, kinds=(), at_most=None):
+    """One stress run; returns the World (violations, counts). It runs `seconds`, and on
+    until every count in `kinds` has happened, `at_most` seconds in all."""
     seed = seed if seed is not None else random.randrange(1 << 30)
     world = World(seed)
-    until = time.time() + seconds
+    stop = Stop(world, seconds, kinds, at_most)
     workers = []
     errors = []
 
     def guarded(name, fn):
         try:
-            fn(until)
+            fn(stop)
         except Violation as e:
             world.violation(name, str(e))
         except Exception as e:  # a crash of the test client is a failure too
@@ -685,7 +704,7 @@ def run(host, imap_port, user, password, seconds, clients=10, seed=None, pop_por
     for w in workers:
         w.start()
     for w in workers:
-        w.join(timeout=seconds + 300)
+        w.join(timeout=max(0, stop.latest - time.time()) + 300)
         if w.is_alive():
             errors.append(f"a client hung past the end ({w.name})")
     for e in errors:
