@@ -465,6 +465,59 @@ def message(subject="Hello", body="Body text\r\n", sender="alice@example.com", e
     )
 
 
+def esearch_while_another_session_changes_the_mailbox(server):
+    """RFC 4731 ESEARCH on the five messages in INBOX while another session expunges the
+    first and appends a sixth: by sequence number, no EXPUNGE before the answer (RFC
+    3501 7.4.1) and the numbers are the client's; by UID, the mailbox as it is now."""
+    a, b = server.connect(), server.connect()
+    assert a.select("INBOX") == ("OK", [b"5"])
+    b.select("INBOX")
+    assert b.store("1", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert b.expunge()[0] == "OK"
+    assert b.append("INBOX", None, None, message("sixth").encode())[0] == "OK"
+
+    def esearch(*args):
+        """The one ESEARCH line's items (COUNT and ALL checked against each other), and
+        the other untagged responses the command brought."""
+        a.untagged_responses.clear()
+        typ, data = a._simple_command(*args)
+        assert typ == "OK", data
+        [line] = a.untagged_responses.pop("ESEARCH")
+        line = line.decode()
+        m = re.fullmatch(r'\(TAG "[A-Z]+\d+"\)((?: [A-Z]+)?)((?: [A-Z]+ [\d:,]+)*)', line)
+        assert m, line
+        items = dict(zip(*[iter(m.group(2).split())] * 2))
+        if m.group(1):
+            items[m.group(1).strip()] = True
+        if "ALL" in items:
+            numbers = set()
+            for part in items["ALL"].split(","):
+                lo, _, hi = part.partition(":")
+                numbers.update(range(int(lo), int(hi or lo) + 1))
+            items["ALL"] = numbers
+            if "COUNT" in items:
+                assert int(items["COUNT"]) == len(numbers), line
+        return items, dict(a.untagged_responses)
+
+    items, others = esearch("SEARCH", "RETURN", "(COUNT ALL)", "ALL")
+    assert "EXPUNGE" not in others, others
+    assert items["ALL"] <= set(range(1, 7)), items
+    # By UID: the messages of the session's view (UID 1 too, if its expunge is not
+    # reported yet), the new one among them.
+    items, others = esearch("UID", "SEARCH", "RETURN", "(MIN MAX COUNT ALL)", "ALL")
+    assert items["UID"] is True and set(range(2, 7)) <= items["ALL"] <= set(range(1, 7)), items
+    assert (int(items["MIN"]), int(items["MAX"])) == (min(items["ALL"]), 6), items
+    assert a.noop()[0] == "OK"
+    items, _ = esearch("UID", "SEARCH", "RETURN", "(ALL)", "ALL")
+    assert items["ALL"] == set(range(2, 7)), items
+    items, _ = esearch("SEARCH", "RETURN", "(MIN MAX)", "ALL")
+    assert items == {"MIN": "1", "MAX": "5"}, items
+    items, _ = esearch("SEARCH", "RETURN", "(MIN COUNT)", "SUBJECT", "sixth")
+    assert items == {"MIN": "5", "COUNT": "1"}, items
+    a.logout()
+    b.logout()
+
+
 def copy_fails_halfway(c, fill, limit):
     """A COPY, then a MOVE, of the 400 messages `fill` puts in INBOX, the 300th with a
     keyword the destination has no room for (it holds `limit` already): the store

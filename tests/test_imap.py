@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, SIMPLE, copy_fails_halfway, message
+from conftest import (PASSWORD, SIMPLE, copy_fails_halfway,
+                      esearch_while_another_session_changes_the_mailbox, message)
 
 
 def ok(res):
@@ -541,3 +542,9 @@ def test_a_large_copy_in_batches_keeps_every_message_and_its_copyuid(server):
     for s_uid, d_uid in zip(src, dst):
         assert got[d_uid] == (subject_of[s_uid], True), (s_uid, d_uid)
     c.logout()
+
+
+def test_esearch_while_another_session_changes_the_mailbox(server):
+    for i in range(5):
+        server.account.deliver(message(f"m{i}"))
+    esearch_while_another_session_changes_the_mailbox(server)

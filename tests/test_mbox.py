@@ -21,7 +21,8 @@ import time
 
 import pytest
 
-from conftest import IPOP3D, PASSWORD, Account, Server, chown_tree, copy_fails_halfway
+from conftest import (IPOP3D, PASSWORD, Account, Server, chown_tree, copy_fails_halfway,
+                      esearch_while_another_session_changes_the_mailbox)
 from support import start_dovecot
 
 SPOOL_MODES = {"sticky": 0o1777, "setgid": 0o2775}
@@ -1065,3 +1066,8 @@ def test_sessions_of_one_daemon_share_a_big_mbox_parsed_once(macc, syslog):
             c.logout()
     finally:
         server.stop()
+
+
+def test_esearch_while_another_session_changes_the_mailbox(mserver):
+    mserver.account.write_spool(spool_of(5))
+    esearch_while_another_session_changes_the_mailbox(mserver)

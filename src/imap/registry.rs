@@ -87,6 +87,7 @@ const PROTOCOL_CAPABILITIES: &[&str] = &[
     "LITERAL+", // RFC 7888
     "SASL-IR",  // RFC 4959
     "CHILDREN", // RFC 3348
+    "ESEARCH",  // RFC 4731: SEARCH RETURN (MIN MAX ALL COUNT), answered as ESEARCH
 ];
 
 pub fn spec(name: &str) -> &'static Spec {

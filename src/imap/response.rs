@@ -5,6 +5,30 @@
 use crate::store::{Flags, StoreError};
 use std::fmt;
 
+/// RFC 3501 9 `sequence-set` of an ascending list: `1:3,7` (COPYUID, ESEARCH ALL).
+pub fn sequence_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
 /// The condition of a status response (RFC 3501 7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -262,6 +286,12 @@ pub fn flag_list(out: &mut Vec<u8>, flags: Flags, recent: bool, keywords: &[Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_sets_join_runs() {
+        assert_eq!(sequence_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(sequence_set(&[]), "");
+    }
 
     #[test]
     fn status_responses_with_and_without_a_code() {

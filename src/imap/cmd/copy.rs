@@ -4,7 +4,7 @@
 //! nothing; between Maildir folders the files are linked, not read.
 
 use super::super::parser::SeqSet;
-use super::super::response::{Code, Status};
+use super::super::response::{Code, Status, sequence_set};
 use super::super::state::Job;
 use super::super::state::Session;
 use crate::store::names::MailboxName;
@@ -14,30 +14,6 @@ use crate::store::{CopyInto, Flags, NewMessage, StoreError};
 /// batch at most.
 const BATCH_MESSAGES: usize = 128;
 const BATCH_BYTES: usize = 8 << 20;
-
-/// `1:3,7` for a sorted list of UIDs (as COPYUID wants them).
-pub(super) fn compress(uids: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let start = uids[i];
-        let mut end = start;
-        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
-            i += 1;
-            end = uids[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
-}
 
 /// A COPY or MOVE under way: one batch per step, so a 30,000-message COPY is many short
 /// steps of a worker, not one long one.
@@ -178,8 +154,8 @@ impl Session {
         // RFC 4315 4.3: no COPYUID when nothing was copied (all expunged meanwhile).
         let code = (!job.src.is_empty()).then(|| Code::CopyUid {
             uidvalidity: into.uidvalidity(),
-            source: compress(&job.src),
-            dest: compress(&job.dst),
+            source: sequence_set(&job.src),
+            dest: sequence_set(&job.dst),
         });
         if let Err(e) = into.commit() {
             return self.store_error(&job.tag, &e);
@@ -221,14 +197,5 @@ impl Session {
 impl Job for CopyJob {
     fn run(self: Box<Self>, session: &mut Session) {
         session.run_copy(*self)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn uid_ranges() {
-        assert_eq!(super::compress(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
-        assert_eq!(super::compress(&[]), "");
     }
 }

@@ -93,9 +93,12 @@ impl Session {
             Command::Unselect => self.cmd_close(tag, false),
             Command::Expunge => self.cmd_expunge(tag, None),
             Command::UidExpunge(set) => self.cmd_expunge(tag, Some(set)),
-            Command::Search { uid, charset, key } => {
-                self.cmd_search(tag, uid, charset.as_deref(), key)
-            }
+            Command::Search {
+                uid,
+                ret,
+                charset,
+                key,
+            } => self.cmd_search(tag, uid, ret, charset.as_deref(), key),
             Command::Fetch {
                 uid,
                 set,

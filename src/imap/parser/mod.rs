@@ -14,7 +14,7 @@ mod search;
 pub use fetch::{FetchAtt, Section, SectionText};
 pub use mailbox::StatusAtt;
 pub use modifiers::{FetchModifier, SelectParam, StoreModifier};
-pub use search::SearchKey;
+pub use search::{SearchKey, SearchReturn};
 
 #[derive(Debug)]
 pub struct ParseError(pub String);
@@ -103,6 +103,8 @@ pub enum Command {
     Idle,
     Search {
         uid: bool,
+        /// `RETURN (...)` (RFC 4731): answered with ESEARCH, not SEARCH.
+        ret: Option<SearchReturn>,
         /// CHARSET as given (upper case); the command decides whether it can search in it.
         charset: Option<String>,
         key: SearchKey,
@@ -574,6 +576,12 @@ impl<'a> Parser<'a> {
             }
             (_, "SEARCH") => {
                 self.sp()?;
+                let mut ret = None;
+                if self.keyword("RETURN") {
+                    self.sp()?;
+                    ret = Some(self.search_return()?);
+                    self.sp()?;
+                }
                 let save = self.i;
                 let mut charset = None;
                 if self.keyword("CHARSET") {
@@ -591,6 +599,7 @@ impl<'a> Parser<'a> {
                 }
                 Command::Search {
                     uid,
+                    ret,
                     charset,
                     key: if keys.len() == 1 {
                         keys.pop().unwrap()

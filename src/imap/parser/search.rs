@@ -1,4 +1,5 @@
-//! SEARCH keys (RFC 3501 6.4.4, 9 `search-key`), nesting bounded by MAX_SEARCH_DEPTH.
+//! SEARCH keys (RFC 3501 6.4.4, 9 `search-key`), nesting bounded by MAX_SEARCH_DEPTH,
+//! and what the answer returns (RFC 4731 ESEARCH's `RETURN (...)`).
 
 use super::{Parser, R, SeqSet, err};
 use crate::store::Flags;
@@ -30,7 +31,40 @@ pub enum SearchKey {
     Seq(SeqSet),
 }
 
+/// What an extended SEARCH answers with (RFC 4731 3.1): `* ESEARCH (TAG "t") [UID]`
+/// then each asked-for item. `RETURN ()` is ALL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchReturn {
+    pub min: bool,
+    pub max: bool,
+    pub all: bool,
+    pub count: bool,
+}
+
 impl Parser<'_> {
+    /// RFC 4731 3, RFC 4466 2.6:
+    ///   search-return-opts = SP "RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"
+    ///   search-return-opt  = "MIN" / "MAX" / "ALL" / "COUNT"
+    /// (SAVE is RFC 5182 SEARCHRES, not offered: refused by name like any other.)
+    pub(super) fn search_return(&mut self) -> R<SearchReturn> {
+        let mut r = SearchReturn::default();
+        self.paren_list("RETURN options", true, |p| {
+            let word = String::from_utf8_lossy(p.atom()?).to_ascii_uppercase();
+            match word.as_str() {
+                "MIN" => r.min = true,
+                "MAX" => r.max = true,
+                "ALL" => r.all = true,
+                "COUNT" => r.count = true,
+                _ => return err(format!("unknown SEARCH RETURN option {word}")),
+            }
+            Ok(())
+        })?;
+        if r == SearchReturn::default() {
+            r.all = true;
+        }
+        Ok(r)
+    }
+
     pub(super) fn search_key(&mut self) -> R<SearchKey> {
         use SearchKey as K;
         self.depth += 1;
@@ -155,5 +189,41 @@ mod tests {
             other => panic!("{other:?}"),
         }
         bad(b"a SEARCH FOO");
+    }
+
+    // RFC 4731 3.1's examples, and what is refused.
+    #[test]
+    fn search_return_options() {
+        let ret = |s: &str| match cmd(s) {
+            Command::Search { ret, .. } => ret,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(ret("a SEARCH UNSEEN"), None);
+        let all = SearchReturn {
+            all: true,
+            ..Default::default()
+        };
+        assert_eq!(ret("A282 SEARCH RETURN () FLAGGED"), Some(all));
+        assert_eq!(ret("A283 SEARCH RETURN (ALL) FLAGGED"), Some(all));
+        assert_eq!(
+            ret("A285 UID SEARCH RETURN (min MAX) 1:5000"),
+            Some(SearchReturn {
+                min: true,
+                max: true,
+                ..Default::default()
+            })
+        );
+        match cmd("a SEARCH RETURN (COUNT) CHARSET UTF-8 TEXT x") {
+            Command::Search { ret, charset, .. } => {
+                assert_eq!(ret.map(|r| r.count), Some(true));
+                assert_eq!(charset.as_deref(), Some("UTF-8"));
+            }
+            other => panic!("{other:?}"),
+        }
+        bad(b"a SEARCH RETURN (SAVE) ALL"); // SEARCHRES: not offered
+        bad(b"a SEARCH RETURN (MIN FOO) ALL");
+        bad(b"a SEARCH RETURN MIN ALL");
+        bad(b"a SEARCH RETURN (MIN)");
+        bad(b"a SEARCH RETURN (MIN ALL");
     }
 }
