@@ -68,6 +68,7 @@ pub const COMMANDS: &[Spec] = &[
     row("STATUS", Authenticated, Reported, None),
     row("APPEND", Authenticated, Reported, None),
     row("NAMESPACE", Authenticated, Reported, Some("NAMESPACE")), // RFC 2342
+    row("ENABLE", Authenticated, Reported, Some("ENABLE")),       // RFC 5161
     row("IDLE", Authenticated, Reported, Some("IDLE")),           // RFC 2177
     row("CHECK", Selected, Reported, None),
     row("CLOSE", Selected, Reported, None),
@@ -89,6 +90,10 @@ const PROTOCOL_CAPABILITIES: &[&str] = &[
     "CHILDREN", // RFC 3348
     "ESEARCH",  // RFC 4731: SEARCH RETURN (MIN MAX ALL COUNT), answered as ESEARCH
 ];
+
+/// Extensions a client turns on with ENABLE (RFC 5161 3.1), as it names them; others
+/// it names are ignored. CONDSTORE and QRESYNC (RFC 7162) go here when they land.
+pub const ENABLEABLE: &[&str] = &[];
 
 pub fn spec(name: &str) -> &'static Spec {
     COMMANDS
@@ -131,6 +136,8 @@ mod tests {
             "MOVE",
             "UNSELECT",
             "LITERAL+",
+            "ESEARCH",
+            "ENABLE",
         ] {
             assert_eq!(caps.iter().filter(|&&x| x == c).count(), 1, "{c}");
         }
@@ -158,6 +165,7 @@ mod tests {
             "STATUS a (MESSAGES)",
             "APPEND a {1}",
             "NAMESPACE",
+            "ENABLE CONDSTORE",
             "IDLE",
             "CHECK",
             "CLOSE",

@@ -78,6 +78,7 @@ impl Session {
             append: None,
             state: State::NotAuthenticated,
             announced_keywords: 0,
+            enabled: Vec::new(),
             job: None,
             lock_waits: Default::default(),
             again: None,

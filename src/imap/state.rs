@@ -158,6 +158,9 @@ pub struct Session {
     /// Keywords of the selected mailbox announced in `* FLAGS` so far (RFC 3501 7.2.6:
     /// a new one is announced before a FETCH shows it).
     pub(super) announced_keywords: usize,
+    /// Extensions the client turned on with ENABLE (RFC 5161), from
+    /// `registry::ENABLEABLE`; for the rest of the connection.
+    pub(super) enabled: Vec<&'static str>,
     pub(super) job: Option<Box<dyn Job>>,
     /// The job (or command) waiting for a lock another program holds.
     pub(super) lock_waits: LockWaits,

@@ -6,6 +6,7 @@
 mod append;
 mod auth;
 mod copy;
+mod enable;
 mod expunge;
 mod fetch;
 mod idle;
@@ -89,6 +90,7 @@ impl Session {
             Command::Status(m, atts) => self.cmd_status(tag, &m, &atts),
             Command::Append(_) => self.bad(tag, "APPEND needs a message literal"),
             Command::Idle => self.cmd_idle(tag),
+            Command::Enable(names) => self.cmd_enable(tag, &names),
             Command::Close => self.cmd_close(tag, true),
             Command::Unselect => self.cmd_close(tag, false),
             Command::Expunge => self.cmd_expunge(tag, None),

@@ -101,6 +101,8 @@ pub enum Command {
     Expunge,
     UidExpunge(SeqSet),
     Idle,
+    /// RFC 5161: the capability names, upper case.
+    Enable(Vec<String>),
     Search {
         uid: bool,
         /// `RETURN (...)` (RFC 4731): answered with ESEARCH, not SEARCH.
@@ -164,6 +166,7 @@ impl Command {
             Command::Expunge => "EXPUNGE",
             Command::UidExpunge(_) => "UID EXPUNGE",
             Command::Idle => "IDLE",
+            Command::Enable(_) => "ENABLE",
             Command::Search { .. } => "SEARCH",
             Command::Fetch { .. } => "FETCH",
             Command::Store { .. } => "STORE",
@@ -488,6 +491,18 @@ impl<'a> Parser<'a> {
             (false, "UNSELECT") => Command::Unselect,
             (false, "EXPUNGE") => Command::Expunge,
             (false, "IDLE") => Command::Idle,
+            // RFC 5161 4: "ENABLE" 1*(SP capability)
+            (false, "ENABLE") => {
+                let mut names = Vec::new();
+                while self.peek() == Some(b' ') {
+                    self.i += 1;
+                    names.push(String::from_utf8_lossy(self.atom()?).to_ascii_uppercase());
+                }
+                if names.is_empty() {
+                    return err("ENABLE needs a capability name");
+                }
+                Command::Enable(names)
+            }
             (false, "ID") => {
                 // RFC 2971: we accept and ignore the client's parameters.
                 self.sp()?;
@@ -714,6 +729,18 @@ mod tests {
     pub(super) fn bad(s: &[u8]) {
         let (_, c) = parse(s);
         assert!(c.is_err(), "{:?} parsed", String::from_utf8_lossy(s));
+    }
+
+    #[test]
+    fn enable_takes_capability_names() {
+        match cmd("a ENABLE condstore QRESYNC") {
+            Command::Enable(v) => assert_eq!(v, ["CONDSTORE", "QRESYNC"]),
+            other => panic!("{other:?}"),
+        }
+        bad(b"a ENABLE");
+        bad(b"a ENABLE ");
+        bad(b"a ENABLE (CONDSTORE)");
+        bad(b"a UID ENABLE CONDSTORE");
     }
 
     #[test]
