@@ -465,6 +465,17 @@ def message(subject="Hello", body="Body text\r\n", sender="alice@example.com", e
     )
 
 
+def sequence_set_numbers(s):
+    """The numbers of a server's sequence set (`1:3,7`, as COPYUID and ESEARCH send
+    them), in order; str or bytes."""
+    s = s.decode() if isinstance(s, bytes) else s
+    out = []
+    for part in s.split(","):
+        lo, _, hi = part.partition(":")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def esearch_while_another_session_changes_the_mailbox(server):
     """RFC 4731 ESEARCH on the five messages in INBOX while another session expunges the
     first and appends a sixth: by sequence number, no EXPUNGE before the answer (RFC
@@ -490,10 +501,7 @@ def esearch_while_another_session_changes_the_mailbox(server):
         if m.group(1):
             items[m.group(1).strip()] = True
         if "ALL" in items:
-            numbers = set()
-            for part in items["ALL"].split(","):
-                lo, _, hi = part.partition(":")
-                numbers.update(range(int(lo), int(hi or lo) + 1))
+            numbers = set(sequence_set_numbers(items["ALL"]))
             items["ALL"] = numbers
             if "COUNT" in items:
                 assert int(items["COUNT"]) == len(numbers), line

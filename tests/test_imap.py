@@ -8,7 +8,8 @@ import time
 import pytest
 
 from conftest import (PASSWORD, SIMPLE, copy_fails_halfway,
-                      esearch_while_another_session_changes_the_mailbox, message)
+                      esearch_while_another_session_changes_the_mailbox, message,
+                      sequence_set_numbers)
 
 
 def ok(res):
@@ -521,15 +522,7 @@ def test_a_large_copy_in_batches_keeps_every_message_and_its_copyuid(server):
     assert typ == "OK", data
     m = re.search(rb"COPYUID (\d+) (\S+) (\S+)\]", data[-1])
     assert m, data
-
-    def expand(s):
-        out = []
-        for part in s.split(b","):
-            a, _, b = part.partition(b":")
-            out.extend(range(int(a), int(b or a) + 1))
-        return out
-
-    src, dst = expand(m.group(2)), expand(m.group(3))
+    src, dst = sequence_set_numbers(m.group(2)), sequence_set_numbers(m.group(3))
     assert len(src) == len(dst) == 600
     typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     subject_of = {int(re.search(rb"UID (\d+)", d[0]).group(1)): d[1].strip() for d in data
